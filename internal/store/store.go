@@ -1,0 +1,159 @@
+// Package store defines Leasehold's one storage interface. Every backend (SQLite, the
+// embedded default, and PostgreSQL) implements it and passes the conformance suite in
+// package storetest.
+//
+// Seat accounting is made atomic here, not in Go memory: the engine runs its decision inside
+// Update, after LockLicense has serialized every writer of that license (a row lock on
+// PostgreSQL, the single writer on SQLite). Because only the store sees every server
+// process, nothing outside a transaction may be trusted for a seat decision.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/domain"
+)
+
+// Store is a transactional backend.
+type Store interface {
+	// Update runs fn in a read-write transaction and commits it; fn's result is durable when
+	// Update returns nil. fn may run more than once (a backend may retry on a serialization
+	// conflict), so it must reset any result it captures at its start and have no side
+	// effects outside tx. If fn returns an error nothing it wrote is kept.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction (write methods fail).
+	View(ctx context.Context, fn func(tx Tx) error) error
+	// Now is the store's clock: every process of a cluster agrees on it.
+	Now(ctx context.Context) (time.Time, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Object is a configurable object in its serialized (config-file) form.
+type Object struct {
+	Tenant string // "" for tenants themselves
+	Kind   domain.Kind
+	ID     string
+	Spec   json.RawMessage
+	// FileHash is the hash of the definition last applied from a configuration file ("" when
+	// the object was last written through the admin API). A restart re-applies an object only
+	// when its file definition changed.
+	FileHash  string
+	UpdatedAt time.Time
+}
+
+// LeaseFilter narrows ListLeases and ListSessions (admin API).
+type LeaseFilter struct {
+	LicenseID string
+	User      string
+	Limit     int
+}
+
+// SigningKey is a tenant's JWT signing key. Private is the key in the format of package keys.
+type SigningKey struct {
+	Tenant    string
+	KID       string
+	Algorithm string
+	Private   []byte
+	CreatedAt time.Time
+	// RetiredAt is set when a rotation replaced the key; it stays published until
+	// PublishUntil (the expiry of the last token it signed).
+	RetiredAt    *time.Time
+	PublishUntil *time.Time
+}
+
+// Tx is one transaction. Its clock (Now) is fixed when the transaction starts.
+type Tx interface {
+	Now() time.Time
+
+	// Catalog: configurable objects. Every write bumps the tenant's catalog version so that
+	// caches in every process can tell they are stale.
+	GetObject(ctx context.Context, tenant string, kind domain.Kind, id string) (*Object, error) // domain.ErrNotFound
+	ListObjects(ctx context.Context, tenant string, kind domain.Kind) ([]Object, error)          // ordered by id
+	PutObject(ctx context.Context, obj Object) error
+	DeleteObject(ctx context.Context, tenant string, kind domain.Kind, id string) (bool, error)
+	// DeleteTenantData removes every object and all runtime state of a tenant.
+	DeleteTenantData(ctx context.Context, tenant string) error
+	CatalogVersion(ctx context.Context, tenant string) (int64, error)
+
+	// Signing keys.
+	ListSigningKeys(ctx context.Context, tenant string) ([]SigningKey, error) // active first, then retired, newest first
+	// InsertSigningKey adds a key; with ifNone it inserts only when the tenant has no active
+	// key and reports whether it did (several processes may race to create the first key).
+	InsertSigningKey(ctx context.Context, key SigningKey, ifNone bool) (bool, error)
+	RetireSigningKey(ctx context.Context, tenant, kid string, at, publishUntil time.Time) error
+	DeleteSigningKey(ctx context.Context, tenant, kid string) error
+
+	// License state. LockLicense creates the row when missing and holds it for the rest of
+	// the transaction: it serializes all seat decisions on one license.
+	LockLicense(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error)
+	SaveLicenseState(ctx context.Context, st *domain.LicenseState) error
+	GetLicenseState(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) // without lock; zero state when missing
+
+	// Seats.
+	GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) // domain.ErrNotFound
+	PutSeat(ctx context.Context, seat *domain.Seat) error                            // insert or replace
+	DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error)
+	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
+	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	// UsersHoldingSeats returns which of users hold a live (or lingering) seat on the license.
+	UsersHoldingSeats(ctx context.Context, tenant, licenseID string, users []string, now time.Time) (map[string]bool, error)
+	// LicensesWithExpiredSeats lists (up to limit) licenses having seats with HeldUntil <= now.
+	LicensesWithExpiredSeats(ctx context.Context, now time.Time, limit int) ([][2]string, error) // (tenant, license)
+	// SeatsExpiredBetween lists seats whose HeldUntil is in (from, to] (restart grace).
+	SeatsExpiredBetween(ctx context.Context, from, to time.Time, limit int) ([]domain.Seat, error)
+
+	// Leases. A lease row is keyed by its Root; every id of its chain resolves to it.
+	InsertLease(ctx context.Context, l *domain.Lease) error
+	// UpdateLease replaces the lease with root l.Root; when l.ID is new it joins the chain.
+	UpdateLease(ctx context.Context, l *domain.Lease) error
+	// DeleteLease removes the lease and every id of its chain.
+	DeleteLease(ctx context.Context, tenant, root string) (bool, error)
+	// FindLease resolves any id of a chain (current or earlier) to its lease.
+	FindLease(ctx context.Context, tenant, id string) (*domain.Lease, error) // domain.ErrNotFound
+	GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error)
+	CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error)
+	// CountLiveLeasesByHolder counts live leases on the license held by user (when client is
+	// "") or by client (when user is "").
+	CountLiveLeasesByHolder(ctx context.Context, tenant, licenseID, user, client string, now time.Time) (int, error)
+	// LatestLiveExpiryOnSeat is the latest ExpiresAt of the seat's live leases other than
+	// the one with root exceptRoot (zero time when none).
+	LatestLiveExpiryOnSeat(ctx context.Context, tenant, licenseID, seatKey, exceptRoot string, now time.Time) (time.Time, error)
+	ListLeases(ctx context.Context, tenant string, f LeaseFilter, now time.Time) ([]domain.Lease, error)
+	// ExpiredLeases lists (up to limit) leases with ExpiresAt <= now, oldest first.
+	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]domain.Lease, error)
+
+	// Hardware locks (ConsumptionLockConstraint): one hw, one license per model.
+	// LockHW records hw as locked to licenseID unless it is already locked, and returns the
+	// license it is locked to (licenseID itself, or the earlier one).
+	LockHW(ctx context.Context, tenant, model, hw, licenseID string) (string, error)
+	GetHWLock(ctx context.Context, tenant, model, hw string) (string, error) // "" when none
+	DeleteHWLocks(ctx context.Context, tenant, hw string) (int, error)
+
+	// Usage history.
+	AppendUsage(ctx context.Context, events []domain.UsageEvent) error
+	ListUsage(ctx context.Context, tenant string, from, to time.Time) ([]domain.UsageEvent, error)
+
+	// Liveness of server processes, for restart grace.
+	Heartbeat(ctx context.Context, process string, at time.Time) error
+	// LastHeartbeat is the latest beat of any process other than except (zero when none).
+	LastHeartbeat(ctx context.Context, except string) (time.Time, error)
+
+	// Sessions and tokens.
+	InsertSession(ctx context.Context, s *domain.Session) error
+	GetSession(ctx context.Context, tenant, id string) (*domain.Session, error) // domain.ErrNotFound
+	UpdateSession(ctx context.Context, s *domain.Session) error
+	DeleteSession(ctx context.Context, tenant, id string) (bool, error) // also deletes its tokens
+	ListSessions(ctx context.Context, tenant string, f LeaseFilter) ([]domain.Session, error)
+	// ExpiredSessions lists (up to limit) sessions with ExpiresAt <= now.
+	ExpiredSessions(ctx context.Context, now time.Time, limit int) ([]domain.Session, error)
+	InsertToken(ctx context.Context, t *domain.Token) error
+	GetToken(ctx context.Context, hash string) (*domain.Token, error) // domain.ErrNotFound
+	DeleteToken(ctx context.Context, hash string) (bool, error)
+	DeleteTokens(ctx context.Context, tenant, sessionID, familyID string) (int, error) // familyID "" = all of the session
+	ListTokens(ctx context.Context, tenant, kind, user string) ([]domain.Token, error)
+	DeleteExpiredTokens(ctx context.Context, now time.Time, limit int) (int, error)
+}
