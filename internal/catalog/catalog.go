@@ -57,8 +57,10 @@ type Cache struct {
 	store store.Store
 	now   func() time.Time
 
-	mu      sync.Mutex
-	tenants map[string]*entry
+	mu           sync.Mutex
+	tenants      map[string]*entry
+	tenantList   []domain.Tenant
+	tenantListAt time.Time
 }
 
 type entry struct {
@@ -75,6 +77,7 @@ func New(st store.Store) *Cache {
 func (c *Cache) Invalidate(tenant string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.tenantList = nil
 	if e := c.tenants[tenant]; e != nil {
 		e.mu.Lock()
 		e.checked = time.Time{}
@@ -185,4 +188,48 @@ func loadKind[T any](ctx context.Context, tx store.Tx, tenant string, kind domai
 		into[key(v)] = v
 	}
 	return nil
+}
+
+// Tenants returns every tenant's definition, re-read at most every MaxStaleness.
+func (c *Cache) Tenants(ctx context.Context) ([]domain.Tenant, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tenantList != nil && c.now().Sub(c.tenantListAt) < MaxStaleness {
+		return c.tenantList, nil
+	}
+	var list []domain.Tenant
+	err := c.store.View(ctx, func(tx store.Tx) error {
+		objs, err := tx.ListObjects(ctx, "", domain.KindTenant)
+		if err != nil {
+			return err
+		}
+		list = make([]domain.Tenant, 0, len(objs))
+		for _, o := range objs {
+			var t domain.Tenant
+			if err := json.Unmarshal(o.Spec, &t); err != nil {
+				return fmt.Errorf("tenant %s: %w", o.ID, err)
+			}
+			list = append(list, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.tenantList, c.tenantListAt = list, c.now()
+	return list, nil
+}
+
+// DefaultTenant is the name of the tenant marked `default: true` ("" when none).
+func (c *Cache) DefaultTenant(ctx context.Context) (string, error) {
+	list, err := c.Tenants(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range list {
+		if t.Default {
+			return t.Name, nil
+		}
+	}
+	return "", nil
 }

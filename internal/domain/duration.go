@@ -19,6 +19,10 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 }
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		// An empty YAML value (`linger:`) is "not given": the default stays.
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -52,6 +56,9 @@ type ByteSize int64
 func (s ByteSize) MarshalJSON() ([]byte, error) { return json.Marshal(int64(s)) }
 
 func (s *ByteSize) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var n int64
 	if err := json.Unmarshal(b, &n); err == nil {
 		if n < 0 {

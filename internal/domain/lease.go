@@ -97,4 +97,5 @@ const (
 	EventRelease = "release"
 	EventEnd     = "end" // ended by an administrator or with its session
 	EventDeny    = "deny"
+	EventExpire  = "expire" // removed by the sweeper after its exp passed
 )

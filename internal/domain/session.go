@@ -22,6 +22,9 @@ type Session struct {
 	Device   string
 	Scopes   []string
 	Licensed bool
+	// Refreshable sessions hold refresh tokens: they live while a refresh token is valid
+	// (sliding on refresh) instead of sliding on use.
+	Refreshable bool
 	// LeaseLicense/LeaseRoot name the seat lease when Licensed and a session item exists.
 	LeaseLicense string
 	LeaseRoot    string

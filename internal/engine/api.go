@@ -57,6 +57,9 @@ type Request struct {
 
 	// Session seats. SessionID binds the lease to a session; Expiry (when not zero) is the
 	// lease's exact expiry (the session's deadline) instead of the model's online maximum.
+	// For a session lease lease_chaining is not enforced (the session knows its lease), a
+	// renewal never shortens the lease (several sessions with one session key share it), and
+	// use count / use time are not drawn.
 	SessionID string
 	Expiry    time.Time
 	// ReclaimSeat, when set, is the seat key of a lingering seat a login token may reclaim
@@ -72,6 +75,9 @@ type Result struct {
 	Lease   *domain.Lease   // nil for a check (doConsume=false) or an error
 	License *domain.License // the license granted or checked
 	Err     *domain.LicenseError
+	// Renewed is true when the answer extends (or, within chain_grace, repeats) an existing
+	// lease rather than granting a new one.
+	Renewed bool
 }
 
 // ReleaseResult is the answer for one lease id of a release.

@@ -48,6 +48,7 @@ type Object struct {
 type LeaseFilter struct {
 	LicenseID string
 	User      string
+	Client    string
 	Limit     int
 }
 
@@ -143,11 +144,13 @@ type Tx interface {
 	LastHeartbeat(ctx context.Context, except string) (time.Time, error)
 
 	// Sessions and tokens.
-	InsertSession(ctx context.Context, s *domain.Session) error
+	InsertSession(ctx context.Context, s *domain.Session) error // domain.ErrConflict when the id exists
 	GetSession(ctx context.Context, tenant, id string) (*domain.Session, error) // domain.ErrNotFound
 	UpdateSession(ctx context.Context, s *domain.Session) error
 	DeleteSession(ctx context.Context, tenant, id string) (bool, error) // also deletes its tokens
 	ListSessions(ctx context.Context, tenant string, f LeaseFilter) ([]domain.Session, error)
+	// CountSessionsByLease counts the sessions sharing one seat lease (root).
+	CountSessionsByLease(ctx context.Context, tenant, leaseRoot string) (int, error)
 	// ExpiredSessions lists (up to limit) sessions with ExpiresAt <= now.
 	ExpiredSessions(ctx context.Context, now time.Time, limit int) ([]domain.Session, error)
 	InsertToken(ctx context.Context, t *domain.Token) error

@@ -1,0 +1,164 @@
+// Package app assembles a Leasehold server from a configuration: store, tenants, engine,
+// keys, sessions and the HTTP front. cmd/leasehold and the end-to-end tests both use it,
+// so tests run exactly what `leasehold serve` runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/apply"
+	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/geoip"
+	"github.com/leasehold/leasehold/internal/keys"
+	"github.com/leasehold/leasehold/internal/server"
+	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/postgres"
+	"github.com/leasehold/leasehold/internal/store/sqlite"
+)
+
+// SweepEvery is how often expired leases, seats and sessions are cleaned up and the
+// process's heartbeat is written.
+const SweepEvery = time.Second
+
+// App is a running (or ready to run) server.
+type App struct {
+	Config   *config.Config
+	Store    store.Store
+	Catalog  *catalog.Cache
+	Engine   *engine.Engine
+	Keys     *keys.Manager
+	Sessions *session.Manager
+	Server   *server.Server
+	Log      *slog.Logger
+	process  string
+}
+
+// OpenStore opens the store a configuration names.
+func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return postgres.Open(ctx, dsn)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return sqlite.Open(dsn)
+	default:
+		return nil, fmt.Errorf("store %q: use sqlite://PATH or postgres://…", dsn)
+	}
+}
+
+// New opens the store, applies the configuration's tenants and builds every service.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	if log == nil {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	st, err := OpenStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	a, err := build(ctx, cfg, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Logger) (*App, error) {
+	if _, err := apply.Apply(ctx, st, cfg.Tenants, apply.Options{}); err != nil {
+		return nil, fmt.Errorf("applying tenants: %w", err)
+	}
+	var geo geoip.Locator
+	if cfg.GeoIPDatabase != "" {
+		db, err := geoip.Open(cfg.GeoIPDatabase)
+		if err != nil {
+			return nil, fmt.Errorf("geoip_database: %w", err)
+		}
+		geo = db
+	}
+	cat := catalog.New(st)
+	met := server.NewMetrics(nil)
+	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met})
+	km := keys.New(st, cfg.Signing.Algorithm)
+	sess := session.NewManager(st, cat, eng)
+	srv := server.New(server.Options{
+		PublicURL:      cfg.PublicURL,
+		TrustedProxies: cfg.TrustedProxies,
+		AdminToken:     cfg.AdminToken,
+		Logger:         log,
+		Metrics:        met,
+	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess})
+	host, _ := os.Hostname()
+	return &App{
+		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Server: srv, Log: log,
+		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
+	}, nil
+}
+
+// Serve runs background work and serves HTTP on ln until ctx ends, then shuts down
+// gracefully (in-flight requests finish; nothing acknowledged is lost).
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if err := a.Engine.Start(ctx, a.process); err != nil {
+		return fmt.Errorf("starting engine: %w", err)
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.background(bg)
+	}()
+	hs := &http.Server{
+		Handler:           a.Server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		stopBG()
+		<-done
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(shutdown)
+	stopBG()
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (a *App) background(ctx context.Context) {
+	go a.Engine.Run(ctx, a.process, SweepEvery)
+	t := time.NewTicker(SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := a.Sessions.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
+				a.Log.Warn("session sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }

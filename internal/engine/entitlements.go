@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Entitlement is a license the caller may consume, with the seats held on it now.
+type Entitlement struct {
+	License *domain.License
+	Items   []string // every item the license covers: its product, the product's items, its own items
+	// SeatsUsed counts seats held now, live or lingering, once per seat key; expired ones never count.
+	SeatsUsed int
+}
+
+// Entitlements lists, in license id order, the licenses of the caller's user or
+// organization.
+func (e *Engine) Entitlements(ctx context.Context, tenant string, caller Caller) ([]Entitlement, error) {
+	snap, err := e.cat.Get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	var out []Entitlement
+	for _, id := range sortedKeys(snap.Licenses) {
+		lic := snap.Licenses[id]
+		if visible(lic, caller) {
+			out = append(out, Entitlement{License: lic, Items: snap.Items(lic)})
+		}
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	err = e.st.View(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		for i := range out {
+			n, err := tx.CountLiveSeats(ctx, tenant, out[i].License.ID, now)
+			if err != nil {
+				return err
+			}
+			out[i].SeatsUsed = n
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Metrics is the Prometheus instrumentation. It also receives the engine's decisions
+// (it implements engine.Metrics), so grants and denials are counted wherever they happen.
+type Metrics struct {
+	reg      *prometheus.Registry
+	latency  *prometheus.HistogramVec
+	grants   *prometheus.CounterVec
+	denials  *prometheus.CounterVec
+	releases *prometheus.CounterVec
+}
+
+// NewMetrics registers Leasehold's metrics on reg (nil: a new registry). Seats held are read
+// from the store at scrape time once the server is built.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{
+		reg: reg,
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leasehold_http_request_duration_seconds",
+			Help:    "HTTP request latency by route and status.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route", "code"}),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasehold_license_grants_total",
+			Help: "License leases granted or renewed, by tenant.",
+		}, []string{"tenant"}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasehold_license_denials_total",
+			Help: "License checks refused, by error code.",
+		}, []string{"tenant", "code"}),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leasehold_license_releases_total",
+			Help: "Leases ended, by tenant and how (release, end, expire).",
+		}, []string{"tenant", "event"}),
+	}
+	reg.MustRegister(m.latency, m.grants, m.denials, m.releases)
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observe(route string, status int, d time.Duration) {
+	m.latency.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+func (m *Metrics) OnGrant(tenant, licenseID, item string, renewal, overage bool) {
+	m.grants.WithLabelValues(tenant).Inc()
+}
+
+func (m *Metrics) OnDeny(tenant, item string, code domain.ErrorCode) {
+	m.denials.WithLabelValues(tenant, string(code)).Inc()
+}
+
+func (m *Metrics) OnRelease(tenant, licenseID, event string) {
+	m.releases.WithLabelValues(tenant, event).Inc()
+}
+
+var _ engine.Metrics = (*Metrics)(nil)
+
+// seatCollector reports the seats held per license at scrape time, read from the store so
+// that every process of a cluster reports the same truth.
+type seatCollector struct{ deps Deps }
+
+var seatsDesc = prometheus.NewDesc("leasehold_seats_held", "Seats held now (live or lingering) per license.",
+	[]string{"tenant", "license"}, nil)
+var seatsMaxDesc = prometheus.NewDesc("leasehold_seats", "Seats a license grants.",
+	[]string{"tenant", "license"}, nil)
+
+func (c *seatCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- seatsDesc
+	ch <- seatsMaxDesc
+}
+
+// maxLicensesScraped bounds the work of one scrape.
+const maxLicensesScraped = 10000
+
+func (c *seatCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tenants, err := c.deps.Catalog.Tenants(ctx)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, t := range tenants {
+		snap, err := c.deps.Catalog.Get(ctx, t.Name)
+		if err != nil {
+			continue
+		}
+		_ = c.deps.Store.View(ctx, func(tx store.Tx) error {
+			now := tx.Now()
+			for id, l := range snap.Licenses {
+				if n++; n > maxLicensesScraped {
+					return nil
+				}
+				held, err := tx.CountLiveSeats(ctx, t.Name, id, now)
+				if err != nil {
+					return err
+				}
+				ch <- prometheus.MustNewConstMetric(seatsDesc, prometheus.GaugeValue, float64(held), t.Name, id)
+				ch <- prometheus.MustNewConstMetric(seatsMaxDesc, prometheus.GaugeValue, float64(l.Seats), t.Name, id)
+			}
+			return nil
+		})
+	}
+}

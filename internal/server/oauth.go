@@ -1,0 +1,183 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/secret"
+	"github.com/leasehold/leasehold/internal/session"
+)
+
+// tokenResponse is RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.entryTenant(w, r)
+	if !ok {
+		return
+	}
+	form, ok := parseForm(w, r)
+	if !ok {
+		return
+	}
+	client, ok := s.authenticateClient(w, r, tenant, form)
+	if !ok {
+		return
+	}
+	grant := form.Get("grant_type")
+	if grant == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required")
+		return
+	}
+	if !slices.Contains(client.GrantTypes, grant) {
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "this client may not use grant_type "+grant)
+		return
+	}
+	switch grant {
+	case "client_credentials":
+		s.clientCredentials(w, r, tenant, client, form)
+	default:
+		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type "+grant)
+	}
+}
+
+func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenant string, client *domain.Client, form url.Values) {
+	if client.Public() {
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "a public client cannot use client_credentials")
+		return
+	}
+	scopes, err := session.ClientScopes(client, form.Get("scope"))
+	if err != nil {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", err.Error())
+		return
+	}
+	device := form.Get("device")
+	if len(device) > 256 {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "device is too long")
+		return
+	}
+	g, err := s.deps.Sessions.ClientCredentials(r.Context(), tenant, client, scopes, device)
+	if err != nil {
+		s.grantError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+func (s *Server) writeGrant(w http.ResponseWriter, g *session.Grant) {
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken:  g.AccessToken,
+		TokenType:    "bearer",
+		ExpiresIn:    g.ExpiresIn,
+		Scope:        strings.Join(g.Scopes, " "),
+		RefreshToken: g.RefreshToken,
+	})
+}
+
+// grantError answers a failed grant: a refused seat is 403 access_denied with the license
+// error code (SPEC §4).
+func (s *Server) grantError(w http.ResponseWriter, r *http.Request, err error) {
+	var seat *session.SeatError
+	if errors.As(err, &seat) {
+		writeJSON(w, http.StatusForbidden, oauthError{
+			Error:            "access_denied",
+			ErrorDescription: seat.Error(),
+			LicenseError:     string(seat.Err.Code),
+		})
+		return
+	}
+	if errors.Is(err, session.ErrInvalidScope) {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", err.Error())
+		return
+	}
+	s.internalError(w, r, err)
+}
+
+// authenticateClient checks client_secret_basic or client_secret_post credentials. Public
+// clients identify themselves with client_id alone. Every failure is the same
+// invalid_client answer, so that it does not tell which part was wrong.
+func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tenant string, form url.Values) (*domain.Client, bool) {
+	id, secretValue, basic := r.BasicAuth()
+	if basic {
+		// RFC 6749 §2.3.1: both parts are form-urlencoded before the Basic encoding.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secretValue, err2 = url.QueryUnescape(secretValue)
+		if err1 != nil || err2 != nil || form.Has("client_secret") {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", "malformed or duplicate client credentials")
+			return nil, false
+		}
+	} else {
+		id, secretValue = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" || len(id) > 256 || len(secretValue) > 1024 {
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, false
+	}
+	snap, err := s.deps.Catalog.Get(r.Context(), tenant)
+	if err != nil {
+		s.internalError(w, r, err)
+		return nil, false
+	}
+	client := snap.Clients[id]
+	hash := ""
+	if client != nil {
+		hash = client.ClientSecretHash
+	}
+	if client == nil || !client.Enabled {
+		secret.DummyVerify(secretValue) // same cost as a real check: no client enumeration by timing
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, false
+	}
+	if client.Public() {
+		if secretValue != "" {
+			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return nil, false
+		}
+		return client, true
+	}
+	ok, err := s.secrets.Verify(tenant, id, secretValue, hash)
+	if err != nil || !ok {
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, false
+	}
+	return client, true
+}
+
+// logoff ends the caller's session now; its seat lingers (SPEC §4).
+func (s *Server) logoff(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if _, err := s.deps.Sessions.End(r.Context(), p.Tenant, p.Session.ID, true); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	tenant, ok := s.entryTenant(w, r)
+	if !ok {
+		return
+	}
+	body, err := s.deps.Keys.JWKS(r.Context(), tenant)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(body)
+}

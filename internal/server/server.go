@@ -1,0 +1,228 @@
+// Package server is Leasehold's HTTP front: routing, tenant resolution, authentication,
+// parsing and rendering. It holds no licensing rule: those live in package engine.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/keys"
+	"github.com/leasehold/leasehold/internal/secret"
+	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Options are the server settings taken from the configuration file.
+type Options struct {
+	PublicURL      string // no trailing slash
+	TrustedProxies []netip.Prefix
+	AdminToken     string
+	Logger         *slog.Logger
+	Metrics        *Metrics // nil: a private registry
+}
+
+// Deps are the services the handlers drive.
+type Deps struct {
+	Store    store.Store
+	Catalog  *catalog.Cache
+	Engine   *engine.Engine
+	Keys     *keys.Manager
+	Sessions *session.Manager
+}
+
+type Server struct {
+	opts    Options
+	deps    Deps
+	log     *slog.Logger
+	secrets *secret.VerifyCache
+	metrics *Metrics
+	mux     *http.ServeMux
+}
+
+func New(opts Options, deps Deps) *Server {
+	opts.PublicURL = strings.TrimRight(opts.PublicURL, "/")
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	s := &Server{
+		opts:    opts,
+		deps:    deps,
+		log:     opts.Logger,
+		secrets: secret.NewVerifyCache(0, 0),
+		mux:     http.NewServeMux(),
+	}
+	s.metrics = opts.Metrics
+	s.metrics.reg.MustRegister(&seatCollector{deps: deps})
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", s.metrics.handler())
+	m.HandleFunc("/authz/", s.authz)
+	m.HandleFunc("POST /oauth2/token", s.token)
+	m.HandleFunc("POST /oauth2/logoff", s.logoff)
+	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	m.HandleFunc("GET /entitlements/licenses", s.entitlements)
+	s.adminRoutes()
+	m.HandleFunc("/", s.notFound)
+}
+
+// Handler is the server's root handler, with the `/t/{tenant}/` prefix, logging, metrics
+// and panic containment around the routes.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic", "path", r.URL.Path, "panic", v)
+				if !rec.wrote {
+					writeError(rec, http.StatusInternalServerError, "internal_error", "internal error")
+				}
+			}
+			elapsed := time.Since(start)
+			pattern := r.Pattern
+			if pattern == "" {
+				pattern = "unmatched"
+			}
+			s.metrics.observe(pattern, rec.status, elapsed)
+			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", float64(elapsed.Microseconds())/1000, "client", clientAddr(r, s.opts.TrustedProxies).String(),
+				"tenant", explicitTenant(r))
+		}()
+		if strings.HasPrefix(r.URL.Path, "/t/") {
+			rest := r.URL.Path[len("/t/"):]
+			name, sub, _ := strings.Cut(rest, "/")
+			if !tenantName.MatchString(name) {
+				writeError(rec, http.StatusNotFound, "not_found", "unknown tenant")
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), tenantPrefixKey{}, name))
+			r.URL.Path = "/" + sub
+			r.URL.RawPath = ""
+		}
+		s.mux.ServeHTTP(rec, r)
+	})
+}
+
+var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+type tenantPrefixKey struct{}
+
+// prefixTenant is the tenant named by the `/t/{tenant}/` path prefix ("" when none).
+func prefixTenant(r *http.Request) string {
+	t, _ := r.Context().Value(tenantPrefixKey{}).(string)
+	return t
+}
+
+// explicitTenant is the tenant a request names: its path prefix, else `tenant=`.
+func explicitTenant(r *http.Request) string {
+	if t := prefixTenant(r); t != "" {
+		return t
+	}
+	return r.URL.Query().Get("tenant")
+}
+
+// entryTenant resolves the tenant of an unauthenticated entry point: the one named, else
+// the default tenant. It answers 404 itself when there is none.
+func (s *Server) entryTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	name := explicitTenant(r)
+	if name == "" {
+		def, err := s.deps.Catalog.DefaultTenant(r.Context())
+		if err != nil {
+			s.internalError(w, r, err)
+			return "", false
+		}
+		name = def
+	}
+	if name == "" || !tenantName.MatchString(name) {
+		writeError(w, http.StatusNotFound, "unknown_tenant", "no such tenant (name one with /t/{tenant}/ or tenant=)")
+		return "", false
+	}
+	if _, err := s.deps.Catalog.Get(r.Context(), name); err != nil {
+		writeError(w, http.StatusNotFound, "unknown_tenant", "no such tenant: "+name)
+		return "", false
+	}
+	return name, true
+}
+
+// authenticate resolves the request's Bearer token. It answers 401 itself when it fails.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*session.Principal, bool) {
+	tok := bearerToken(r)
+	if tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "a Bearer access token is required")
+		return nil, false
+	}
+	p, err := s.deps.Sessions.Authenticate(r.Context(), explicitTenant(r), tok)
+	if err != nil {
+		if err == session.ErrInvalidToken {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+		} else {
+			s.internalError(w, r, err)
+		}
+		return nil, false
+	}
+	return p, true
+}
+
+func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away; nothing to answer
+	}
+	s.log.Error("internal error", "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "the server could not complete the request; retry")
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Store.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

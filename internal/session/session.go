@@ -1,0 +1,490 @@
+// Package session opens, authenticates, extends and ends sessions. A session that carries a
+// licensed scope holds a lease on its tenant's session item, taken through the engine in the
+// same store transaction that creates the session: a session never lives without its seat.
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Errors callers map to HTTP answers.
+var (
+	ErrInvalidToken  = errors.New("invalid or expired token")
+	ErrInvalidScope  = errors.New("invalid scope")
+	ErrTenantUnknown = errors.New("unknown tenant")
+)
+
+// SeatError is a licensed grant refused for want of a seat (or of a license).
+type SeatError struct {
+	User string
+	Err  *domain.LicenseError
+}
+
+func (e *SeatError) Error() string {
+	return fmt.Sprintf("None of the registered licenses are available for client %s", e.User)
+}
+
+// Manager is the session service.
+type Manager struct {
+	st  store.Store
+	cat *catalog.Cache
+	eng *engine.Engine
+}
+
+func NewManager(st store.Store, cat *catalog.Cache, eng *engine.Engine) *Manager {
+	return &Manager{st: st, cat: cat, eng: eng}
+}
+
+// Principal is an authenticated request's identity.
+type Principal struct {
+	Tenant  string
+	Session *domain.Session
+	Token   *domain.Token
+	Caller  engine.Caller
+}
+
+// Grant is what a token endpoint answers.
+type Grant struct {
+	AccessToken  string
+	RefreshToken string
+	ExpiresIn    int
+	Scopes       []string
+	Session      *domain.Session
+}
+
+// Licensed reports whether scopes include one that takes a seat.
+func Licensed(p domain.SessionPolicy, scopes []string) bool {
+	for _, s := range scopes {
+		if s != "offline_access" && !slices.Contains(p.FreeScopes, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientScopes resolves the requested scope string against what the client may ask for.
+// Without a request the client gets `all` when it has it, else all its scopes.
+func ClientScopes(c *domain.Client, requested string) ([]string, error) {
+	fields := strings.Fields(requested)
+	if len(fields) == 0 {
+		if slices.Contains(c.Scopes, "all") {
+			return []string{"all"}, nil
+		}
+		var out []string
+		for _, s := range c.Scopes {
+			if s != "offline_access" {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	var out []string
+	for _, s := range fields {
+		if !slices.Contains(c.Scopes, s) {
+			return nil, fmt.Errorf("%w: %q is not allowed for this client", ErrInvalidScope, s)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ClientUser is the user a client's tokens act as: its configured user, else its own id.
+func ClientUser(c *domain.Client) string {
+	if c.User != "" {
+		return c.User
+	}
+	return c.ClientID
+}
+
+// CallerFor builds the engine's view of a session's identity.
+func CallerFor(snap *catalog.Snapshot, s *domain.Session) engine.Caller {
+	c := engine.Caller{User: s.User, Client: s.Client, Licensed: Licensed(snap.Tenant.Session, s.Scopes)}
+	if u := snap.Users[s.User]; u != nil {
+		c.Organization = u.Organization
+	} else if cl := snap.Clients[s.Client]; cl != nil {
+		c.Organization = cl.Organization
+	}
+	return c
+}
+
+// clientSessionID is deterministic so that concurrent first grants of one client collide
+// in the store (the loser rejoins) instead of opening two sessions and burning two seats.
+func clientSessionID(tenant, client string) string {
+	sum := sha256.Sum256([]byte("client_credentials\x00" + tenant + "\x00" + client))
+	return "cc-" + hex.EncodeToString(sum[:16])
+}
+
+// deadline is when a session ends if nothing extends it.
+func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now time.Time) time.Time {
+	var d time.Time
+	switch {
+	case hasRefresh && p.RefreshTokenTTL > 0:
+		d = now.Add(p.RefreshTokenTTL.D())
+	case p.IdleTimeout > 0:
+		d = now.Add(p.IdleTimeout.D())
+	default:
+		// "Never" still needs a finite lease expiry: the cookie lifetime is the longest
+		// any client can hold a session.
+		d = now.Add(p.CookieMaxAge.D())
+	}
+	if !s.HardExpiry.IsZero() && s.HardExpiry.Before(d) {
+		d = s.HardExpiry
+	}
+	return d
+}
+
+// ClientCredentials opens (or rejoins) the client's session and issues a new token family.
+func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string) (*Grant, error) {
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	policy := snap.Tenant.Session
+	withRefresh := client.RefreshWithClientCredentials
+	id := clientSessionID(tenant, client.ClientID)
+	if device == "" {
+		device = NewID() // a login without a device id gets one (SPEC §4): it anchors `hw`
+	}
+	var g *Grant
+	for attempt := 0; ; attempt++ {
+		err = m.st.Update(ctx, func(tx store.Tx) error {
+			g = nil
+			now := tx.Now()
+			s, err := tx.GetSession(ctx, tenant, id)
+			switch {
+			case err == nil && now.Before(s.ExpiresAt):
+				// Rejoin: the same session (and seat), a new token family. Scopes follow the
+				// latest grant, but a free-scope session cannot become licensed without a seat.
+				if Licensed(policy, scopes) && !s.Licensed {
+					if err := m.takeSeat(ctx, tx, snap, s, device); err != nil {
+						return err
+					}
+				}
+				s.Scopes = scopes
+				if err := m.touch(ctx, tx, snap, s, withRefresh, now); err != nil {
+					return err
+				}
+			case err == nil:
+				if err := m.endTx(ctx, tx, snap, s, false); err != nil {
+					return err
+				}
+				fallthrough
+			case errors.Is(err, domain.ErrNotFound):
+				s = &domain.Session{
+					ID: id, Tenant: tenant, Kind: domain.SessionClientCredentials,
+					User: ClientUser(client), Client: client.ClientID, Device: device,
+					Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: withRefresh,
+				}
+				if policy.MaxLifetime > 0 {
+					s.HardExpiry = now.Add(policy.MaxLifetime.D())
+				}
+				s.ExpiresAt = deadline(policy, s, withRefresh, now)
+				if Licensed(policy, scopes) {
+					if err := m.takeSeat(ctx, tx, snap, s, device); err != nil {
+						return err
+					}
+				}
+				if err := tx.InsertSession(ctx, s); err != nil {
+					return err
+				}
+			default:
+				return err
+			}
+			g, err = m.issue(ctx, tx, snap, s, client.ClientID, scopes, withRefresh, now)
+			return err
+		})
+		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
+			continue // another grant created the session first: rejoin it
+		}
+		return g, err
+	}
+}
+
+// takeSeat takes the session's seat on the tenant's session item (no-op without one).
+func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, device string) error {
+	s.Licensed = Licensed(snap.Tenant.Session, s.Scopes)
+	item := snap.Tenant.Session.Item
+	if !s.Licensed || item == "" {
+		return nil
+	}
+	req := engine.Request{
+		Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
+		HW: device, SessionID: s.ID, Expiry: s.ExpiresAt,
+	}
+	res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: item})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return &SeatError{User: s.User, Err: res.Err}
+	}
+	s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
+	if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
+		s.ExpiresAt = res.Lease.ExpiresAt // the license ends first: so does the session
+	}
+	return nil
+}
+
+// touch extends a session that is being used, and its seat lease with it.
+func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, hasRefresh bool, now time.Time) error {
+	s.LastUsedAt = now
+	s.ExpiresAt = deadline(snap.Tenant.Session, s, hasRefresh, now)
+	if s.Licensed && s.LeaseRoot != "" {
+		req := engine.Request{
+			Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
+			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt,
+		}
+		res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: snap.Tenant.Session.Item})
+		if err != nil {
+			return err
+		}
+		if res.Err != nil {
+			return &SeatError{User: s.User, Err: res.Err}
+		}
+		s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
+		if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
+			s.ExpiresAt = res.Lease.ExpiresAt
+		}
+	}
+	return tx.UpdateSession(ctx, s)
+}
+
+// issue creates a new token family for the session: an access token and, when asked, a
+// refresh token.
+func (m *Manager) issue(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, client string, scopes []string, withRefresh bool, now time.Time) (*Grant, error) {
+	policy := snap.Tenant.Session
+	family := NewID()
+	access, accessHash := NewToken()
+	exp := now.Add(policy.AccessTokenTTL.D())
+	if exp.After(s.ExpiresAt) {
+		exp = s.ExpiresAt
+	}
+	if err := tx.InsertToken(ctx, &domain.Token{
+		Hash: accessHash, Tenant: s.Tenant, Kind: domain.TokenAccess, SessionID: s.ID, FamilyID: family,
+		ClientID: client, User: s.User, Scopes: scopes, CreatedAt: now, ExpiresAt: exp,
+	}); err != nil {
+		return nil, err
+	}
+	g := &Grant{AccessToken: access, ExpiresIn: int(exp.Sub(now).Round(time.Second) / time.Second), Scopes: scopes, Session: s}
+	if withRefresh {
+		refresh, refreshHash := NewToken()
+		if err := tx.InsertToken(ctx, &domain.Token{
+			Hash: refreshHash, Tenant: s.Tenant, Kind: domain.TokenRefresh, SessionID: s.ID, FamilyID: family,
+			ClientID: client, User: s.User, Scopes: scopes, CreatedAt: now, ExpiresAt: s.ExpiresAt,
+		}); err != nil {
+			return nil, err
+		}
+		g.RefreshToken = refresh
+	}
+	return g, nil
+}
+
+// Authenticate resolves a bearer access token. tenant is the tenant the request names
+// explicitly ("" when none): a token of another tenant is refused.
+func (m *Manager) Authenticate(ctx context.Context, tenant, bearer string) (*Principal, error) {
+	if bearer == "" || len(bearer) > 512 {
+		return nil, ErrInvalidToken
+	}
+	var p *Principal
+	var stale bool
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		p, stale = nil, false
+		now := tx.Now()
+		t, err := tx.GetToken(ctx, HashToken(bearer))
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if t.Kind != domain.TokenAccess || !now.Before(t.ExpiresAt) || (tenant != "" && t.Tenant != tenant) {
+			return ErrInvalidToken
+		}
+		s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if !now.Before(s.ExpiresAt) {
+			return ErrInvalidToken
+		}
+		p = &Principal{Tenant: t.Tenant, Session: s, Token: t}
+		stale = pastRefresh(s, now)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	snap, err := m.cat.Get(ctx, p.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	// A disabled or removed client or user: its live tokens stop working at once.
+	if p.Token.ClientID != "" {
+		if c := snap.Clients[p.Token.ClientID]; c == nil || !c.Enabled {
+			return nil, ErrInvalidToken
+		}
+	}
+	if u := snap.Users[p.Session.User]; u != nil && !u.Enabled {
+		return nil, ErrInvalidToken
+	} else if u == nil && p.Session.User != p.Session.Client {
+		return nil, ErrInvalidToken
+	}
+	p.Caller = CallerFor(snap, p.Session)
+	if stale && !p.Session.Refreshable {
+		if err := m.extend(ctx, snap, p); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// pastRefresh: a session is extended (written) only once past the refresh point of its
+// current window, so use does not cost a write per request.
+func pastRefresh(s *domain.Session, now time.Time) bool {
+	window := s.ExpiresAt.Sub(s.LastUsedAt)
+	return now.After(s.LastUsedAt.Add(window * 8 / 10))
+}
+
+func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal) error {
+	return m.st.Update(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if !now.Before(s.ExpiresAt) {
+			return ErrInvalidToken
+		}
+		if !pastRefresh(s, now) {
+			p.Session = s
+			return nil // another request extended it meanwhile
+		}
+		if err := m.touch(ctx, tx, snap, s, false, now); err != nil {
+			return err
+		}
+		p.Session = s
+		return nil
+	})
+}
+
+// End ends a session now. With linger its seat lingers (logoff); without, it is freed.
+func (m *Manager) End(ctx context.Context, tenant, id string, linger bool) (bool, error) {
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	var ended bool
+	err = m.st.Update(ctx, func(tx store.Tx) error {
+		ended = false
+		s, err := tx.GetSession(ctx, tenant, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		ended = true
+		return m.endTx(ctx, tx, snap, s, linger)
+	})
+	return ended, err
+}
+
+// endTx deletes the session and its tokens; its seat lease is released when no other live
+// session shares it.
+func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, linger bool) error {
+	if _, err := tx.DeleteSession(ctx, s.Tenant, s.ID); err != nil {
+		return err
+	}
+	if s.LeaseRoot == "" {
+		return nil
+	}
+	n, err := tx.CountSessionsByLease(ctx, s.Tenant, s.LeaseRoot)
+	if err != nil || n > 0 {
+		return err
+	}
+	l, err := tx.FindLease(ctx, s.Tenant, s.LeaseRoot)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	_, err = m.eng.ReleaseTx(ctx, tx, snap, l, linger)
+	return err
+}
+
+// Sweep ends (without linger: their leases expire with them) up to limit expired sessions.
+func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
+	var expired []domain.Session
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		expired, err = tx.ExpiredSessions(ctx, tx.Now(), limit)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range expired {
+		err := m.st.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.GetSession(ctx, s.Tenant, s.ID)
+			if errors.Is(err, domain.ErrNotFound) || (err == nil && tx.Now().Before(cur.ExpiresAt)) {
+				return nil // gone or extended meanwhile
+			} else if err != nil {
+				return err
+			}
+			_, err = tx.DeleteSession(ctx, s.Tenant, s.ID)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	if err := m.st.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.DeleteExpiredTokens(ctx, tx.Now(), limit)
+		return err
+	}); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// EndAll ends every session of a user; their seats linger, as at a logout.
+func (m *Manager) EndAll(ctx context.Context, tenant, user string) (int, error) {
+	var list []domain.Session
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		list, err = tx.ListSessions(ctx, tenant, store.LeaseFilter{User: user})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list {
+		ended, err := m.End(ctx, tenant, s.ID, true)
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,228 @@
+// Package postgres is the PostgreSQL backend of store.Store, for running several Leasehold
+// processes on one database.
+//
+// Seat decisions are serialized by a row lock on the license's state row (LockLicense:
+// INSERT … ON CONFLICT DO NOTHING, then SELECT … FOR UPDATE) inside READ COMMITTED
+// transactions, so they hold across processes. The clock is the database's now() taken at
+// transaction start, so processes with skewed clocks agree on what has expired.
+//
+// The SQL keeps to what CockroachDB and YugabyteDB also accept where that costs nothing:
+// plain tables, B-tree and partial unique indexes, INSERT … ON CONFLICT, SELECT … FOR UPDATE,
+// data-modifying CTEs, text[] and bytea columns. PostgreSQL-specific are only
+// pg_advisory_xact_lock around migrations (elsewhere CREATE … IF NOT EXISTS keeps the
+// migration race benign) and the SQLSTATEs the retry loop recognizes (shared by all three).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// maxAttempts bounds how often Update runs fn when the database reports a serialization
+// failure or a deadlock; both clear on their own, so a few quick retries almost always win.
+const maxAttempts = 10
+
+// Store is a store.Store on a PostgreSQL database.
+type Store struct {
+	pool   *pgxpool.Pool
+	offset time.Duration
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	offset time.Duration
+}
+
+// WithClockOffset shifts the store clock (the database's now()) by d, so that tests can
+// move time forward without waiting.
+func WithClockOffset(d time.Duration) Option {
+	return func(o *options) { o.offset = d }
+}
+
+// Open connects to the database named by dsn (any connection string pgx accepts: a
+// postgres:// URL or key=value pairs, with password, sslmode, host=/socket/dir, and the pool
+// settings such as pool_max_conns) and brings its schema up to date.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors quote the whole connection string, password included.
+		return nil, errors.New("postgres: invalid connection string (see https://pkg.go.dev/github.com/jackc/pgx/v5/pgconn#ParseConfig)")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, offset: o.offset}, nil
+}
+
+// Update runs fn in a READ COMMITTED read-write transaction and commits it. A serialization
+// failure or deadlock (SQLSTATE 40001, 40P01) runs fn again, up to maxAttempts times.
+func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.run(ctx, false, fn)
+}
+
+// View runs fn in a read-only transaction on one snapshot (REPEATABLE READ READ ONLY, which
+// PostgreSQL never aborts for serialization); a write method called from it fails.
+func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.run(ctx, true, fn)
+}
+
+// Now is the database's clock.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("postgres: now: %w", err)
+	}
+	return now.UTC().Add(s.offset), nil
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx, readOnly, fn)
+		if err == nil {
+			return nil
+		}
+		var r retryable
+		if !errors.As(err, &r) {
+			return err
+		}
+		if attempt >= maxAttempts || ctx.Err() != nil {
+			return r.err
+		}
+		// Jittered exponential backoff, so that the transactions that collided do not
+		// collide again in lock step.
+		backoff := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 7)))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return r.err
+		case <-t.C:
+		}
+	}
+}
+
+// retryable marks an attempt whose transaction may simply be run again.
+type retryable struct{ err error }
+
+func (r retryable) Error() string { return r.err.Error() }
+func (r retryable) Unwrap() error { return r.err }
+
+func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	// Release destroys a connection still inside a transaction (a failed ROLLBACK), so a
+	// broken connection never returns to the pool.
+	defer conn.Release()
+
+	t := &tx{conn: conn, readOnly: readOnly}
+	begin := `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
+	if readOnly {
+		begin = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
+	}
+	// BEGIN and now() share one round trip.
+	b := &pgx.Batch{}
+	b.Queue(begin)
+	b.Queue(`SELECT now()`)
+	br := conn.SendBatch(ctx, b)
+	_, err = br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&t.now)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// Nothing of fn has run, so a connection that broke while idle in the pool (a
+		// restarted server, a failover) costs one more attempt on a fresh one, not a failed
+		// request.
+		var pe *pgconn.PgError
+		retry := ctx.Err() == nil && (conn.Conn().IsClosed() || !errors.As(err, &pe))
+		s.rollback(conn)
+		err = fmt.Errorf("postgres: begin: %w", err)
+		if retry || isRetryable(err) {
+			return retryable{err}
+		}
+		return err
+	}
+	t.now = t.now.UTC().Add(s.offset)
+
+	ferr := fn(t)
+	if ferr == nil && t.dbErr != nil {
+		// fn swallowed a database error: PostgreSQL has aborted the transaction, so nothing
+		// fn did after it happened; never report that as success.
+		ferr = t.dbErr
+	}
+	if ferr != nil {
+		s.rollback(conn)
+		if isRetryable(t.dbErr) {
+			return retryable{ferr}
+		}
+		return ferr
+	}
+	if err := t.commit(ctx); err != nil {
+		s.rollback(conn)
+		if isRetryable(t.dbErr) {
+			return retryable{err}
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) rollback(conn *pgxpool.Conn) {
+	if conn.Conn().PgConn().TxStatus() == 'I' {
+		return
+	}
+	// The caller's context may be what ended the transaction; ROLLBACK must still be sent.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+		_ = conn.Conn().Close(ctx)
+	}
+}
+
+// isRetryable reports a serialization failure or a deadlock: the transaction lost a race
+// and may run again.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	return false
+}

@@ -1,0 +1,713 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/storetest"
+)
+
+// The tests need a PostgreSQL server: LEASEHOLD_TEST_POSTGRES is a connection string to it
+// (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable). Each test creates its own
+// database and drops it afterwards, so runs never see each other's data.
+const envDSN = "LEASEHOLD_TEST_POSTGRES"
+
+// newDatabase creates a fresh database and returns the connection string for it.
+func newDatabase(tb testing.TB) string {
+	tb.Helper()
+	base := os.Getenv(envDSN)
+	if base == "" {
+		tb.Skip(envDSN + " is not set")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connect to %s: %v", envDSN, err)
+	}
+	defer admin.Close(ctx)
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := "leasehold_" + hex.EncodeToString(rnd[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("create database: %v", err)
+	}
+	tb.Cleanup(func() {
+		admin, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	return withDatabase(tb, base, name)
+}
+
+// withDatabase points a connection string (URL or key=value) at another database.
+func withDatabase(tb testing.TB, dsn, name string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			tb.Fatalf("%s: %v", envDSN, err)
+		}
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name // the last setting of a key wins
+}
+
+func mustOpen(tb testing.TB, dsn string, opts ...Option) *Store {
+	tb.Helper()
+	st, err := Open(context.Background(), dsn, opts...)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return mustOpen(t, newDatabase(t))
+	})
+}
+
+// TestSeatRaceAcrossProcesses races 200 goroutines over three Stores (three pools, as three
+// server processes would have) for a 10-seat license: exactly 10 must win.
+func TestSeatRaceAcrossProcesses(t *testing.T) {
+	dsn := newDatabase(t)
+	stores := []*Store{mustOpen(t, dsn), mustOpen(t, dsn), mustOpen(t, dsn)}
+	ctx := context.Background()
+	const seats, racers = 10, 200
+
+	var granted atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, racers)
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			var got bool
+			err := stores[i%len(stores)].Update(ctx, func(tx store.Tx) error {
+				got = false
+				st, err := tx.LockLicense(ctx, "acme", "lic-1")
+				if err != nil {
+					return err
+				}
+				if st.SeatsHeld >= seats {
+					return nil
+				}
+				seat := &domain.Seat{Tenant: "acme", LicenseID: "lic-1", Key: fmt.Sprintf("seat-%d", i),
+					User: fmt.Sprintf("user-%d", i), HeldUntil: tx.Now().Add(time.Hour)}
+				if err := tx.PutSeat(ctx, seat); err != nil {
+					return err
+				}
+				st.SeatsHeld++
+				if err := tx.SaveLicenseState(ctx, st); err != nil {
+					return err
+				}
+				got = true
+				return nil
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got {
+				granted.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Update: %v", err)
+	}
+	if g := granted.Load(); g != seats {
+		t.Errorf("granted %d seats, want %d", g, seats)
+	}
+	for i, s := range stores {
+		err := s.View(ctx, func(tx store.Tx) error {
+			n, err := tx.CountLiveSeats(ctx, "acme", "lic-1", tx.Now())
+			if err != nil {
+				return err
+			}
+			st, err := tx.GetLicenseState(ctx, "acme", "lic-1")
+			if err != nil {
+				return err
+			}
+			if n != seats || st.SeatsHeld != seats {
+				t.Errorf("store %d sees %d seat rows and SeatsHeld %d, want %d", i, n, st.SeatsHeld, seats)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentOpen starts five processes' worth of Opens at once on an empty database:
+// the migrations race, and every Open must succeed.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := newDatabase(t)
+	const n = 5
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(context.Background(), dsn)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	var versions []int
+	err := stores[0].View(context.Background(), func(stx store.Tx) error {
+		var err error
+		versions, err = list(context.Background(), stx.(*tx), "versions", `SELECT version FROM schema_migrations ORDER BY version`, nil,
+			func(r pgx.Rows) (int, error) {
+				var v int
+				return v, r.Scan(&v)
+			})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(migrations) - 1; len(versions) != want || versions[want-1] != want {
+		t.Errorf("schema_migrations = %v, want 1..%d once each", versions, want)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := newDatabase(t)
+	st := mustOpen(t, dsn)
+	if _, err := st.pool.Exec(context.Background(), `INSERT INTO schema_migrations (version) VALUES (9999)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), dsn)
+	if err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open on a newer schema: %v, want a refusal", err)
+	}
+}
+
+func TestConnectionStrings(t *testing.T) {
+	dsn := newDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		t.Skip("the test DSN is not a URL")
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	user := u.User.Username()
+
+	forms := map[string]string{
+		"url":           dsn,
+		"key=value":     fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", u.Hostname(), u.Port(), user, name),
+		"password":      strings.Replace(dsn, "://"+user+"@", "://"+user+":unused-secret@", 1),
+		"pool settings": dsn + "&pool_max_conns=2",
+	}
+	for _, dir := range []string{"/var/run/postgresql", "/tmp"} {
+		if _, err := os.Stat(dir + "/.s.PGSQL." + u.Port()); err == nil {
+			forms["socket dir"] = fmt.Sprintf("host=%s port=%s user=%s dbname=%s", dir, u.Port(), user, name)
+			break
+		}
+	}
+	for form, s := range forms {
+		t.Run(form, func(t *testing.T) {
+			st := mustOpen(t, s)
+			if err := st.Ping(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+
+	_, err = Open(context.Background(), "postgres://u:hunter2@host:notaport/db")
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad connection string: error %v must exist and not show the password", err)
+	}
+}
+
+func TestClock(t *testing.T) {
+	dsn := newDatabase(t)
+	ctx := context.Background()
+	st := mustOpen(t, dsn)
+	shifted := mustOpen(t, dsn, WithClockOffset(time.Hour))
+
+	var dbNow time.Time
+	if err := st.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&dbNow); err != nil {
+		t.Fatal(err)
+	}
+	err := st.Update(ctx, func(tx store.Tx) error {
+		first := tx.Now()
+		if d := first.Sub(dbNow); d < -time.Second || d > time.Second {
+			t.Errorf("Tx.Now %v is not the database's clock %v", first, dbNow)
+		}
+		if first.Location() != time.UTC {
+			t.Errorf("Tx.Now location %v, want UTC", first.Location())
+		}
+		time.Sleep(20 * time.Millisecond)
+		// One statement later the clock has not moved: it is the transaction's start.
+		if _, err := tx.GetLicenseState(ctx, "acme", "x"); err != nil {
+			return err
+		}
+		if !tx.Now().Equal(first) {
+			t.Errorf("Tx.Now moved within a transaction")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := st.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := shifted.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := later.Sub(now); d < time.Hour-time.Second || d > time.Hour+time.Second {
+		t.Errorf("WithClockOffset(1h): Now differs by %v", d)
+	}
+	err = shifted.View(ctx, func(tx store.Tx) error {
+		if d := tx.Now().Sub(now); d < time.Hour-time.Second || d > time.Hour+time.Second {
+			t.Errorf("WithClockOffset(1h): Tx.Now differs by %v", d)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTimePrecision: times come back as the same instant to the microsecond, in UTC.
+func TestTimePrecision(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	at := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
+	err := st.Update(ctx, func(tx store.Tx) error {
+		return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "k", HeldUntil: at})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.View(ctx, func(tx store.Tx) error {
+		s, err := tx.GetSeat(ctx, "acme", "l", "k")
+		if err != nil {
+			return err
+		}
+		if !s.HeldUntil.Equal(at.Truncate(time.Microsecond)) || s.HeldUntil.Location() != time.UTC {
+			t.Errorf("HeldUntil = %v, want %v in UTC", s.HeldUntil, at.Truncate(time.Microsecond))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestViewIsReadOnly(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	err := st.View(ctx, func(tx store.Tx) error {
+		return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "k", HeldUntil: tx.Now().Add(time.Hour)})
+	})
+	if err == nil {
+		t.Fatal("a write in View succeeded")
+	}
+	err = st.View(ctx, func(tx store.Tx) error {
+		_, err := tx.LockLicense(ctx, "acme", "l")
+		return err
+	})
+	if err == nil {
+		t.Fatal("LockLicense in View succeeded")
+	}
+}
+
+// TestSwallowedErrorRollsBack: PostgreSQL aborts a transaction at its first error, so an
+// Update whose fn drops that error must fail, and keep nothing.
+func TestSwallowedErrorRollsBack(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "kept?", HeldUntil: tx.Now().Add(time.Hour)}); err != nil {
+			return err
+		}
+		// Not valid UTF-8: the server refuses the statement.
+		_ = tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "\xff", HeldUntil: tx.Now()})
+		return nil
+	})
+	if err == nil {
+		t.Fatal("Update reported success after a failed statement")
+	}
+	err = st.View(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetSeat(ctx, "acme", "l", "kept?"); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("GetSeat after the failed Update: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeadlockRetried: two transactions lock two licenses in opposite orders; PostgreSQL
+// aborts one with a deadlock (40P01) and Update runs it again, so both succeed.
+func TestDeadlockRetried(t *testing.T) {
+	dsn := newDatabase(t)
+	a, b := mustOpen(t, dsn), mustOpen(t, dsn)
+	ctx := context.Background()
+	var attempts atomic.Int32
+	var firstA, firstB sync.Once
+	lockedA, lockedB := make(chan struct{}), make(chan struct{})
+	lockBoth := func(st *Store, first, second string, once *sync.Once, mine, theirs chan struct{}) error {
+		return st.Update(ctx, func(tx store.Tx) error {
+			attempts.Add(1)
+			if _, err := tx.LockLicense(ctx, "acme", first); err != nil {
+				return err
+			}
+			once.Do(func() { close(mine) })
+			select {
+			case <-theirs:
+			case <-time.After(10 * time.Second):
+				return errors.New("the other transaction never took its first lock")
+			}
+			st, err := tx.LockLicense(ctx, "acme", second)
+			if err != nil {
+				return err
+			}
+			st.UseCount++
+			return tx.SaveLicenseState(ctx, st)
+		})
+	}
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() { errA = lockBoth(a, "lic-1", "lic-2", &firstA, lockedA, lockedB) })
+	wg.Go(func() { errB = lockBoth(b, "lic-2", "lic-1", &firstB, lockedB, lockedA) })
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatalf("Update: %v, %v", errA, errB)
+	}
+	if n := attempts.Load(); n != 3 {
+		t.Errorf("%d attempts, want 3 (one deadlock victim run twice)", n)
+	}
+	err := a.View(ctx, func(tx store.Tx) error {
+		s1, _ := tx.GetLicenseState(ctx, "acme", "lic-1")
+		s2, _ := tx.GetLicenseState(ctx, "acme", "lic-2")
+		if s1.UseCount+s2.UseCount != 2 {
+			t.Errorf("use counts %d + %d, want 2 in all", s1.UseCount, s2.UseCount)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLockLicenseSerializes: while one process holds a license, another's LockLicense waits
+// for its commit and then sees what it wrote.
+func TestLockLicenseSerializes(t *testing.T) {
+	dsn := newDatabase(t)
+	a, b := mustOpen(t, dsn), mustOpen(t, dsn)
+	ctx := context.Background()
+	locked, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		err := a.Update(ctx, func(tx store.Tx) error {
+			st, err := tx.LockLicense(ctx, "acme", "new-license")
+			if err != nil {
+				return err
+			}
+			close(locked)
+			time.Sleep(200 * time.Millisecond)
+			st.SeatsHeld = 7
+			return tx.SaveLicenseState(ctx, st)
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	<-locked
+	began := time.Now()
+	err := b.Update(ctx, func(tx store.Tx) error {
+		st, err := tx.LockLicense(ctx, "acme", "new-license")
+		if err != nil {
+			return err
+		}
+		if st.SeatsHeld != 7 {
+			t.Errorf("second LockLicense saw SeatsHeld %d, want 7", st.SeatsHeld)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(began); waited < 100*time.Millisecond {
+		t.Errorf("second LockLicense returned after %v: it did not wait for the first", waited)
+	}
+	<-done
+}
+
+// TestRacesAcrossProcesses: the first signing key of a tenant, an hw lock and a
+// deterministic session id each have exactly one winner across processes.
+func TestRacesAcrossProcesses(t *testing.T) {
+	dsn := newDatabase(t)
+	stores := []*Store{mustOpen(t, dsn), mustOpen(t, dsn), mustOpen(t, dsn)}
+	ctx := context.Background()
+	const racers = 30
+
+	race := func(fn func(i int, tx store.Tx) error) {
+		t.Helper()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				if err := stores[i%len(stores)].Update(ctx, func(tx store.Tx) error { return fn(i, tx) }); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	var keys atomic.Int32
+	race(func(i int, tx store.Tx) error {
+		ok, err := tx.InsertSigningKey(ctx, store.SigningKey{Tenant: "acme", KID: fmt.Sprintf("kid-%d", i),
+			Algorithm: "RS256", Private: []byte("k"), CreatedAt: tx.Now()}, true)
+		if ok {
+			keys.Add(1)
+		}
+		return err
+	})
+	if n := keys.Load(); n != 1 {
+		t.Errorf("%d processes created the first signing key, want 1", n)
+	}
+
+	var mu sync.Mutex
+	owners := map[string]bool{}
+	race(func(i int, tx store.Tx) error {
+		owner, err := tx.LockHW(ctx, "acme", "trial", "hw-1", fmt.Sprintf("lic-%d", i))
+		mu.Lock()
+		owners[owner] = true
+		mu.Unlock()
+		return err
+	})
+	if len(owners) != 1 {
+		t.Errorf("hw-1 locked to %d licenses, want 1", len(owners))
+	}
+
+	var created atomic.Int32
+	race(func(i int, tx store.Tx) error {
+		s := &domain.Session{ID: "cc-jim2-app", Tenant: "acme", Kind: domain.SessionClientCredentials,
+			Client: "jim2-app", CreatedAt: tx.Now(), LastUsedAt: tx.Now(), ExpiresAt: tx.Now().Add(time.Hour)}
+		err := tx.InsertSession(ctx, s)
+		if errors.Is(err, domain.ErrConflict) {
+			// The conflict leaves the transaction usable: the loser joins the winner's session.
+			_, err = tx.GetSession(ctx, "acme", s.ID)
+			return err
+		}
+		if err == nil {
+			created.Add(1)
+		}
+		return err
+	})
+	if n := created.Load(); n != 1 {
+		t.Errorf("%d processes created the session, want 1", n)
+	}
+}
+
+func TestLeaseChain(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	err := st.Update(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		l := &domain.Lease{ID: "a", Root: "a", Tenant: "acme", LicenseID: "lic", Item: "i", SeatKey: "s", SessionKey: "sk",
+			Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Minute), RefreshAt: now}
+		if err := tx.InsertLease(ctx, l); err != nil {
+			return err
+		}
+		if err := tx.InsertLease(ctx, l); !errors.Is(err, domain.ErrConflict) {
+			t.Errorf("second InsertLease: %v, want ErrConflict", err)
+		}
+		l.PrevID, l.ID, l.PrevUntil = "a", "b", now.Add(10*time.Second)
+		if err := tx.UpdateLease(ctx, l); err != nil {
+			return err
+		}
+		l.PrevID, l.ID = "b", "c"
+		if err := tx.UpdateLease(ctx, l); err != nil {
+			return err
+		}
+		for _, id := range []string{"a", "b", "c"} {
+			got, err := tx.FindLease(ctx, "acme", id)
+			if err != nil {
+				return fmt.Errorf("FindLease(%s): %w", id, err)
+			}
+			if got.Root != "a" || got.ID != "c" || got.PrevID != "b" || !got.PrevUntil.Equal(l.PrevUntil) {
+				t.Errorf("FindLease(%s) = %+v", id, got)
+			}
+		}
+		if _, err := tx.FindLease(ctx, "other", "a"); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("FindLease in another tenant: %v, want ErrNotFound", err)
+		}
+		if err := tx.UpdateLease(ctx, &domain.Lease{Tenant: "acme", Root: "nope", ID: "x"}); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("UpdateLease of a missing lease: %v, want ErrNotFound", err)
+		}
+		if ok, err := tx.DeleteLease(ctx, "acme", "a"); !ok || err != nil {
+			t.Errorf("DeleteLease = %v, %v", ok, err)
+		}
+		for _, id := range []string{"a", "b", "c", "x"} {
+			if _, err := tx.FindLease(ctx, "acme", id); !errors.Is(err, domain.ErrNotFound) {
+				t.Errorf("FindLease(%s) after delete: %v, want ErrNotFound", id, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkGrant is the hot path of a seat grant: LockLicense, PutSeat, SaveLicenseState,
+// one Update (five round trips: begin+now, lock, seat, state, commit).
+func BenchmarkGrant(b *testing.B) {
+	st := mustOpen(b, newDatabase(b))
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if err := grant(ctx, st, "lic-1", fmt.Sprintf("seat-%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGrantParallel: concurrent grants, each goroutine on its own license (no lock
+// contention: measures throughput of the pool and the server's commits).
+func BenchmarkGrantParallel(b *testing.B) {
+	st := mustOpen(b, newDatabase(b))
+	ctx := context.Background()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		lic := fmt.Sprintf("lic-%d", n.Add(1))
+		i := 0
+		for pb.Next() {
+			i++
+			if err := grant(ctx, st, lic, fmt.Sprintf("seat-%d", i)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGrantContended: concurrent grants on one license (they queue on its row lock).
+func BenchmarkGrantContended(b *testing.B) {
+	st := mustOpen(b, newDatabase(b))
+	ctx := context.Background()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := grant(ctx, st, "lic-1", fmt.Sprintf("seat-%d", n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func grant(ctx context.Context, st *Store, license, key string) error {
+	return st.Update(ctx, func(tx store.Tx) error {
+		ls, err := tx.LockLicense(ctx, "acme", license)
+		if err != nil {
+			return err
+		}
+		seat := &domain.Seat{Tenant: "acme", LicenseID: license, Key: key, User: "alice", HeldUntil: tx.Now().Add(time.Hour)}
+		if err := tx.PutSeat(ctx, seat); err != nil {
+			return err
+		}
+		ls.SeatsHeld++
+		return tx.SaveLicenseState(ctx, ls)
+	})
+}
+
+// TestHeldBackWriteFails: a write held back for the next round trip still fails its
+// transaction when the database refuses it.
+func TestHeldBackWriteFails(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	var readErr error
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "\xff", HeldUntil: tx.Now()}); err != nil {
+			return err
+		}
+		_, readErr = tx.GetLicenseState(ctx, "acme", "l")
+		return readErr
+	})
+	if readErr == nil || !strings.Contains(readErr.Error(), "put seat") {
+		t.Errorf("the read after a refused write: %v, want the write's error", readErr)
+	}
+	if err == nil {
+		t.Error("Update succeeded")
+	}
+}
+
+// TestSurvivesKilledConnections: connections the server dropped while idle in the pool (a
+// restart, a failover) cost a retry, not a failed Update.
+func TestSurvivesKilledConnections(t *testing.T) {
+	dsn := newDatabase(t)
+	st := mustOpen(t, dsn)
+	ctx := context.Background()
+	if err := grant(ctx, st, "lic-1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, os.Getenv(envDSN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var db string
+	if err := st.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	var killed int
+	err = admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid()`, db).Scan(&killed)
+	if err != nil || killed == 0 {
+		t.Fatalf("terminated %d backends: %v", killed, err)
+	}
+	if err := grant(ctx, st, "lic-1", "b"); err != nil {
+		t.Fatalf("Update after the server dropped the pool's connections: %v", err)
+	}
+}

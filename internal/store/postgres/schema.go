@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrationLock is the pg_advisory_xact_lock key that serializes schema migrations among
+// processes starting at once on one database (advisory locks are per database).
+const migrationLock int64 = 0x6c65617365686f6c // "leasehol"
+
+// migrations are applied in order, each once, recorded in schema_migrations. Never edit one
+// that has shipped: append a new one. Every statement is idempotent (IF NOT EXISTS) so that a
+// database without advisory locks (CockroachDB) still survives the start-up race.
+//
+// Times are timestamptz (microsecond precision, stored as UTC instants); durations are
+// bigint nanoseconds; a zero Go time is stored as 0001-01-01 (it compares as long past),
+// except in the optional columns, where NULL means "none".
+var migrations = [][]string{
+	1: {
+		`CREATE TABLE IF NOT EXISTS objects (
+			tenant     text NOT NULL,
+			kind       text NOT NULL,
+			id         text NOT NULL,
+			spec       bytea,
+			file_hash  text NOT NULL DEFAULT '',
+			updated_at timestamptz NOT NULL,
+			PRIMARY KEY (tenant, kind, id)
+		)`,
+		`CREATE TABLE IF NOT EXISTS catalog_versions (
+			tenant  text PRIMARY KEY,
+			version bigint NOT NULL
+		)`,
+		`CREATE TABLE IF NOT EXISTS signing_keys (
+			tenant        text NOT NULL,
+			kid           text NOT NULL,
+			algorithm     text NOT NULL,
+			private       bytea,
+			created_at    timestamptz NOT NULL,
+			retired_at    timestamptz,
+			publish_until timestamptz,
+			PRIMARY KEY (tenant, kid)
+		)`,
+		// A tenant's row here is locked by InsertSigningKey(ifNone), so that processes racing
+		// to create the tenant's first key take turns and only the first inserts. (A partial
+		// unique index on the active key would not do: a rotation inserts the new key while
+		// the old one is still active, and the contract allows that.)
+		`CREATE TABLE IF NOT EXISTS signing_key_guards (
+			tenant text PRIMARY KEY
+		)`,
+
+		`CREATE TABLE IF NOT EXISTS license_state (
+			tenant     text NOT NULL,
+			license_id text NOT NULL,
+			seats_held integer NOT NULL DEFAULT 0,
+			use_count  bigint NOT NULL DEFAULT 0,
+			use_time   bigint NOT NULL DEFAULT 0,
+			PRIMARY KEY (tenant, license_id)
+		)`,
+
+		`CREATE TABLE IF NOT EXISTS seats (
+			tenant     text NOT NULL,
+			license_id text NOT NULL,
+			seat_key   text NOT NULL,
+			user_name  text NOT NULL DEFAULT '',
+			held_until timestamptz NOT NULL,
+			lingering  boolean NOT NULL DEFAULT false,
+			overage    boolean NOT NULL DEFAULT false,
+			PRIMARY KEY (tenant, license_id, seat_key)
+		)`,
+		// ReapSeats, CountLiveSeats.
+		`CREATE INDEX IF NOT EXISTS seats_license_held ON seats (tenant, license_id, held_until)`,
+		// LicensesWithExpiredSeats, SeatsExpiredBetween (the sweeper, across tenants).
+		`CREATE INDEX IF NOT EXISTS seats_held ON seats (held_until)`,
+		// UsersHoldingSeats (reservations).
+		`CREATE INDEX IF NOT EXISTS seats_license_user ON seats (tenant, license_id, user_name)`,
+
+		`CREATE TABLE IF NOT EXISTS leases (
+			tenant            text NOT NULL,
+			root              text NOT NULL,
+			id                text NOT NULL,
+			license_id        text NOT NULL,
+			item              text NOT NULL,
+			seat_key          text NOT NULL,
+			session_key       text NOT NULL,
+			user_name         text NOT NULL,
+			client            text NOT NULL,
+			hw                text NOT NULL,
+			hw_name           text NOT NULL,
+			process           text NOT NULL,
+			process_name      text NOT NULL,
+			version           text NOT NULL,
+			mode              text NOT NULL,
+			issued_at         timestamptz NOT NULL,
+			renewed_at        timestamptz NOT NULL,
+			expires_at        timestamptz NOT NULL,
+			refresh_at        timestamptz NOT NULL,
+			prev_id           text NOT NULL,
+			prev_until        timestamptz,
+			overage           boolean NOT NULL,
+			use_time_reserved bigint NOT NULL,
+			session_id        text NOT NULL,
+			PRIMARY KEY (tenant, root)
+		)`,
+		// ExpiredLeases (the sweeper).
+		`CREATE INDEX IF NOT EXISTS leases_expires ON leases (expires_at)`,
+		// GetLeaseBySessionKey: every consumption looks its session key up.
+		`CREATE INDEX IF NOT EXISTS leases_session_key ON leases (tenant, license_id, session_key)`,
+		// CountLiveLeasesOnSeat, LatestLiveExpiryOnSeat.
+		`CREATE INDEX IF NOT EXISTS leases_seat ON leases (tenant, license_id, seat_key)`,
+		// CountLiveLeasesByHolder (consumption_limit), ListLeases by user or client.
+		`CREATE INDEX IF NOT EXISTS leases_user ON leases (tenant, license_id, user_name)`,
+		`CREATE INDEX IF NOT EXISTS leases_client ON leases (tenant, license_id, client)`,
+
+		// Every lease id of a chain (current and earlier) resolves to its lease's root.
+		`CREATE TABLE IF NOT EXISTS lease_chain (
+			tenant text NOT NULL,
+			id     text NOT NULL,
+			root   text NOT NULL,
+			PRIMARY KEY (tenant, id)
+		)`,
+		`CREATE INDEX IF NOT EXISTS lease_chain_root ON lease_chain (tenant, root)`,
+
+		`CREATE TABLE IF NOT EXISTS hw_locks (
+			tenant     text NOT NULL,
+			model      text NOT NULL,
+			hw         text NOT NULL,
+			license_id text NOT NULL,
+			PRIMARY KEY (tenant, model, hw)
+		)`,
+		`CREATE INDEX IF NOT EXISTS hw_locks_hw ON hw_locks (tenant, hw)`,
+
+		`CREATE TABLE IF NOT EXISTS usage_events (
+			seq        bigserial PRIMARY KEY,
+			tenant     text NOT NULL,
+			at         timestamptz NOT NULL,
+			license_id text NOT NULL,
+			item       text NOT NULL,
+			user_name  text NOT NULL,
+			client     text NOT NULL,
+			hw         text NOT NULL,
+			lease_id   text NOT NULL,
+			event      text NOT NULL,
+			code       text NOT NULL,
+			overage    boolean NOT NULL,
+			duration   bigint NOT NULL
+		)`,
+		`CREATE INDEX IF NOT EXISTS usage_events_tenant_at ON usage_events (tenant, at)`,
+
+		`CREATE TABLE IF NOT EXISTS heartbeats (
+			process text PRIMARY KEY,
+			at      timestamptz NOT NULL
+		)`,
+
+		`CREATE TABLE IF NOT EXISTS sessions (
+			tenant        text NOT NULL,
+			id            text NOT NULL,
+			kind          text NOT NULL,
+			user_name     text NOT NULL,
+			client        text NOT NULL,
+			device        text NOT NULL,
+			scopes        text[],
+			licensed      boolean NOT NULL,
+			refreshable   boolean NOT NULL DEFAULT false,
+			lease_license text NOT NULL,
+			lease_root    text NOT NULL,
+			ext_issuer    text NOT NULL,
+			ext_subject   text NOT NULL,
+			created_at    timestamptz NOT NULL,
+			last_used_at  timestamptz NOT NULL,
+			expires_at    timestamptz NOT NULL,
+			hard_expiry   timestamptz,
+			PRIMARY KEY (tenant, id)
+		)`,
+		// ExpiredSessions (the sweeper).
+		`CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_at)`,
+		// ListSessions by user (logout-all, max_sessions_per_user).
+		`CREATE INDEX IF NOT EXISTS sessions_user ON sessions (tenant, user_name)`,
+		// CountSessionsByLease, ListSessions by license.
+		`CREATE INDEX IF NOT EXISTS sessions_lease ON sessions (tenant, lease_root)`,
+
+		`CREATE TABLE IF NOT EXISTS tokens (
+			hash       text PRIMARY KEY,
+			tenant     text NOT NULL,
+			kind       text NOT NULL,
+			session_id text NOT NULL,
+			family_id  text NOT NULL,
+			client_id  text NOT NULL,
+			user_name  text NOT NULL,
+			scopes     text[],
+			created_at timestamptz NOT NULL,
+			expires_at timestamptz NOT NULL,
+			data       bytea
+		)`,
+		// DeleteTokens, DeleteSession.
+		`CREATE INDEX IF NOT EXISTS tokens_session ON tokens (tenant, session_id, family_id)`,
+		// DeleteExpiredTokens (the sweeper).
+		`CREATE INDEX IF NOT EXISTS tokens_expires ON tokens (expires_at)`,
+		// ListTokens (a user's login tokens).
+		`CREATE INDEX IF NOT EXISTS tokens_user ON tokens (tenant, user_name, kind)`,
+	},
+}
+
+// migrate brings the schema up to date in one transaction under an advisory lock: processes
+// that start together queue on the lock, and each later one finds the work done.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+		return fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	latest := len(migrations) - 1
+	if current > latest {
+		return fmt.Errorf("postgres: database schema version %d is newer than this program's (%d): upgrade leasehold", current, latest)
+	}
+	for v := current + 1; v <= latest; v++ {
+		for _, stmt := range migrations[v] {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("postgres: migration %d: %w", v, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1) ON CONFLICT DO NOTHING`, v); err != nil {
+			return fmt.Errorf("postgres: migration %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/leasehold/leasehold/internal/domain"
+)
+
+// License state.
+
+// LockLicense creates the state row when missing, then row-locks it until the transaction
+// ends. Both statements share one round trip; each gets its own snapshot (READ COMMITTED),
+// so the SELECT sees a row that a concurrent transaction inserted and committed while the
+// INSERT waited for it.
+func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) {
+	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}
+	var useTime int64
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO license_state (tenant, license_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, licenseID)
+	b.Queue(`SELECT seats_held, use_count, use_time FROM license_state WHERE tenant = $1 AND license_id = $2 FOR UPDATE`, tenant, licenseID)
+	err := t.batch(ctx, "lock license", b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&st.SeatsHeld, &st.UseCount, &useTime)
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.UseTime = time.Duration(useTime)
+	return st, nil
+}
+
+func (t *tx) SaveLicenseState(ctx context.Context, st *domain.LicenseState) error {
+	return t.write(ctx, "save license state",
+		`INSERT INTO license_state (tenant, license_id, seats_held, use_count, use_time) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant, license_id) DO UPDATE
+		SET seats_held = excluded.seats_held, use_count = excluded.use_count, use_time = excluded.use_time`,
+		st.Tenant, st.LicenseID, st.SeatsHeld, st.UseCount, int64(st.UseTime))
+}
+
+func (t *tx) GetLicenseState(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) {
+	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}
+	var useTime int64
+	err := t.get(ctx, "get license state",
+		`SELECT seats_held, use_count, use_time FROM license_state WHERE tenant = $1 AND license_id = $2`,
+		[]any{tenant, licenseID}, &st.SeatsHeld, &st.UseCount, &useTime)
+	if err != nil && err != domain.ErrNotFound {
+		return nil, err
+	}
+	st.UseTime = time.Duration(useTime)
+	return st, nil
+}
+
+// Seats.
+
+const seatColumns = `tenant, license_id, seat_key, user_name, held_until, lingering, overage`
+
+func scanSeat(r pgx.Row) (domain.Seat, error) {
+	var s domain.Seat
+	err := r.Scan(&s.Tenant, &s.LicenseID, &s.Key, &s.User, &s.HeldUntil, &s.Lingering, &s.Overage)
+	s.HeldUntil = s.HeldUntil.UTC()
+	return s, err
+}
+
+func (t *tx) GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) {
+	var s domain.Seat
+	err := t.get(ctx, "get seat",
+		`SELECT `+seatColumns+` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`,
+		[]any{tenant, licenseID, key},
+		&s.Tenant, &s.LicenseID, &s.Key, &s.User, &s.HeldUntil, &s.Lingering, &s.Overage)
+	if err != nil {
+		return nil, err
+	}
+	s.HeldUntil = s.HeldUntil.UTC()
+	return &s, nil
+}
+
+func (t *tx) PutSeat(ctx context.Context, s *domain.Seat) error {
+	return t.write(ctx, "put seat",
+		`INSERT INTO seats (`+seatColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (tenant, license_id, seat_key) DO UPDATE
+		SET user_name = excluded.user_name, held_until = excluded.held_until,
+			lingering = excluded.lingering, overage = excluded.overage`,
+		s.Tenant, s.LicenseID, s.Key, s.User, ts(s.HeldUntil), s.Lingering, s.Overage)
+}
+
+func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error) {
+	tag, err := t.exec(ctx, "delete seat",
+		`DELETE FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`, tenant, licenseID, key)
+	return err == nil && tag.RowsAffected() > 0, err
+}
+
+func (t *tx) ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	tag, err := t.exec(ctx, "reap seats",
+		`DELETE FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until <= $3`, tenant, licenseID, ts(now))
+	return int(tag.RowsAffected()), err
+}
+
+func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	var n int
+	err := t.get(ctx, "count live seats",
+		`SELECT count(*) FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until > $3`,
+		[]any{tenant, licenseID, ts(now)}, &n)
+	return n, err
+}
+
+func (t *tx) UsersHoldingSeats(ctx context.Context, tenant, licenseID string, users []string, now time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(users) == 0 {
+		return out, nil
+	}
+	names, err := list(ctx, t, "users holding seats",
+		`SELECT DISTINCT user_name FROM seats
+		WHERE tenant = $1 AND license_id = $2 AND user_name = ANY($3) AND held_until > $4`,
+		[]any{tenant, licenseID, users, ts(now)},
+		func(r pgx.Rows) (string, error) {
+			var s string
+			return s, r.Scan(&s)
+		})
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, err
+}
+
+func (t *tx) LicensesWithExpiredSeats(ctx context.Context, now time.Time, n int) ([][2]string, error) {
+	q, args := limitTo(`SELECT DISTINCT tenant, license_id FROM seats WHERE held_until <= $1 ORDER BY tenant, license_id`,
+		[]any{ts(now)}, n)
+	return list(ctx, t, "licenses with expired seats", q, args,
+		func(r pgx.Rows) ([2]string, error) {
+			var p [2]string
+			return p, r.Scan(&p[0], &p[1])
+		})
+}
+
+func (t *tx) SeatsExpiredBetween(ctx context.Context, from, to time.Time, n int) ([]domain.Seat, error) {
+	q, args := limitTo(`SELECT `+seatColumns+` FROM seats WHERE held_until > $1 AND held_until <= $2
+		ORDER BY held_until, tenant, license_id, seat_key`, []any{ts(from), ts(to)}, n)
+	return list(ctx, t, "seats expired between", q, args,
+		func(r pgx.Rows) (domain.Seat, error) { return scanSeat(r) })
+}
+
+// Hardware locks.
+
+// LockHW inserts the lock unless one exists, then reads whichever won; two statements (one
+// round trip) because a single statement's snapshot would not see a lock that a concurrent
+// transaction committed while the INSERT waited on it.
+func (t *tx) LockHW(ctx context.Context, tenant, model, hw, licenseID string) (string, error) {
+	var owner string
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO hw_locks (tenant, model, hw, license_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		tenant, model, hw, licenseID)
+	b.Queue(`SELECT license_id FROM hw_locks WHERE tenant = $1 AND model = $2 AND hw = $3`, tenant, model, hw)
+	err := t.batch(ctx, "lock hw", b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&owner)
+	})
+	return owner, err
+}
+
+func (t *tx) GetHWLock(ctx context.Context, tenant, model, hw string) (string, error) {
+	var owner string
+	err := t.get(ctx, "get hw lock",
+		`SELECT license_id FROM hw_locks WHERE tenant = $1 AND model = $2 AND hw = $3`,
+		[]any{tenant, model, hw}, &owner)
+	if err == domain.ErrNotFound {
+		return "", nil
+	}
+	return owner, err
+}
+
+func (t *tx) DeleteHWLocks(ctx context.Context, tenant, hw string) (int, error) {
+	tag, err := t.exec(ctx, "delete hw locks", `DELETE FROM hw_locks WHERE tenant = $1 AND hw = $2`, tenant, hw)
+	return int(tag.RowsAffected()), err
+}
+
+// Usage history.
+
+func (t *tx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error {
+	for _, e := range events {
+		err := t.write(ctx, "append usage",
+			`INSERT INTO usage_events (tenant, at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			e.Tenant, ts(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListUsage lists the events in [from, to); a zero to has no upper bound.
+func (t *tx) ListUsage(ctx context.Context, tenant string, from, to time.Time) ([]domain.UsageEvent, error) {
+	if to.IsZero() {
+		to = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	}
+	return list(ctx, t, "list usage",
+		`SELECT at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration
+		FROM usage_events WHERE tenant = $1 AND at >= $2 AND at < $3 ORDER BY at, seq`,
+		[]any{tenant, ts(from), ts(to)},
+		func(r pgx.Rows) (domain.UsageEvent, error) {
+			e := domain.UsageEvent{Tenant: tenant}
+			var code string
+			var d int64
+			err := r.Scan(&e.At, &e.LicenseID, &e.Item, &e.User, &e.Client, &e.HW, &e.LeaseID, &e.Event, &code, &e.Overage, &d)
+			e.At, e.Code, e.Duration = e.At.UTC(), domain.ErrorCode(code), time.Duration(d)
+			return e, err
+		})
+}
+
+// Liveness of server processes.
+
+func (t *tx) Heartbeat(ctx context.Context, process string, at time.Time) error {
+	return t.write(ctx, "heartbeat",
+		`INSERT INTO heartbeats (process, at) VALUES ($1, $2) ON CONFLICT (process) DO UPDATE SET at = excluded.at`,
+		process, ts(at))
+}
+
+func (t *tx) LastHeartbeat(ctx context.Context, except string) (time.Time, error) {
+	var at *time.Time
+	err := t.get(ctx, "last heartbeat", `SELECT max(at) FROM heartbeats WHERE process <> $1`, []any{except}, &at)
+	return fromNull(at), err
+}

@@ -1,0 +1,237 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once; a database records the versions it has in
+// schema_migrations. Never edit a released migration: append a new one.
+//
+// Times are unix milliseconds (INTEGER), durations nanoseconds. Every index serves a query
+// of tx.go, named beside it.
+var migrations = []string{
+	1: `
+CREATE TABLE objects (
+	tenant     TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	id         TEXT NOT NULL,
+	spec       BLOB NOT NULL,
+	file_hash  TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tenant, kind, id)
+) WITHOUT ROWID;
+
+CREATE TABLE catalog_versions (
+	tenant  TEXT PRIMARY KEY,
+	version INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE signing_keys (
+	tenant        TEXT NOT NULL,
+	kid           TEXT NOT NULL,
+	algorithm     TEXT NOT NULL,
+	private       BLOB NOT NULL,
+	created_at    INTEGER NOT NULL,
+	retired_at    INTEGER,
+	publish_until INTEGER,
+	PRIMARY KEY (tenant, kid)
+);
+
+CREATE TABLE license_state (
+	tenant     TEXT NOT NULL,
+	license_id TEXT NOT NULL,
+	seats_held INTEGER NOT NULL,
+	use_count  INTEGER NOT NULL,
+	use_time   INTEGER NOT NULL,
+	PRIMARY KEY (tenant, license_id)
+) WITHOUT ROWID;
+
+CREATE TABLE seats (
+	tenant     TEXT NOT NULL,
+	license_id TEXT NOT NULL,
+	seat_key   TEXT NOT NULL,
+	user       TEXT NOT NULL,
+	held_until INTEGER NOT NULL,
+	lingering  INTEGER NOT NULL,
+	overage    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, license_id, seat_key)
+) WITHOUT ROWID;
+-- ReapSeats, CountLiveSeats, UsersHoldingSeats
+CREATE INDEX seats_license_held ON seats (tenant, license_id, held_until);
+-- LicensesWithExpiredSeats, SeatsExpiredBetween
+CREATE INDEX seats_held ON seats (held_until);
+
+CREATE TABLE leases (
+	tenant            TEXT NOT NULL,
+	root              TEXT NOT NULL,
+	id                TEXT NOT NULL,
+	license_id        TEXT NOT NULL,
+	item              TEXT NOT NULL,
+	seat_key          TEXT NOT NULL,
+	session_key       TEXT NOT NULL,
+	user              TEXT NOT NULL,
+	client            TEXT NOT NULL,
+	hw                TEXT NOT NULL,
+	hw_name           TEXT NOT NULL,
+	process           TEXT NOT NULL,
+	process_name      TEXT NOT NULL,
+	version           TEXT NOT NULL,
+	mode              TEXT NOT NULL,
+	issued_at         INTEGER NOT NULL,
+	renewed_at        INTEGER NOT NULL,
+	expires_at        INTEGER NOT NULL,
+	refresh_at        INTEGER NOT NULL,
+	prev_id           TEXT NOT NULL,
+	prev_until        INTEGER NOT NULL,
+	overage           INTEGER NOT NULL,
+	use_time_reserved INTEGER NOT NULL,
+	session_id        TEXT NOT NULL,
+	PRIMARY KEY (tenant, root)
+);
+-- ExpiredLeases
+CREATE INDEX leases_expires ON leases (expires_at);
+-- GetLeaseBySessionKey
+CREATE INDEX leases_session_key ON leases (tenant, license_id, session_key, expires_at);
+-- CountLiveLeasesOnSeat, LatestLiveExpiryOnSeat
+CREATE INDEX leases_seat ON leases (tenant, license_id, seat_key, expires_at);
+-- CountLiveLeasesByHolder, ListLeases by user
+CREATE INDEX leases_user ON leases (tenant, license_id, user, expires_at);
+CREATE INDEX leases_client ON leases (tenant, license_id, client, expires_at);
+-- ListLeases
+CREATE INDEX leases_tenant_expires ON leases (tenant, expires_at);
+
+-- Every id of a lease chain (the root included) names its lease.
+CREATE TABLE lease_ids (
+	tenant TEXT NOT NULL,
+	id     TEXT NOT NULL,
+	root   TEXT NOT NULL,
+	PRIMARY KEY (tenant, id),
+	FOREIGN KEY (tenant, root) REFERENCES leases (tenant, root) ON DELETE CASCADE
+) WITHOUT ROWID;
+-- the cascade from DeleteLease
+CREATE INDEX lease_ids_root ON lease_ids (tenant, root);
+
+CREATE TABLE hw_locks (
+	tenant     TEXT NOT NULL,
+	model      TEXT NOT NULL,
+	hw         TEXT NOT NULL,
+	license_id TEXT NOT NULL,
+	PRIMARY KEY (tenant, model, hw)
+) WITHOUT ROWID;
+-- DeleteHWLocks
+CREATE INDEX hw_locks_hw ON hw_locks (tenant, hw);
+
+CREATE TABLE usage (
+	seq        INTEGER PRIMARY KEY,
+	tenant     TEXT NOT NULL,
+	at         INTEGER NOT NULL,
+	license_id TEXT NOT NULL,
+	item       TEXT NOT NULL,
+	user       TEXT NOT NULL,
+	client     TEXT NOT NULL,
+	hw         TEXT NOT NULL,
+	lease_id   TEXT NOT NULL,
+	event      TEXT NOT NULL,
+	code       TEXT NOT NULL,
+	overage    INTEGER NOT NULL,
+	duration   INTEGER NOT NULL
+);
+-- ListUsage (the rowid seq rides along in the index, keeping insertion order on ties)
+CREATE INDEX usage_tenant_at ON usage (tenant, at);
+
+CREATE TABLE heartbeats (
+	process TEXT PRIMARY KEY,
+	at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE sessions (
+	tenant        TEXT NOT NULL,
+	id            TEXT NOT NULL,
+	kind          TEXT NOT NULL,
+	user          TEXT NOT NULL,
+	client        TEXT NOT NULL,
+	device        TEXT NOT NULL,
+	scopes        TEXT,
+	licensed      INTEGER NOT NULL,
+	refreshable   INTEGER NOT NULL,
+	lease_license TEXT NOT NULL,
+	lease_root    TEXT NOT NULL,
+	ext_issuer    TEXT NOT NULL,
+	ext_subject   TEXT NOT NULL,
+	created_at    INTEGER NOT NULL,
+	last_used_at  INTEGER NOT NULL,
+	expires_at    INTEGER NOT NULL,
+	hard_expiry   INTEGER NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+-- ExpiredSessions
+CREATE INDEX sessions_expires ON sessions (expires_at);
+-- ListSessions by user
+CREATE INDEX sessions_user ON sessions (tenant, user);
+-- CountSessionsByLease
+CREATE INDEX sessions_lease ON sessions (tenant, lease_root);
+-- a trusted external token continues the session of (iss, sub)
+CREATE INDEX sessions_ext ON sessions (tenant, ext_issuer, ext_subject) WHERE ext_issuer <> '';
+
+CREATE TABLE tokens (
+	hash       TEXT PRIMARY KEY,
+	tenant     TEXT NOT NULL,
+	kind       TEXT NOT NULL,
+	session_id TEXT NOT NULL,
+	family_id  TEXT NOT NULL,
+	client_id  TEXT NOT NULL,
+	user       TEXT NOT NULL,
+	scopes     TEXT,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	data       BLOB
+);
+-- DeleteTokens, DeleteSession
+CREATE INDEX tokens_session ON tokens (tenant, session_id, family_id);
+-- DeleteExpiredTokens
+CREATE INDEX tokens_expires ON tokens (expires_at);
+-- ListTokens
+CREATE INDEX tokens_user ON tokens (tenant, user, kind);
+`,
+}
+
+// migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several
+// processes open one file at once (each applies a version only if no one has yet).
+func migrate(ctx context.Context, c *sql.Conn, now time.Time) (err error) {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = c.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	var current int
+	if err := c.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	latest := len(migrations) - 1
+	if current > latest {
+		return fmt.Errorf("sqlite: the database schema is version %d, newer than this program's %d: use a newer leasehold", current, latest)
+	}
+	for v := current + 1; v <= latest; v++ {
+		if _, err := c.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if _, err := c.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", v, now.UnixMilli()); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,536 @@
+// Package sqlite is the embedded store backend: one SQLite file serving one process.
+//
+// Writes go through a single writer connection that group-commits: a writer goroutine
+// takes queued Updates and runs each fn in a SAVEPOINT of one BEGIN IMMEDIATE transaction
+// (up to maxBatch of them, or until the queue is empty), rolls back to the savepoint of a
+// fn that fails, COMMITs once, and only then answers every caller. One commit thus serves
+// many Updates, and the single writer is what serializes seat decisions (LockLicense needs
+// no row lock here). Views run on a pool of query_only reader connections beside the
+// writer (WAL mode). Statements are prepared once per connection.
+//
+// Durability: WAL with synchronous=NORMAL (the default) keeps every committed transaction
+// through a crash or kill -9 of the process; surviving a power loss or OS crash needs
+// synchronous=FULL (`sqlite:///path.db?synchronous=full`), which syncs the WAL on each
+// commit, once per group.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// maxBatch bounds the Updates one commit serves, so a long queue still sees commits (and
+// answers) at a steady pace.
+const maxBatch = 128
+
+var (
+	// ErrClosed is returned by every call on a closed store.
+	ErrClosed   = errors.New("sqlite: store closed")
+	errReadOnly = errors.New("sqlite: write in a read-only transaction (View)")
+	errTxDone   = errors.New("sqlite: transaction used after its fn returned")
+)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	clock   func() time.Time
+	readers int
+}
+
+// WithClock sets the store's clock (Store.Now and every Tx.Now); engine tests move it.
+func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+
+// WithReaders sets how many reader connections serve View (default: GOMAXPROCS, at least 4).
+func WithReaders(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.readers = n
+		}
+	}
+}
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	path  string
+	clock func() time.Time
+
+	wdb, rdb *sql.DB
+	writer   *conn
+	readers  chan *conn
+	nReaders int
+
+	queue      chan *request
+	writerDone chan struct{}
+	batch      []*request // owned by the writer goroutine
+
+	// mu is held shared by every call in flight and exclusively by Close, so Close waits for
+	// them and nothing is queued once the queue is closed.
+	mu     sync.RWMutex
+	closed bool
+
+	commits atomic.Int64 // transactions committed by the writer (tests read it)
+	updates atomic.Int64 // Updates those commits served
+}
+
+// Open opens (creating it and its directory when missing) and migrates the database named
+// by dsn: `sqlite://./relative/path.db`, `sqlite:///abs/path.db` or a bare path, with
+// optional `?synchronous=off|normal|full|extra` and `busy_timeout=MS` options.
+func Open(dsn string, opts ...Option) (*Store, error) {
+	st, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg := config{clock: time.Now, readers: max(4, runtime.GOMAXPROCS(0))}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if dir := filepath.Dir(st.path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	s := &Store{
+		path:       st.path,
+		clock:      cfg.clock,
+		nReaders:   cfg.readers,
+		readers:    make(chan *conn, cfg.readers),
+		queue:      make(chan *request, 4*maxBatch),
+		writerDone: make(chan struct{}),
+		batch:      make([]*request, 0, maxBatch),
+	}
+	if err := s.open(st); err != nil {
+		s.closeConns()
+		return nil, err
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+func (s *Store) open(st settings) error {
+	ctx := context.Background()
+	var err error
+	if s.wdb, err = sql.Open("sqlite3", st.driverDSN(false)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	wc, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	s.writer = newConn(wc, true)
+	var mode string
+	if err := wc.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (is the file on a filesystem without shared memory?)", st.path, mode)
+	}
+	if err := migrate(ctx, wc, s.clock()); err != nil {
+		return err
+	}
+	if s.rdb, err = sql.Open("sqlite3", st.driverDSN(true)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	s.rdb.SetMaxOpenConns(s.nReaders)
+	s.rdb.SetMaxIdleConns(s.nReaders)
+	for range s.nReaders {
+		rc, err := s.rdb.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+		}
+		s.readers <- newConn(rc, false)
+	}
+	return nil
+}
+
+// now is the store clock at millisecond precision: times are stored in milliseconds, so a
+// time computed from Tx.Now reads back exactly as written.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Millisecond) }
+
+// Now implements store.Store.
+func (s *Store) Now(context.Context) (time.Time, error) { return s.now(), nil }
+
+// Ping implements store.Store: a reader runs a query.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.View(ctx, func(store.Tx) error { return nil })
+}
+
+// request is one queued Update.
+type request struct {
+	fn    func(store.Tx) error
+	state atomic.Int32 // queued, then taken by the writer or abandoned by its caller
+	err   error
+	panic any
+	done  chan struct{}
+}
+
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+var requests = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
+
+// Update implements store.Store. fn runs on the writer goroutine, inside the group's
+// transaction: it must not call the store itself (Update or View) and must return before
+// the next Update can run. A panic in fn is re-raised here once the group is committed.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	r := requests.Get().(*request)
+	r.fn, r.err, r.panic = fn, nil, nil
+	r.state.Store(queued)
+	select {
+	case s.queue <- r:
+	case <-ctx.Done():
+		r.fn = nil
+		requests.Put(r)
+		return ctx.Err()
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(queued, abandoned) {
+			// The writer will skip it, and still holds it: it is not reused.
+			return ctx.Err()
+		}
+		// Already running: its outcome is the answer, whatever the context says.
+		<-r.done
+	}
+	err, p := r.err, r.panic
+	r.fn, r.err, r.panic = nil, nil, nil
+	requests.Put(r)
+	if p != nil {
+		panic(p)
+	}
+	return err
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	for r := range s.queue {
+		s.runBatch(r)
+	}
+}
+
+// runBatch runs first and whatever else is queued in one transaction, then answers them.
+func (s *Store) runBatch(first *request) {
+	if !first.state.CompareAndSwap(queued, taken) {
+		return
+	}
+	batch := append(s.batch[:0], first)
+	defer func() {
+		for i, r := range batch {
+			r.done <- struct{}{}
+			batch[i] = nil
+		}
+	}()
+	w := s.writer
+	if err := w.execNoCtx("BEGIN IMMEDIATE"); err != nil {
+		first.err = fmt.Errorf("sqlite: begin: %w", err)
+		return
+	}
+	if !s.runOne(first) {
+		s.abort(batch)
+		return
+	}
+	for len(batch) < maxBatch {
+		var r *request
+		select {
+		case r = <-s.queue:
+		default:
+		}
+		if r == nil {
+			break
+		}
+		if !r.state.CompareAndSwap(queued, taken) {
+			continue
+		}
+		batch = append(batch, r)
+		if !s.runOne(r) {
+			s.abort(batch)
+			return
+		}
+	}
+	if err := w.execNoCtx("COMMIT"); err != nil {
+		_ = w.execNoCtx("ROLLBACK")
+		for _, r := range batch {
+			if r.err == nil && r.panic == nil {
+				r.err = fmt.Errorf("sqlite: commit: %w", err)
+			}
+		}
+		return
+	}
+	s.commits.Add(1)
+	s.updates.Add(int64(len(batch)))
+}
+
+// runOne runs r.fn in a savepoint of the open transaction. It reports false when the
+// transaction itself was lost (SQLite rolls back the whole transaction on some errors,
+// such as an I/O error or a full disk), so the batch cannot be committed.
+func (s *Store) runOne(r *request) bool {
+	w := s.writer
+	if err := w.execNoCtx("SAVEPOINT u"); err != nil {
+		r.err = fmt.Errorf("sqlite: savepoint: %w", err)
+		return !w.autocommit()
+	}
+	t := &tx{c: w, now: s.now(), write: true}
+	r.err, r.panic = call(r.fn, t)
+	t.done = true
+	if r.err == nil && r.panic == nil {
+		if err := w.execNoCtx("RELEASE u"); err != nil {
+			r.err = fmt.Errorf("sqlite: release savepoint: %w", err)
+		} else {
+			return true
+		}
+	}
+	if w.autocommit() {
+		return false
+	}
+	if err := w.execNoCtx("ROLLBACK TO u"); err != nil {
+		return false
+	}
+	if err := w.execNoCtx("RELEASE u"); err != nil {
+		return false
+	}
+	return true
+}
+
+// abort ends a batch whose transaction is lost: nothing of it was committed.
+func (s *Store) abort(batch []*request) {
+	w := s.writer
+	if !w.autocommit() {
+		_ = w.execNoCtx("ROLLBACK")
+	}
+	cause := batch[len(batch)-1].err
+	if cause == nil {
+		cause = errors.New("transaction rolled back")
+	}
+	for _, r := range batch {
+		if r.err == nil && r.panic == nil {
+			r.err = fmt.Errorf("sqlite: transaction lost, nothing written: %w", cause)
+		}
+	}
+}
+
+func call(fn func(store.Tx) error, t store.Tx) (err error, p any) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = v
+		}
+	}()
+	return fn(t), nil
+}
+
+// View implements store.Store: fn reads one consistent snapshot on a reader connection.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var c *conn
+	select {
+	case c = <-s.readers:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { s.readers <- c }()
+	if err := c.execNoCtx("BEGIN"); err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	t := &tx{c: c, now: s.now()}
+	defer func() {
+		t.done = true
+		if rerr := c.execNoCtx("ROLLBACK"); rerr != nil && err == nil && !c.autocommit() {
+			err = fmt.Errorf("sqlite: end read: %w", rerr)
+		}
+	}()
+	return fn(t)
+}
+
+// Close drains queued Updates, waits for those in flight, and closes the database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.queue)
+	<-s.writerDone
+	if s.writer != nil {
+		// Cheap, and keeps the query planner's statistics fresh for the next start.
+		_ = s.writer.execNoCtx("PRAGMA optimize")
+	}
+	return s.closeConns()
+}
+
+func (s *Store) closeConns() error {
+	var errs []error
+	if s.rdb != nil {
+		for len(s.readers) > 0 {
+			errs = append(errs, (<-s.readers).close())
+		}
+		errs = append(errs, s.rdb.Close())
+	}
+	// The writer goes last: closing the last connection checkpoints the WAL into the file.
+	if s.writer != nil {
+		errs = append(errs, s.writer.close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Backup writes a consistent copy of the live database to dest (VACUUM INTO, on a
+// connection of its own, beside the writer), replacing dest atomically once the copy is
+// complete and synced.
+func (s *Store) Backup(ctx context.Context, dest string) (err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	dest, err = filepath.Abs(dest)
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	src, err := filepath.Abs(s.path)
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if src == dest {
+		return fmt.Errorf("sqlite: backup: %s is the live database", dest)
+	}
+	if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), filepath.Base(dest)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	tmpName := tmp.Name()
+	tmp.Close()
+	// VACUUM INTO refuses an existing file, even an empty one.
+	if err := os.Remove(tmpName); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmpName)
+		}
+	}()
+
+	db, err := sql.Open("sqlite3", settings{path: s.path, synchronous: "FULL", busyTimeout: 5000}.driverDSN(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if err := syncFile(tmpName); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if err := os.Rename(tmpName, dest); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	if err := syncFile(filepath.Dir(dest)); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	return nil
+}
+
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// conn is one connection with its prepared statements. Only one goroutine uses it at a
+// time (the writer, or the View holding it), so the cache needs no lock.
+type conn struct {
+	c     *sql.Conn
+	stmts map[string]*sql.Stmt
+	// writer statements run without the caller's context: cancelling a running statement
+	// interrupts the connection, and SQLite may then roll back the whole group transaction.
+	writer bool
+}
+
+func newConn(c *sql.Conn, writer bool) *conn {
+	return &conn{c: c, stmts: map[string]*sql.Stmt{}, writer: writer}
+}
+
+func (c *conn) stmt(q string) (*sql.Stmt, error) {
+	if st := c.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := c.c.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+func (c *conn) execNoCtx(q string) error {
+	st, err := c.stmt(q)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(context.Background())
+	return err
+}
+
+// autocommit reports whether no transaction is open on the connection.
+func (c *conn) autocommit() bool {
+	ac := false
+	_ = c.c.Raw(func(dc any) error {
+		if sc, ok := dc.(*sqlite3.SQLiteConn); ok {
+			ac = sc.AutoCommit()
+		}
+		return nil
+	})
+	return ac
+}
+
+func (c *conn) close() error {
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	errs = append(errs, c.c.Close())
+	return errors.Join(errs...)
+}

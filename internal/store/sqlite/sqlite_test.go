@@ -1,0 +1,649 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/storetest"
+)
+
+func openTemp(t testing.TB, opts ...Option) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data", "leasehold.db")
+	s, err := Open(path, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, path
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openTemp(t)
+		return s
+	})
+}
+
+func TestParseDSN(t *testing.T) {
+	for _, c := range []struct {
+		dsn, path, sync string
+		busy            int
+		bad             bool
+	}{
+		{dsn: "sqlite://./data/x.db", path: "./data/x.db", sync: "NORMAL", busy: 5000},
+		{dsn: "sqlite:///abs/x.db", path: "/abs/x.db", sync: "NORMAL", busy: 5000},
+		{dsn: "sqlite:rel.db", path: "rel.db", sync: "NORMAL", busy: 5000},
+		{dsn: "./bare/x.db", path: "./bare/x.db", sync: "NORMAL", busy: 5000},
+		{dsn: "/abs/bare.db?synchronous=full", path: "/abs/bare.db", sync: "FULL", busy: 5000},
+		{dsn: "sqlite:///a/b%20c.db?synchronous=Extra&busy_timeout=100", path: "/a/b c.db", sync: "EXTRA", busy: 100},
+		{dsn: "sqlite://", bad: true},
+		{dsn: "", bad: true},
+		{dsn: ":memory:", bad: true},
+		{dsn: "x.db?synchronous=sometimes", bad: true},
+		{dsn: "x.db?busy_timeout=-1", bad: true},
+		{dsn: "x.db?journal_mode=delete", bad: true},
+	} {
+		st, err := parseDSN(c.dsn)
+		if c.bad {
+			if err == nil {
+				t.Errorf("parseDSN(%q) = %+v, want an error", c.dsn, st)
+			}
+			continue
+		}
+		if err != nil || st.path != c.path || st.synchronous != c.sync || st.busyTimeout != c.busy {
+			t.Errorf("parseDSN(%q) = %+v, %v; want path %q sync %s busy %d", c.dsn, st, err, c.path, c.sync, c.busy)
+		}
+	}
+}
+
+func pragma(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	var v string
+	if err := s.writer.c.QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestOpenForms(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for _, c := range []struct{ dsn, file, sync string }{
+		{"sqlite://./rel/one.db", filepath.Join(dir, "rel", "one.db"), "1"},
+		{"sqlite://" + filepath.Join(dir, "abs", "two.db") + "?synchronous=full", filepath.Join(dir, "abs", "two.db"), "2"},
+		{"bare/three.db?synchronous=FULL", filepath.Join(dir, "bare", "three.db"), "2"},
+	} {
+		s, err := Open(c.dsn)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", c.dsn, err)
+		}
+		if _, err := os.Stat(c.file); err != nil {
+			t.Errorf("Open(%q) did not create %s: %v", c.dsn, c.file, err)
+		}
+		if got := pragma(t, s, "synchronous"); got != c.sync {
+			t.Errorf("Open(%q): synchronous = %s, want %s", c.dsn, got, c.sync)
+		}
+		if got := pragma(t, s, "journal_mode"); got != "wal" {
+			t.Errorf("Open(%q): journal_mode = %s", c.dsn, got)
+		}
+		if got := pragma(t, s, "foreign_keys"); got != "1" {
+			t.Errorf("Open(%q): foreign_keys = %s", c.dsn, got)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open("sqlite://?synchronous=full"); err == nil {
+		t.Error("Open without a path succeeded")
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	s, path := openTemp(t)
+	update(t, s, func(tx store.Tx) error { return tx.Heartbeat(t.Context(), "p", time.UnixMilli(1)) })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopening runs the migrations again: nothing changes, nothing is lost.
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	// And running them again on a live database, from another connection, is a no-op.
+	c, err := s2.rdb.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.ExecContext(t.Context(), "PRAGMA query_only = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(t.Context(), c, time.Now()); err != nil {
+		t.Fatalf("migrate again: %v", err)
+	}
+	var n, maxV int
+	if err := c.QueryRowContext(t.Context(), "SELECT COUNT(*), MAX(version) FROM schema_migrations").Scan(&n, &maxV); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(migrations)-1 || maxV != len(migrations)-1 {
+		t.Errorf("schema_migrations: %d rows, max %d; want %d", n, maxV, len(migrations)-1)
+	}
+	hb := read(t, s2, func(tx store.Tx) (time.Time, error) { return tx.LastHeartbeat(t.Context(), "") })
+	if !hb.Equal(time.UnixMilli(1)) {
+		t.Errorf("heartbeat after reopen = %v", hb)
+	}
+
+	// A schema newer than the program is refused, not guessed at.
+	if _, err := c.ExecContext(t.Context(), "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := Open(path); err == nil {
+		s3.Close()
+		t.Error("Open of a database with a newer schema succeeded")
+	}
+}
+
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "race.db")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := Open(path)
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+}
+
+func update(t testing.TB, s store.Store, fn func(tx store.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+}
+
+func read[T any](t testing.TB, s store.Store, fn func(tx store.Tx) (T, error)) T {
+	t.Helper()
+	var v T
+	if err := s.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	}); err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	return v
+}
+
+func seat(key string, until time.Time) *domain.Seat {
+	return &domain.Seat{Tenant: "acme", LicenseID: "L1", Key: key, User: "u", HeldUntil: until}
+}
+
+func hasSeat(t testing.TB, s store.Store, key string) bool {
+	t.Helper()
+	var found bool
+	if err := s.View(context.Background(), func(tx store.Tx) error {
+		_, err := tx.GetSeat(context.Background(), "acme", "L1", key)
+		found = err == nil
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("View: %v", err)
+	}
+	return found
+}
+
+func TestDurableAcrossReopen(t *testing.T) {
+	s, path := openTemp(t)
+	base := time.Now().Truncate(time.Millisecond)
+	for i := range 50 {
+		update(t, s, func(tx store.Tx) error { return tx.PutSeat(t.Context(), seat(fmt.Sprint(i), base.Add(time.Hour))) })
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open("sqlite://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for i := range 50 {
+		if !hasSeat(t, s2, fmt.Sprint(i)) {
+			t.Errorf("seat %d lost across Close/Open", i)
+		}
+	}
+}
+
+// TestKillChild is the writer half of TestDurableAfterKill; it does nothing on its own.
+func TestKillChild(t *testing.T) {
+	path := os.Getenv("LEASEHOLD_SQLITE_KILL_CHILD")
+	if path == "" {
+		t.Skip("run by TestDurableAfterKill")
+	}
+	s, err := Open(path)
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				key := fmt.Sprintf("%d-%d", g, i)
+				err := s.Update(context.Background(), func(tx store.Tx) error {
+					return tx.PutSeat(context.Background(), seat(key, tx.Now().Add(time.Hour)))
+				})
+				mu.Lock()
+				if err != nil {
+					fmt.Println("error", err)
+				} else {
+					fmt.Println("ok", key) // acknowledged: must survive the kill
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestDurableAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	path := filepath.Join(t.TempDir(), "kill.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LEASEHOLD_SQLITE_KILL_CHILD="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(acked) < 2000 {
+		line := sc.Text()
+		if key, ok := strings.CutPrefix(line, "ok "); ok {
+			acked = append(acked, key)
+		} else if strings.HasPrefix(line, "error") {
+			t.Errorf("child: %s", line)
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no Close, no flush
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if len(acked) < 2000 {
+		t.Fatalf("child acknowledged only %d writes", len(acked))
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lost := 0
+	for _, key := range acked {
+		if !hasSeat(t, s, key) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged writes lost after kill -9", lost, len(acked))
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	s, _ := openTemp(t)
+	const n = 500
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key := strconv.Itoa(i)
+			err := s.Update(t.Context(), func(tx store.Tx) error {
+				return tx.PutSeat(t.Context(), seat(key, tx.Now().Add(time.Hour)))
+			})
+			if err != nil {
+				t.Errorf("Update %d: %v", i, err)
+				return
+			}
+			// Visible to a reader as soon as Update returns.
+			if !hasSeat(t, s, key) {
+				t.Errorf("seat %s not visible after its Update returned", key)
+			}
+		})
+	}
+	wg.Wait()
+	commits, updates := s.commits.Load(), s.updates.Load()
+	t.Logf("%d updates in %d commits", updates, commits)
+	if updates != n {
+		t.Errorf("updates = %d, want %d", updates, n)
+	}
+	if commits >= updates {
+		t.Errorf("no group commit: %d commits for %d updates", commits, updates)
+	}
+}
+
+func TestPanicInFn(t *testing.T) {
+	s, _ := openTemp(t)
+	func() {
+		defer func() {
+			if v := recover(); v != "boom" {
+				t.Errorf("recovered %v, want the fn's panic", v)
+			}
+		}()
+		_ = s.Update(t.Context(), func(tx store.Tx) error {
+			if err := tx.PutSeat(t.Context(), seat("p", tx.Now().Add(time.Hour))); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if hasSeat(t, s, "p") {
+		t.Error("a panicking fn's write was kept")
+	}
+	update(t, s, func(tx store.Tx) error { return tx.PutSeat(t.Context(), seat("after", tx.Now().Add(time.Hour))) })
+	if !hasSeat(t, s, "after") {
+		t.Error("store broken after a panic in fn")
+	}
+}
+
+func TestCancelWhileQueued(t *testing.T) {
+	s, _ := openTemp(t)
+	hold, running := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.Update(context.Background(), func(tx store.Tx) error {
+			close(running)
+			<-hold // keeps the writer busy
+			return nil
+		})
+	}()
+	<-running
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(ctx, func(tx store.Tx) error {
+			ran <- struct{}{}
+			return tx.PutSeat(ctx, seat("queued", tx.Now().Add(time.Hour)))
+		})
+	}()
+	time.Sleep(20 * time.Millisecond) // let it queue
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("queued Update after cancel = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a queued Update ignored its context")
+	}
+	close(hold)
+	update(t, s, func(tx store.Tx) error { return nil }) // the writer is past the abandoned one
+	select {
+	case <-ran:
+		t.Error("the fn of an abandoned Update ran")
+	default:
+	}
+	if hasSeat(t, s, "queued") {
+		t.Error("an abandoned Update wrote")
+	}
+}
+
+func TestClose(t *testing.T) {
+	s, path := openTemp(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []string
+	for i := range 200 {
+		wg.Go(func() {
+			key := strconv.Itoa(i)
+			err := s.Update(context.Background(), func(tx store.Tx) error {
+				return tx.PutSeat(context.Background(), seat(key, tx.Now().Add(time.Hour)))
+			})
+			switch {
+			case err == nil:
+				mu.Lock()
+				acked = append(acked, key)
+				mu.Unlock()
+			case !errors.Is(err, ErrClosed):
+				t.Errorf("Update during Close: %v", err)
+			}
+		})
+	}
+	time.Sleep(time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Update(t.Context(), func(store.Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Update after Close = %v, want ErrClosed", err)
+	}
+	if err := s.View(t.Context(), func(store.Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("View after Close = %v, want ErrClosed", err)
+	}
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, key := range acked {
+		if !hasSeat(t, s2, key) {
+			t.Errorf("acknowledged seat %s lost by Close", key)
+		}
+	}
+}
+
+func TestTxAfterFn(t *testing.T) {
+	s, _ := openTemp(t)
+	var kept store.Tx
+	update(t, s, func(tx store.Tx) error { kept = tx; return nil })
+	if err := kept.PutSeat(t.Context(), seat("late", time.Now())); err == nil {
+		t.Error("a Tx used after its fn returned still wrote")
+	}
+}
+
+func TestWithClock(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 678999999, time.FixedZone("X", 3600))
+	s, _ := openTemp(t, WithClock(func() time.Time { return at }))
+	want := at.UTC().Truncate(time.Millisecond)
+	if now, _ := s.Now(t.Context()); !now.Equal(want) || now.Location() != time.UTC {
+		t.Errorf("Now = %v, want %v UTC", now, want)
+	}
+	txNow := read(t, s, func(tx store.Tx) (time.Time, error) { return tx.Now(), nil })
+	if !txNow.Equal(want) {
+		t.Errorf("tx.Now = %v, want %v", txNow, want)
+	}
+}
+
+func TestBackup(t *testing.T) {
+	s, _ := openTemp(t)
+	base := time.Now().Truncate(time.Millisecond)
+	for i := range 20 {
+		update(t, s, func(tx store.Tx) error { return tx.PutSeat(t.Context(), seat(strconv.Itoa(i), base.Add(time.Hour))) })
+	}
+	dest := filepath.Join(t.TempDir(), "backups", "copy.db")
+	// Writes go on during the backup; the copy is one consistent snapshot either way.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			update(t, s, func(tx store.Tx) error { return tx.PutSeat(t.Context(), seat(fmt.Sprintf("w%d", i), base)) })
+		}
+	})
+	err := s.Backup(t.Context(), dest)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	// A second backup replaces the first.
+	if err := s.Backup(t.Context(), dest); err != nil {
+		t.Fatalf("Backup over an existing file: %v", err)
+	}
+	if err := s.Backup(t.Context(), s.path); err == nil {
+		t.Error("Backup onto the live database succeeded")
+	}
+	b, err := Open(dest)
+	if err != nil {
+		t.Fatalf("open backup: %v", err)
+	}
+	defer b.Close()
+	for i := range 20 {
+		if !hasSeat(t, b, strconv.Itoa(i)) {
+			t.Errorf("seat %d missing from the backup", i)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dest))
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("backup left %s behind", e.Name())
+		}
+	}
+}
+
+// TestQueryPlans checks that the hot queries use an index rather than scanning a table.
+func TestQueryPlans(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, q := range []string{
+		qLicenseState,
+		`SELECT ` + seatCols + ` FROM seats WHERE tenant = ? AND license_id = ? AND seat_key = ?`,
+		`DELETE FROM seats WHERE tenant = ? AND license_id = ? AND held_until <= ?`,
+		`SELECT COUNT(*) FROM seats WHERE tenant = ? AND license_id = ? AND held_until > ?`,
+		`SELECT DISTINCT tenant, license_id FROM seats WHERE held_until <= ? LIMIT ?`,
+		`SELECT ` + seatCols + ` FROM seats WHERE held_until > ? AND held_until <= ? ORDER BY held_until LIMIT ?`,
+		`SELECT ` + leaseCols + ` FROM leases WHERE tenant = ? AND root = (SELECT root FROM lease_ids WHERE tenant = ? AND id = ?)`,
+		`SELECT ` + leaseCols + ` FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ? ORDER BY expires_at DESC LIMIT 1`,
+		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND expires_at > ?`,
+		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND user = ? AND expires_at > ?`,
+		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND client = ? AND expires_at > ?`,
+		`SELECT ` + leaseCols + ` FROM leases WHERE expires_at <= ? ORDER BY expires_at LIMIT ?`,
+		`SELECT license_id FROM hw_locks WHERE tenant = ? AND model = ? AND hw = ?`,
+		`DELETE FROM hw_locks WHERE tenant = ? AND hw = ?`,
+		`SELECT ` + usageCols + ` FROM usage WHERE tenant = ? AND at >= ? AND at < ? ORDER BY at, seq`,
+		`SELECT ` + tokenCols + ` FROM tokens WHERE hash = ?`,
+		`DELETE FROM tokens WHERE tenant = ? AND session_id = ?`,
+		`DELETE FROM tokens WHERE hash IN (SELECT hash FROM tokens WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
+		`SELECT ` + sessionCols + ` FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?`,
+		`SELECT COUNT(*) FROM sessions WHERE tenant = ? AND lease_root = ?`,
+		`SELECT version FROM catalog_versions WHERE tenant = ?`,
+		`SELECT id, spec, file_hash, updated_at FROM objects WHERE tenant = ? AND kind = ? ORDER BY id`,
+	} {
+		rows, err := s.writer.c.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, "USING") {
+				t.Errorf("full scan in %q:\n  %s", q, strings.Join(plan, "\n  "))
+			}
+			if strings.Contains(step, "TEMP B-TREE") {
+				t.Errorf("sort without an index in %q:\n  %s", q, strings.Join(plan, "\n  "))
+			}
+		}
+	}
+}
+
+// BenchmarkUpdate is the grant hot path: LockLicense, PutSeat, SaveLicenseState.
+func BenchmarkUpdate(b *testing.B) {
+	for _, syncMode := range []string{"normal", "full"} {
+		b.Run("serial/"+syncMode, func(b *testing.B) {
+			s := benchStore(b, syncMode)
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				grant(b, s, ctx, i%1000, strconv.Itoa(i%5000))
+			}
+		})
+		b.Run("parallel/"+syncMode, func(b *testing.B) {
+			s := benchStore(b, syncMode)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			var mu sync.Mutex
+			n := 0
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					mu.Lock()
+					n++
+					i := n
+					mu.Unlock()
+					grant(b, s, ctx, i%1000, strconv.Itoa(i%5000))
+				}
+			})
+			b.ReportMetric(float64(s.updates.Load())/float64(max(1, s.commits.Load())), "updates/commit")
+		})
+	}
+}
+
+func benchStore(b *testing.B, syncMode string) *Store {
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db") + "?synchronous=" + syncMode)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func grant(b *testing.B, s *Store, ctx context.Context, license int, key string) {
+	lic := "L" + strconv.Itoa(license)
+	err := s.Update(ctx, func(tx store.Tx) error {
+		st, err := tx.LockLicense(ctx, "acme", lic)
+		if err != nil {
+			return err
+		}
+		if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: lic, Key: key, User: "u", HeldUntil: tx.Now().Add(time.Minute)}); err != nil {
+			return err
+		}
+		st.SeatsHeld++
+		return tx.SaveLicenseState(ctx, st)
+	})
+	if err != nil {
+		b.Error(err)
+	}
+}
