@@ -72,7 +72,7 @@ type Tx interface {
 	// Catalog: configurable objects. Every write bumps the tenant's catalog version so that
 	// caches in every process can tell they are stale.
 	GetObject(ctx context.Context, tenant string, kind domain.Kind, id string) (*Object, error) // domain.ErrNotFound
-	ListObjects(ctx context.Context, tenant string, kind domain.Kind) ([]Object, error)          // ordered by id
+	ListObjects(ctx context.Context, tenant string, kind domain.Kind) ([]Object, error)         // ordered by id
 	PutObject(ctx context.Context, obj Object) error
 	DeleteObject(ctx context.Context, tenant string, kind domain.Kind, id string) (bool, error)
 	// DeleteTenantData removes every object and all runtime state of a tenant.
@@ -95,7 +95,7 @@ type Tx interface {
 
 	// Seats.
 	GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) // domain.ErrNotFound
-	PutSeat(ctx context.Context, seat *domain.Seat) error                            // insert or replace
+	PutSeat(ctx context.Context, seat *domain.Seat) error                             // insert or replace
 	DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error)
 	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
 	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
@@ -144,7 +144,7 @@ type Tx interface {
 	LastHeartbeat(ctx context.Context, except string) (time.Time, error)
 
 	// Sessions and tokens.
-	InsertSession(ctx context.Context, s *domain.Session) error // domain.ErrConflict when the id exists
+	InsertSession(ctx context.Context, s *domain.Session) error                 // domain.ErrConflict when the id exists
 	GetSession(ctx context.Context, tenant, id string) (*domain.Session, error) // domain.ErrNotFound
 	UpdateSession(ctx context.Context, s *domain.Session) error
 	DeleteSession(ctx context.Context, tenant, id string) (bool, error) // also deletes its tokens
