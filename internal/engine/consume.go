@@ -193,7 +193,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 			return Result{}, err
 		}
 		if l != nil && l.Live(a.now) {
-			renewOn = lic.ID
+			_ = lic.ID
 			break
 		}
 	}

@@ -53,7 +53,7 @@ func (e *Engine) Release(ctx context.Context, tenant string, caller Caller, ids 
 			return nil, err
 		}
 		if freed != nil {
-			// removed
+			e.q.wake(tenant, freed.LicenseID)
 			e.observeRelease(tenant, freed.LicenseID, domain.EventRelease)
 		}
 		out = append(out, rr)
@@ -144,7 +144,7 @@ func (e *Engine) ReleaseTx(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(cur, now, event, refund)}); err != nil {
 		return false, err
 	}
-	// removed
+	e.q.wake(cur.Tenant, cur.LicenseID)
 	return true, nil
 }
 

@@ -77,6 +77,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /oauth2/logoff", s.logoff)
 	m.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	m.HandleFunc("GET /entitlements/licenses", s.entitlements)
+	s.oauthRoutes()
+	s.sessionRoutes()
 	s.adminRoutes()
 	m.HandleFunc("/", s.notFound)
 }
