@@ -94,6 +94,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
 		AdminToken:     cfg.AdminToken,
+		GeoIP:          geo != nil,
 		Logger:         log,
 		Metrics:        met,
 	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess})

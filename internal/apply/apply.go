@@ -30,6 +30,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/domain"
@@ -212,63 +215,121 @@ func snapshot(ctx context.Context, st store.Store, tenant string) (map[key]*stor
 }
 
 // plan compares every object with its stored version. It runs outside any transaction: it
-// may verify and hash secrets (tens of milliseconds each), which must not hold the writer.
+// verifies and hashes secrets (tens of milliseconds each, done on several cores), which
+// must not hold the store's writer.
 func plan(objs []object, current map[key]*store.Object) ([]write, []Change, error) {
+	n := len(objs)
+	curs := make([]*store.Object, n)
+	storedPHC := make([]string, n)
+	for i, o := range objs {
+		curs[i] = current[key{o.kind, o.id}]
+		if curs[i] != nil {
+			_, storedPHC[i] = splitFileHash(curs[i].FileHash)
+		}
+	}
+
+	// The file's secret is unchanged when it verifies against the PHC last applied.
+	verified := make([]bool, n)
+	parallel(n, func(i int) bool { return objs[i].plain != "" && storedPHC[i] != "" }, func(i int) error {
+		// An error means a FileHash this package did not write: the secret counts as changed.
+		verified[i], _ = secret.Verify(objs[i].plain, storedPHC[i])
+		return nil
+	})
+
+	actions := make([]Action, n)
+	filePHC := make([]string, n)
+	for i, o := range objs {
+		if curs[i] == nil {
+			actions[i] = Created
+			continue
+		}
+		storedDef, _ := splitFileHash(curs[i].FileHash)
+		secretSame := verified[i] || o.plain == "" && storedPHC[i] == ""
+		if storedDef == o.defHash && secretSame {
+			actions[i] = Unchanged
+			continue
+		}
+		actions[i] = Updated
+		if verified[i] {
+			filePHC[i] = storedPHC[i] // another field changed: the secret is not re-hashed
+		}
+	}
+
+	needHash := func(i int) bool { return actions[i] != Unchanged && objs[i].plain != "" && filePHC[i] == "" }
+	err := parallel(n, needHash, func(i int) error {
+		phc, err := secret.Hash(objs[i].plain)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", objs[i].kind, objs[i].id, err)
+		}
+		filePHC[i] = phc
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+
 	var writes []write
-	changes := make([]Change, 0, len(objs))
-	for _, o := range objs {
-		cur := current[key{o.kind, o.id}]
-		ch := Change{Tenant: o.tenant, Kind: o.kind, ID: o.id, Action: Created}
+	changes := make([]Change, 0, n)
+	for i, o := range objs {
+		ch := Change{Tenant: o.tenant, Kind: o.kind, ID: o.id, Action: actions[i]}
 		if o.kind == domain.KindTenant {
 			ch.Tenant = o.id
 		}
-		filePHC := ""
-		if cur != nil {
-			ch.Action = Updated
-			storedDef, storedPHC := splitFileHash(cur.FileHash)
-			secretSame := false
-			switch {
-			case o.plain == "":
-				secretSame = storedPHC == ""
-			case storedPHC != "":
-				ok, err := secret.Verify(o.plain, storedPHC)
-				if err != nil {
-					// A FileHash this package did not write: treat the secret as changed.
-					ok = false
-				}
-				secretSame = ok
-				if ok {
-					filePHC = storedPHC
-				}
-			}
-			if storedDef == o.defHash && secretSame {
-				ch.Action = Unchanged
-				changes = append(changes, ch)
-				continue
-			}
+		changes = append(changes, ch)
+		if actions[i] == Unchanged {
+			continue
 		}
-		fileHash := o.defHash
-		if o.plain != "" {
-			if filePHC == "" {
-				phc, err := secret.Hash(o.plain)
-				if err != nil {
-					return nil, nil, fmt.Errorf("%s %s: %w", o.kind, o.id, err)
-				}
-				filePHC = phc
-			}
-			fileHash += filePHC
-		}
-		spec, err := o.spec(filePHC)
+		spec, err := o.spec(filePHC[i])
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s %s: %w", o.kind, o.id, err)
 		}
 		writes = append(writes, write{
-			obj:  store.Object{Tenant: o.tenant, Kind: o.kind, ID: o.id, Spec: spec, FileHash: fileHash},
-			seen: cur,
+			obj:  store.Object{Tenant: o.tenant, Kind: o.kind, ID: o.id, Spec: spec, FileHash: o.defHash + filePHC[i]},
+			seen: curs[i],
 		})
-		changes = append(changes, ch)
 	}
 	return writes, changes, nil
+}
+
+// maxHashWorkers bounds the argon2 runs at once: each takes secret.Params.Memory.
+const maxHashWorkers = 8
+
+// parallel runs fn for every i in [0, n) that want accepts, on up to GOMAXPROCS goroutines,
+// and returns the first error.
+func parallel(n int, want func(int) bool, fn func(int) error) error {
+	var todo []int
+	for i := range n {
+		if want(i) {
+			todo = append(todo, i)
+		}
+	}
+	workers := min(len(todo), runtime.GOMAXPROCS(0), maxHashWorkers)
+	var (
+		wg       sync.WaitGroup
+		next     atomic.Int64
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range workers {
+		wg.Go(func() {
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(todo) {
+					return
+				}
+				if err := fn(todo[k]); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // splitFileHash parses a FileHash written by this package. Anything else (the admin API's

@@ -310,8 +310,12 @@ func (v *validator) itemName(path, s string) {
 
 // stringSet checks a list of strings: bounded, no duplicates, each through check.
 func (v *validator) stringSet(path string, list []string, check func(path, s string)) {
-	if len(list) > maxList {
-		v.add(path, "more than %d entries", maxList)
+	v.stringSetN(path, list, maxList, check)
+}
+
+func (v *validator) stringSetN(path string, list []string, limit int, check func(path, s string)) {
+	if len(list) > limit {
+		v.add(path, "more than %d entries", limit)
 		return
 	}
 	seen := make(map[string]bool, len(list))
@@ -539,8 +543,9 @@ func (v *validator) license(path string, l *domain.License, idx *tenantIndex) {
 			v.add(p, "unknown user %q", u)
 		}
 	}
-	v.stringSet(path+".assignments", l.Assignments, isUser)
-	v.stringSet(path+".reservations", l.Reservations, isUser)
+	// Named seats go with users, so they are bounded like users.
+	v.stringSetN(path+".assignments", l.Assignments, maxObjects, isUser)
+	v.stringSetN(path+".reservations", l.Reservations, maxObjects, isUser)
 }
 
 // checkURL checks an absolute http(s) URL without fragment or user information. It returns

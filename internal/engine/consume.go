@@ -193,7 +193,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 			return Result{}, err
 		}
 		if l != nil && l.Live(a.now) {
-			_ = lic.ID
+			renewOn = lic.ID
 			break
 		}
 	}

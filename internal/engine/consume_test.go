@@ -6,6 +6,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/store"
 )
 
 func TestGrantLease(t *testing.T) {
@@ -185,7 +186,7 @@ func TestUseCount(t *testing.T) {
 		t.Fatalf("use count %d after a renewal without count, want 2", st.UseCount)
 	}
 	h.refuse(req("alice", "FeatA", count(2)), domain.CodeMaxUseCount) // refused renewal
-	h.grant(req("bob", "FeatA"))                                     // default count 1
+	h.grant(req("bob", "FeatA"))                                      // default count 1
 	h.refuse(req("carol", "FeatA"), domain.CodeMaxUseCount)
 	if st := h.state("L1"); st.UseCount != 3 {
 		t.Errorf("use count %d, want 3", st.UseCount)
@@ -519,7 +520,11 @@ func TestEntitlements(t *testing.T) {
 		m.SessionsPerSeat = 2
 	}))
 	h.license(license("L1", "m", 5, nil))
-	h.license(license("L2", "m", 5, func(l *domain.License) { l.Owner = domain.Owner{User: "alice"}; l.Product = ""; l.Items = []string{"X"} }))
+	h.license(license("L2", "m", 5, func(l *domain.License) {
+		l.Owner = domain.Owner{User: "alice"}
+		l.Product = ""
+		l.Items = []string{"X"}
+	}))
 	h.license(license("L3", "m", 5, func(l *domain.License) { l.Owner = domain.Owner{Organization: "org-2"} }))
 
 	a := h.grant(req("alice", "FeatA", hw("1")))
@@ -598,4 +603,69 @@ func TestEndLease(t *testing.T) {
 	if res, _ := h.eng.EndLease(h.ctx, tenant, "nope", true); res.Found {
 		t.Errorf("unknown lease found")
 	}
+}
+
+// TestSessionLease: the session code takes a session's seat with ConsumeTx; such a lease
+// lasts until the session's deadline, needs no lease id, draws on no counter, is never
+// shortened, and cannot be released through /authz.
+func TestSessionLease(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, func(m *domain.LicenseModel) {
+		m.LeaseChaining = true
+		m.MaxUseCount = 1
+		m.MaxUseTime = domain.Duration(time.Minute)
+		m.Linger = domain.Duration(2 * time.Minute)
+		m.Anchors = []string{"user", "hw"}
+	})
+	session := func(expiry time.Time) engine.Result {
+		t.Helper()
+		snap, err := h.cat.Get(h.ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := req("alice", "FeatA", hw("dev-1"), func(r *engine.Request) { r.SessionID, r.Expiry = "s1", expiry })
+		var res engine.Result
+		err = h.st.Update(h.ctx, func(tx store.Tx) error {
+			var err error
+			res, err = h.eng.ConsumeTx(h.ctx, tx, snap, r, r.Items[0])
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	r := session(t0.Add(time.Hour))
+	if r.Err != nil || r.Lease.SessionID != "s1" || !r.Lease.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("session seat: %+v", r)
+	}
+	if st := h.state("L1"); st.UseCount != 0 || st.UseTime != 0 {
+		t.Errorf("a session seat drew on counters: %+v", st)
+	}
+	h.clock.Advance(time.Minute)
+	if r2 := session(t0.Add(30 * time.Minute)); r2.Err != nil || r2.Lease.ID != r.Lease.ID || !r2.Lease.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Errorf("shorter deadline: %+v", r2)
+	}
+	if r2 := session(t0.Add(2 * time.Hour)); r2.Err != nil || r2.Lease.Root != r.Lease.Root || !r2.Lease.ExpiresAt.Equal(t0.Add(2*time.Hour)) {
+		t.Errorf("longer deadline: %+v", r2)
+	}
+	if rr := h.release("alice", r.Lease.ID); rr[0].Err == nil || rr[0].Err.Code != domain.CodeNoConsumptionFoundByID {
+		t.Errorf("/authz release of a session seat: %+v", rr[0])
+	}
+	// The session ends: its seat lingers.
+	snap, _ := h.cat.Get(h.ctx, tenant)
+	err := h.st.Update(h.ctx, func(tx store.Tx) error {
+		ok, err := h.eng.ReleaseTx(h.ctx, tx, snap, r.Lease, true)
+		if !ok && err == nil {
+			t.Error("ReleaseTx found nothing")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := h.seat("L1", r.Lease.SeatKey); s == nil || !s.Lingering {
+		t.Errorf("seat after the session: %+v", s)
+	}
+	h.refuse(req("bob", "FeatA", hw("dev-2")), domain.CodeQuotaExceeded)
 }

@@ -1,12 +1,3 @@
-// Package engine holds every licensing rule of Leasehold: which license a consumption takes,
-// seats, leases, renewal chains, linger, counters, queueing and the sweeper. It knows nothing
-// of HTTP; the HTTP front parses a request into a Request and renders the Results.
-//
-// Every decision that reads or changes seat state runs inside one store transaction, after
-// Tx.LockLicense on the license it touches (see docs/DESIGN.md). Nothing kept in this
-// process's memory is trusted for a seat decision, so any number of processes may share a
-// store. The engine's own memory holds only derived, read-only data (compiled model
-// constraints per catalog version) and the local queue of waiting requests.
 package engine
 
 import (

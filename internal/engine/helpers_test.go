@@ -171,7 +171,7 @@ func ip(a string) func(*engine.Request) {
 	return func(r *engine.Request) { r.ClientIP = netip.MustParseAddr(a) }
 }
 func queue(d time.Duration) func(*engine.Request) { return func(r *engine.Request) { r.Queue = d } }
-func check(r *engine.Request)                       { r.DoConsume = false }
+func check(r *engine.Request)                     { r.DoConsume = false }
 func onLicense(id string) func(*engine.Request) {
 	return func(r *engine.Request) { r.Filter.LicenseID = id }
 }

@@ -156,7 +156,7 @@ func (g *grantHook) OnGrant(tenant, licenseID, item string, renewal, overage boo
 	}
 }
 func (g *grantHook) OnDeny(string, string, domain.ErrorCode) {}
-func (g *grantHook) OnRelease(string, string, string)         {}
+func (g *grantHook) OnRelease(string, string, string)        {}
 
 func TestQueueClientGoneAfterGrant(t *testing.T) {
 	hook := &grantHook{}
@@ -188,5 +188,28 @@ func TestQueueClientGoneAfterGrant(t *testing.T) {
 	}
 	if h.events(domain.EventGrant) != 3 || h.events(domain.EventEnd) != 2 {
 		t.Errorf("usage: %+v", h.usage())
+	}
+}
+
+// TestQueueFIFOWhilePolling: waiters that all poll are still served in arrival order.
+func TestQueueFIFOWhilePolling(t *testing.T) {
+	h := newHarness(t) // polls every 20ms
+	h.setup(1, func(m *domain.LicenseModel) {
+		m.Anchors = []string{"user", "hw"}
+		m.Linger = 0
+	})
+	cur := h.grant(req("alice", "FeatA", hw("first")))
+	var waiters []<-chan answer
+	for i := range 4 {
+		waiters = append(waiters, h.enqueue(h.ctx, req("bob", "FeatA", hw(string(rune('a'+i))), queue(30*time.Second))))
+		noAnswer(t, waiters[i], 40*time.Millisecond)
+	}
+	for i, w := range waiters {
+		h.mustRelease(cur.User, cur.ID)
+		got := waitAnswer(t, w)
+		if got.err != nil || got.res.Lease == nil {
+			t.Fatalf("waiter %d: %+v", i, got)
+		}
+		cur = got.res.Lease
 	}
 }

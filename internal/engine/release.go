@@ -66,6 +66,9 @@ func releaseError(code domain.ErrorCode, id, technical string) *domain.LicenseEr
 }
 
 func leaseModel(comp *compiled, snap *catalog.Snapshot, l *domain.Lease) *domain.LicenseModel {
+	if snap == nil {
+		return defaultModel.m
+	}
 	if lic := snap.Licenses[l.LicenseID]; lic != nil {
 		return comp.model(lic).m
 	}
@@ -108,7 +111,11 @@ func (e *Engine) ReleaseTx(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 		if err != nil {
 			return false, err
 		}
-		lingerFor := leaseModel(e.compiledFor(cur.Tenant, snap), snap, cur).Linger.D()
+		var comp *compiled
+		if snap != nil {
+			comp = e.compiledFor(cur.Tenant, snap)
+		}
+		lingerFor := leaseModel(comp, snap, cur).Linger.D()
 		keep := true
 		switch {
 		case !latest.IsZero():
@@ -159,7 +166,8 @@ type EndResult struct {
 }
 
 // EndLease ends a lease for the admin API: the seat is freed at once, without linger,
-// except for a live checkout lease without force (see EndResult).
+// except for a live checkout lease without force (see EndResult). A session's seat lease
+// (Lease.SessionID set) should be ended by ending its session, which releases it.
 func (e *Engine) EndLease(ctx context.Context, tenant, id string, force bool) (EndResult, error) {
 	snap, err := e.cat.Get(ctx, tenant)
 	if err != nil {

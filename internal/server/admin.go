@@ -178,7 +178,7 @@ func (s *Server) adminWriteTenant(w http.ResponseWriter, r *http.Request) {
 func (s *Server) saveTenant(w http.ResponseWriter, r *http.Request, t domain.Tenant, snap *catalog.Snapshot, status int) {
 	ct := tenantConfig(snap)
 	ct.Spec = t
-	if err := config.ValidateTenant(ct, true); err != nil {
+	if err := config.ValidateTenant(ct, s.opts.GeoIP); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_object", err.Error())
 		return
 	}
@@ -349,7 +349,7 @@ func (s *Server) adminWriteObject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "the body names another object than the path")
 		return
 	}
-	if err := config.ValidateTenant(ct, true); err != nil {
+	if err := config.ValidateTenant(ct, s.opts.GeoIP); err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_object", err.Error())
 		return
 	}
@@ -462,7 +462,7 @@ func (s *Server) adminDeleteObject(w http.ResponseWriter, r *http.Request) {
 	}
 	ct := tenantConfig(snap)
 	removeObject(ct, kind, id)
-	if err := config.ValidateTenant(ct, true); err != nil {
+	if err := config.ValidateTenant(ct, s.opts.GeoIP); err != nil {
 		writeError(w, http.StatusConflict, "in_use", err.Error())
 		return
 	}

@@ -24,6 +24,7 @@ type Options struct {
 	PublicURL      string // no trailing slash
 	TrustedProxies []netip.Prefix
 	AdminToken     string
+	GeoIP          bool // a GeoIP database is configured (models may use `countries`)
 	Logger         *slog.Logger
 	Metrics        *Metrics // nil: a private registry
 }

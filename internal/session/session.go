@@ -41,6 +41,11 @@ type Manager struct {
 	st  store.Store
 	cat *catalog.Cache
 	eng *engine.Engine
+	// guard throttles failed password logins (login.go).
+	guard loginGuard
+	// onEnd, when set, runs after a transaction that ended sessions has committed (to
+	// delete their documents); see SetEndHook.
+	onEnd func(tenant, sessionID string)
 }
 
 func NewManager(st store.Store, cat *catalog.Cache, eng *engine.Engine) *Manager {
@@ -296,6 +301,11 @@ func (m *Manager) issue(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 // Authenticate resolves a bearer access token. tenant is the tenant the request names
 // explicitly ("" when none): a token of another tenant is refused.
 func (m *Manager) Authenticate(ctx context.Context, tenant, bearer string) (*Principal, error) {
+	return m.authenticateToken(ctx, tenant, bearer, domain.TokenAccess)
+}
+
+// authenticateToken resolves an opaque token of the given kind (access, cookie).
+func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind string) (*Principal, error) {
 	if bearer == "" || len(bearer) > 512 {
 		return nil, ErrInvalidToken
 	}
@@ -310,7 +320,7 @@ func (m *Manager) Authenticate(ctx context.Context, tenant, bearer string) (*Pri
 		} else if err != nil {
 			return err
 		}
-		if t.Kind != domain.TokenAccess || !now.Before(t.ExpiresAt) || (tenant != "" && t.Tenant != tenant) {
+		if t.Kind != kind || !now.Before(t.ExpiresAt) || (tenant != "" && t.Tenant != tenant) {
 			return ErrInvalidToken
 		}
 		s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)

@@ -3,14 +3,17 @@
 //
 // Seat decisions are serialized by a row lock on the license's state row (LockLicense:
 // INSERT … ON CONFLICT DO NOTHING, then SELECT … FOR UPDATE) inside READ COMMITTED
-// transactions, so they hold across processes. The clock is the database's now() taken at
-// transaction start, so processes with skewed clocks agree on what has expired.
+// transactions, so they hold across processes. Update runs fn again on a serialization
+// failure or deadlock (SQLSTATE 40001, 40P01). The clock is the database's now(), the
+// transaction's start, fetched in the same round trip as BEGIN, so processes with skewed
+// clocks agree on what has expired. Writes that answer nothing but success travel with the
+// transaction's next statement or its COMMIT (see tx).
 //
 // The SQL keeps to what CockroachDB and YugabyteDB also accept where that costs nothing:
-// plain tables, B-tree and partial unique indexes, INSERT … ON CONFLICT, SELECT … FOR UPDATE,
-// data-modifying CTEs, text[] and bytea columns. PostgreSQL-specific are only
-// pg_advisory_xact_lock around migrations (elsewhere CREATE … IF NOT EXISTS keeps the
-// migration race benign) and the SQLSTATEs the retry loop recognizes (shared by all three).
+// plain tables, B-tree indexes, INSERT … ON CONFLICT, SELECT … FOR UPDATE, data-modifying
+// CTEs, text[] and bytea columns, bigserial. PostgreSQL-specific is only the
+// pg_advisory_xact_lock around migrations, skipped where the function is missing (the
+// migration statements are idempotent and retried on a serialization failure).
 package postgres
 
 import (
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +36,9 @@ var _ store.Store = (*Store)(nil)
 // maxAttempts bounds how often Update runs fn when the database reports a serialization
 // failure or a deadlock; both clear on their own, so a few quick retries almost always win.
 const maxAttempts = 10
+
+// defaultMaxConns is the pool size unless the connection string sets pool_max_conns.
+const defaultMaxConns = 10
 
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
@@ -64,6 +71,14 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		// pgx's parse errors quote the whole connection string, password included.
 		return nil, errors.New("postgres: invalid connection string (see https://pkg.go.dev/github.com/jackc/pgx/v5/pgconn#ParseConfig)")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// An Update holds its connection while it waits for a license's row lock, so a
+		// handful of requests queued on one busy license must not starve all the others.
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "leasehold"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

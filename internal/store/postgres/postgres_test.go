@@ -316,6 +316,9 @@ func TestTimePrecision(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2031, 5, 6, 7, 8, 9, 123456789, time.FixedZone("X", 3600))
 	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "zero"}); err != nil {
+			return err
+		}
 		return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "l", Key: "k", HeldUntil: at})
 	})
 	if err != nil {
@@ -328,6 +331,17 @@ func TestTimePrecision(t *testing.T) {
 		}
 		if !s.HeldUntil.Equal(at.Truncate(time.Microsecond)) || s.HeldUntil.Location() != time.UTC {
 			t.Errorf("HeldUntil = %v, want %v in UTC", s.HeldUntil, at.Truncate(time.Microsecond))
+		}
+		// The zero time is stored (as long past: the seat counts for nothing) and read back.
+		z, err := tx.GetSeat(ctx, "acme", "l", "zero")
+		if err != nil {
+			return err
+		}
+		if z.HeldUntil != (time.Time{}) {
+			t.Errorf("zero HeldUntil read back as %v", z.HeldUntil)
+		}
+		if n, err := tx.CountLiveSeats(ctx, "acme", "l", tx.Now()); err != nil || n != 1 {
+			t.Errorf("CountLiveSeats = %d, %v; want 1 (the zero seat is not live)", n, err)
 		}
 		return nil
 	})
@@ -599,8 +613,8 @@ func TestLeaseChain(t *testing.T) {
 	}
 }
 
-// BenchmarkGrant is the hot path of a seat grant: LockLicense, PutSeat, SaveLicenseState,
-// one Update (five round trips: begin+now, lock, seat, state, commit).
+// BenchmarkGrant is the hot path of a seat grant: LockLicense, PutSeat, SaveLicenseState in
+// one Update (three round trips: BEGIN with now(), the lock, then the two writes with COMMIT).
 func BenchmarkGrant(b *testing.B) {
 	st := mustOpen(b, newDatabase(b))
 	ctx := context.Background()

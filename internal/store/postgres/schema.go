@@ -2,8 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -204,16 +206,38 @@ var migrations = [][]string{
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes
-// that start together queue on the lock, and each later one finds the work done.
+// that start together queue on the lock, and each later one finds the work done. A database
+// without advisory locks (older CockroachDB, YugabyteDB) migrates without one: the statements
+// are idempotent, and a conflict between concurrent schema changes (a serialization
+// failure there) runs the migration again.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if err = migrateOnce(ctx, pool); !isRetryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func migrateOnce(ctx context.Context, pool *pgxpool.Pool) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
+	if _, err := tx.Exec(ctx, `SAVEPOINT migration_lock`); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-		return fmt.Errorf("postgres: migrate: lock: %w", err)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || (pe.Code != "0A000" && pe.Code != "42883") { // feature_not_supported, undefined_function
+			return fmt.Errorf("postgres: migrate: lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT migration_lock`); err != nil {
+			return fmt.Errorf("postgres: migrate: %w", err)
+		}
 	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,
