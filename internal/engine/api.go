@@ -59,7 +59,9 @@ type Request struct {
 	// lease's exact expiry (the session's deadline) instead of the model's online maximum.
 	// For a session lease lease_chaining is not enforced (the session knows its lease), a
 	// renewal never shortens the lease (several sessions with one session key share it), and
-	// use count / use time are not drawn.
+	// use count / use time are not drawn. A session request whose LeaseID names the
+	// session's live lease (any id of its chain, e.g. Session.LeaseRoot) extends that lease
+	// whatever its anchors are now: a session that reclaimed a seat keeps it.
 	SessionID string
 	Expiry    time.Time
 	// ReclaimSeat, when set, is the seat key of a lingering seat a login token may reclaim

@@ -147,6 +147,7 @@ type attempt struct {
 	dry     bool // check only: a View, nothing written
 	leaseID string
 	comp    *compiled
+	pinned  *domain.Lease // a session's own lease, named by Request.LeaseID
 }
 
 // outcome of trying one candidate license.
@@ -183,7 +184,25 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	// A live lease of this session key makes the request a renewal on that license, so
 	// that license goes first and its answer is final; a login token's seat goes next.
 	renewOn := ""
+	if req.SessionID != "" && a.leaseID != "" {
+		// The session code names its lease: it is extended whatever the request's anchors
+		// say now (a session that reclaimed another device's seat keeps that seat).
+		l, err := findLease(ctx, tx, a.tenant, a.leaseID)
+		if err != nil {
+			return Result{}, err
+		}
+		if l != nil && l.Live(a.now) && l.User == req.Caller.User && l.Item == item.Name {
+			for _, lic := range cands {
+				if lic.ID == l.LicenseID {
+					a.pinned, renewOn = l, lic.ID
+				}
+			}
+		}
+	}
 	for _, lic := range cands {
+		if renewOn != "" {
+			break
+		}
 		_, sk, missing := anchorKeys(lic, a.comp.model(lic).m, req, item.Name)
 		if missing != "" {
 			continue
@@ -373,7 +392,9 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 }
 
 func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.LicenseState, seatKey, sessKey string) (outcome, error) {
-	if a.req.ReclaimSeat != "" && a.req.ReclaimLicense == lic.ID {
+	if p := a.pinned; p != nil && p.LicenseID == lic.ID {
+		seatKey, sessKey = p.SeatKey, p.SessionKey
+	} else if a.req.ReclaimSeat != "" && a.req.ReclaimLicense == lic.ID {
 		ok, err := a.reclaimable(lic, a.req.ReclaimSeat)
 		if err != nil {
 			return outcome{}, err

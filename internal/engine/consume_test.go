@@ -669,3 +669,41 @@ func TestSessionLease(t *testing.T) {
 	}
 	h.refuse(req("bob", "FeatA", hw("dev-2")), domain.CodeQuotaExceeded)
 }
+
+// TestSessionKeepsReclaimedSeat: a token-login session that reclaimed another device's seat
+// extends that lease when it names it, although its own anchors differ.
+func TestSessionKeepsReclaimedSeat(t *testing.T) {
+	h := newHarness(t)
+	h.setup(1, func(m *domain.LicenseModel) {
+		m.Anchors = []string{"user", "hw"}
+		m.Linger = domain.Duration(2 * time.Minute)
+	})
+	old := h.grant(req("alice", "FeatA", hw("desktop")))
+	h.mustRelease("alice", old.ID)
+	snap, _ := h.cat.Get(h.ctx, tenant)
+	take := func(mod func(*engine.Request)) engine.Result {
+		r := req("alice", "FeatA", hw("phone"), func(r *engine.Request) { r.SessionID, r.Expiry = "s1", h.clock.Now().Add(time.Hour) }, mod)
+		var res engine.Result
+		if err := h.st.Update(h.ctx, func(tx store.Tx) error {
+			var err error
+			res, err = h.eng.ConsumeTx(h.ctx, tx, snap, r, r.Items[0])
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	first := take(func(r *engine.Request) { r.ReclaimLicense, r.ReclaimSeat = "L1", old.SeatKey })
+	if first.Err != nil || first.Lease.SeatKey != old.SeatKey {
+		t.Fatalf("token login: %+v", first)
+	}
+	h.clock.Advance(time.Minute)
+	again := take(func(r *engine.Request) { r.LeaseID = first.Lease.Root })
+	if again.Err != nil || again.Lease.Root != first.Lease.Root || !again.Renewed {
+		t.Fatalf("session touch: %+v", again)
+	}
+	// Without naming it, the phone's own anchors want a seat of their own.
+	if r := take(func(*engine.Request) {}); r.Err == nil || r.Err.Code != domain.CodeQuotaExceeded {
+		t.Errorf("unnamed: %+v", r)
+	}
+}

@@ -213,3 +213,15 @@ func (g *loginGuard) succeed(userKey string) {
 	defer g.mu.Unlock()
 	delete(g.entries, userKey)
 }
+
+// SetEndHook registers fn to run after a transaction that ended a session has committed
+// (logout, logoff, revoke, admin, expiry), e.g. to delete the session's documents. Call it
+// before serving.
+func (m *Manager) SetEndHook(fn func(tenant, sessionID string)) { m.onEnd = fn }
+
+// ended runs the end hook; call it after the commit that ended the session.
+func (m *Manager) ended(tenant, sessionID string) {
+	if m.onEnd != nil {
+		m.onEnd(tenant, sessionID)
+	}
+}

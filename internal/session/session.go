@@ -412,6 +412,9 @@ func (m *Manager) End(ctx context.Context, tenant, id string, linger bool) (bool
 		ended = true
 		return m.endTx(ctx, tx, snap, s, linger)
 	})
+	if err == nil && ended {
+		m.ended(tenant, id)
+	}
 	return ended, err
 }
 
@@ -451,18 +454,23 @@ func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
 	}
 	n := 0
 	for _, s := range expired {
+		deleted := false
 		err := m.st.Update(ctx, func(tx store.Tx) error {
+			deleted = false
 			cur, err := tx.GetSession(ctx, s.Tenant, s.ID)
 			if errors.Is(err, domain.ErrNotFound) || (err == nil && tx.Now().Before(cur.ExpiresAt)) {
 				return nil // gone or extended meanwhile
 			} else if err != nil {
 				return err
 			}
-			_, err = tx.DeleteSession(ctx, s.Tenant, s.ID)
+			deleted, err = tx.DeleteSession(ctx, s.Tenant, s.ID)
 			return err
 		})
 		if err != nil {
 			return n, err
+		}
+		if deleted {
+			m.ended(s.Tenant, s.ID)
 		}
 		n++
 	}
