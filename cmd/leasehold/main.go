@@ -34,6 +34,7 @@ const usage = `usage:
   leasehold serve --config FILE      start the server
   leasehold admin COMMAND …          drive the admin API (leasehold admin help)
   leasehold backup --config FILE DEST  consistent copy of a live SQLite store
+  leasehold bench [flags]            load generator for a running server (leasehold bench -h)
   leasehold version
 `
 
@@ -49,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return admin(args[1:], stdout, stderr)
 	case "backup":
 		return backup(args[1:], stdout, stderr)
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "leasehold", version)
 		return 0

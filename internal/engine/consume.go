@@ -427,7 +427,7 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 // is held with no live lease (restart grace, an ended checkout).
 func (a *attempt) reclaimable(lic *domain.License, key string) (bool, error) {
 	seat, err := getSeat(a.ctx, a.tx, a.tenant, lic.ID, key)
-	if err != nil || seat == nil || !seat.HeldUntil.After(a.now) {
+	if err != nil || seat == nil || !seat.HeldUntil.After(a.now) || seat.User != a.req.Caller.User {
 		return false, err
 	}
 	if seat.Lingering {

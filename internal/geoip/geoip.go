@@ -30,12 +30,20 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("geoip database %s: %w", path, err)
 	}
-	if r.Metadata.DatabaseType != "" && !strings.Contains(strings.ToLower(r.Metadata.DatabaseType), "country") &&
-		!strings.Contains(strings.ToLower(r.Metadata.DatabaseType), "city") {
+	if !holdsCountries(r.Metadata.DatabaseType) {
 		_ = r.Close()
 		return nil, fmt.Errorf("geoip database %s: type %q holds no countries (want a Country or City database)", path, r.Metadata.DatabaseType)
 	}
 	return &DB{r: r}, nil
+}
+
+// holdsCountries tells a country-bearing database (GeoLite2-Country, GeoIP2-City,
+// GeoIP2-Enterprise, DBIP-Country-Lite, …) from one that would place no address (ASN,
+// ISP, anonymous IP), so that a wrong file is a start-up error rather than every client
+// being unresolvedGeolocation.
+func holdsCountries(dbType string) bool {
+	t := strings.ToLower(dbType)
+	return t == "" || strings.Contains(t, "country") || strings.Contains(t, "city") || strings.Contains(t, "enterprise")
 }
 
 // record is the part of a GeoIP2/GeoLite2 Country or City record we read.

@@ -59,3 +59,10 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("garbage opened")
 	}
 }
+
+func TestOpenRefusesDatabaseWithoutCountries(t *testing.T) {
+	path := geoiptest.WriteType(t, "GeoLite2-ASN", map[string]string{"10.0.0.0/8": "US"})
+	if _, err := geoip.Open(path); err == nil {
+		t.Error("an ASN database opened as a country database")
+	}
+}

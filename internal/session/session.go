@@ -174,12 +174,14 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 			case err == nil && now.Before(s.ExpiresAt):
 				// Rejoin: the same session (and seat), a new token family. Scopes follow the
 				// latest grant, but a free-scope session cannot become licensed without a seat.
+				// (takeSeat reads the new scopes; the seat's hw is the session's device, as
+				// touch renews it.)
+				s.Scopes = scopes
 				if Licensed(policy, scopes) && !s.Licensed {
-					if err := m.takeSeat(ctx, tx, snap, s, device); err != nil {
+					if err := m.takeSeat(ctx, tx, snap, s, s.Device); err != nil {
 						return err
 					}
 				}
-				s.Scopes = scopes
 				if err := m.touch(ctx, tx, snap, s, withRefresh, now); err != nil {
 					return err
 				}
@@ -249,9 +251,11 @@ func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	s.LastUsedAt = now
 	s.ExpiresAt = deadline(snap.Tenant.Session, s, hasRefresh, now)
 	if s.Licensed && s.LeaseRoot != "" {
+		// Naming the lease makes this its renewal whatever the anchors say now (a token
+		// login may have taken over another device's seat).
 		req := engine.Request{
 			Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt,
+			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, LeaseID: s.LeaseRoot,
 		}
 		res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: snap.Tenant.Session.Item})
 		if err != nil {

@@ -16,8 +16,14 @@ import (
 // and returns its path (inside t.TempDir()).
 func Write(t testing.TB, networks map[string]string) string {
 	t.Helper()
+	return WriteType(t, "GeoLite2-Country", networks)
+}
+
+// WriteType is Write with another database type in the metadata.
+func WriteType(t testing.TB, dbType string, networks map[string]string) string {
+	t.Helper()
 	w, err := mmdbwriter.New(mmdbwriter.Options{
-		DatabaseType: "GeoLite2-Country",
+		DatabaseType: dbType,
 		RecordSize:   24,
 		// Tests use loopback and private ranges, which the writer refuses by default.
 		IncludeReservedNetworks: true,

@@ -38,6 +38,16 @@ var _ store.Store = (*Store)(nil)
 // answers) at a steady pace.
 const maxBatch = 128
 
+// Checkpoints (copying the WAL back into the database file, with an fsync of each) run on a
+// connection of their own, so that a commit never waits for them: every checkpointEvery
+// commits, or checkpointPeriod. The writer checkpoints by itself only if the WAL outgrows
+// writerAutoCheckpoint pages (about 80 MB), should the checkpointer fall behind.
+const (
+	checkpointEvery      = 100
+	checkpointPeriod     = time.Second
+	writerAutoCheckpoint = 20000
+)
+
 var (
 	// ErrClosed is returned by every call on a closed store.
 	ErrClosed   = errors.New("sqlite: store closed")
@@ -70,10 +80,15 @@ type Store struct {
 	path  string
 	clock func() time.Time
 
-	wdb, rdb *sql.DB
-	writer   *conn
-	readers  chan *conn
-	nReaders int
+	wdb, rdb, cdb *sql.DB
+	writer        *conn
+	readers       chan *conn
+	nReaders      int
+
+	checkpointer *sql.Conn
+	kick         chan struct{} // asks the checkpointer for a checkpoint
+	stopCkpt     chan struct{}
+	ckptDone     chan struct{}
 
 	queue      chan *request
 	writerDone chan struct{}
@@ -113,12 +128,16 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 		queue:      make(chan *request, 4*maxBatch),
 		writerDone: make(chan struct{}),
 		batch:      make([]*request, 0, maxBatch),
+		kick:       make(chan struct{}, 1),
+		stopCkpt:   make(chan struct{}),
+		ckptDone:   make(chan struct{}),
 	}
 	if err := s.open(st); err != nil {
 		s.closeConns()
 		return nil, err
 	}
 	go s.writeLoop()
+	go s.checkpointLoop()
 	return s, nil
 }
 
@@ -143,6 +162,16 @@ func (s *Store) open(st settings) error {
 	}
 	if err := migrate(ctx, wc, s.clock()); err != nil {
 		return err
+	}
+	if _, err := wc.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerAutoCheckpoint)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	if s.cdb, err = sql.Open("sqlite3", st.driverDSN(false)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	if s.checkpointer, err = s.cdb.Conn(ctx); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
 	if s.rdb, err = sql.Open("sqlite3", st.driverDSN(true)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
@@ -284,8 +313,30 @@ func (s *Store) runBatch(first *request) {
 		}
 		return
 	}
-	s.commits.Add(1)
+	if s.commits.Add(1)%checkpointEvery == 0 {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	s.updates.Add(int64(len(batch)))
+}
+
+// checkpointLoop runs PASSIVE checkpoints, which never block the writer or the readers.
+// A failed one is retried at the next turn; the writer's own auto-checkpoint is the backstop.
+func (s *Store) checkpointLoop() {
+	defer close(s.ckptDone)
+	tick := time.NewTicker(checkpointPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopCkpt:
+			return
+		case <-s.kick:
+		case <-tick.C:
+		}
+		_, _ = s.checkpointer.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 // runOne runs r.fn in a savepoint of the open transaction. It reports false when the
@@ -386,6 +437,8 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.queue)
 	<-s.writerDone
+	close(s.stopCkpt)
+	<-s.ckptDone
 	if s.writer != nil {
 		// Cheap, and keeps the query planner's statistics fresh for the next start.
 		_ = s.writer.execNoCtx("PRAGMA optimize")
@@ -400,6 +453,12 @@ func (s *Store) closeConns() error {
 			errs = append(errs, (<-s.readers).close())
 		}
 		errs = append(errs, s.rdb.Close())
+	}
+	if s.checkpointer != nil {
+		errs = append(errs, s.checkpointer.Close())
+	}
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	// The writer goes last: closing the last connection checkpoints the WAL into the file.
 	if s.writer != nil {
@@ -450,7 +509,8 @@ func (s *Store) Backup(ctx context.Context, dest string) (err error) {
 		}
 	}()
 
-	db, err := sql.Open("sqlite3", settings{path: s.path, synchronous: "FULL", busyTimeout: 5000}.driverDSN(true))
+	// Not query_only: VACUUM INTO counts as a write there, although it writes only the copy.
+	db, err := sql.Open("sqlite3", s.path+"?_busy_timeout=5000")
 	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}

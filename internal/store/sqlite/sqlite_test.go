@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -128,14 +129,16 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	defer s2.Close()
 	// And running them again on a live database, from another connection, is a no-op.
-	c, err := s2.rdb.Conn(t.Context())
+	db, err := sql.Open("sqlite3", path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := db.Conn(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.ExecContext(t.Context(), "PRAGMA query_only = 0"); err != nil {
-		t.Fatal(err)
-	}
 	if err := migrate(t.Context(), c, time.Now()); err != nil {
 		t.Fatalf("migrate again: %v", err)
 	}
@@ -562,7 +565,8 @@ func TestQueryPlans(t *testing.T) {
 		`SELECT version FROM catalog_versions WHERE tenant = ?`,
 		`SELECT id, spec, file_hash, updated_at FROM objects WHERE tenant = ? AND kind = ? ORDER BY id`,
 	} {
-		rows, err := s.writer.c.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
+		args := make([]any, strings.Count(q, "?"))
+		rows, err := s.writer.c.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
