@@ -73,6 +73,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Anchors, "anchors", 0, "live leases the renew scenarios hold and renew in turn (default: one per connection)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per request")
 	asJSON := fs.Bool("json", false, "write JSON instead of text")
+	jsonOut := fs.String("json-out", "", "also write the JSON to this file")
 	compare := fs.Bool("compare", false, "run the baseline, then --scenarios, then the baseline again")
 	list := fs.String("scenarios", strings.Join(loadgen.ScenarioNames(), ","), "scenarios of --compare")
 	pause := fs.Duration("pause", 2*time.Second, "pause between the runs of --compare")
@@ -125,6 +126,9 @@ func bench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "leasehold bench:", err)
 			return 1
 		}
+		if *jsonOut != "" && saveJSON(*jsonOut, stderr, cmp) != 0 {
+			return 1
+		}
 		if *asJSON {
 			return writeJSONOut(stdout, stderr, cmp)
 		}
@@ -140,11 +144,15 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "leasehold bench:", err)
 		return 1
 	}
+	out := struct {
+		Machine loadgen.Machine `json:"machine"`
+		*loadgen.Result
+	}{loadgen.ThisMachine(), res}
+	if *jsonOut != "" && saveJSON(*jsonOut, stderr, out) != 0 {
+		return 1
+	}
 	if *asJSON {
-		return writeJSONOut(stdout, stderr, struct {
-			Machine loadgen.Machine `json:"machine"`
-			*loadgen.Result
-		}{loadgen.ThisMachine(), res})
+		return writeJSONOut(stdout, stderr, out)
 	}
 	loadgen.WriteText(stdout, res)
 	return 0
@@ -154,6 +162,23 @@ func writeJSONOut(stdout, stderr io.Writer, v any) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(stderr, "leasehold bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func saveJSON(path string, stderr io.Writer, v any) int {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "leasehold bench:", err)
+		return 1
+	}
+	if code := writeJSONOut(f, stderr, v); code != 0 {
+		f.Close()
+		return code
+	}
+	if err := f.Close(); err != nil {
 		fmt.Fprintln(stderr, "leasehold bench:", err)
 		return 1
 	}

@@ -17,7 +17,9 @@ import (
 	"github.com/leasehold/leasehold/internal/apply"
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/geoip"
 	"github.com/leasehold/leasehold/internal/keys"
 	"github.com/leasehold/leasehold/internal/server"
@@ -39,6 +41,7 @@ type App struct {
 	Engine   *engine.Engine
 	Keys     *keys.Manager
 	Sessions *session.Manager
+	Docs     *documents.Store
 	Server   *server.Server
 	Log      *slog.Logger
 	process  string
@@ -90,6 +93,16 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met})
 	km := keys.New(st, cfg.Signing.Algorithm)
 	sess := session.NewManager(st, cat, eng)
+	docs, err := documents.Open(cfg.Documents)
+	if err != nil {
+		return nil, err
+	}
+	// A session's documents go when it ends, however it ends (after the commit).
+	sess.SetEndHook(func(tenant, id string) {
+		if err := docs.DeleteSession(tenant, id); err != nil {
+			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
+		}
+	})
 	srv := server.New(server.Options{
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
@@ -97,10 +110,11 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		GeoIP:          geo != nil,
 		Logger:         log,
 		Metrics:        met,
-	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess})
+	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess,
+		Documents: docs, ExtAuth: extauth.New(extauth.Options{})})
 	host, _ := os.Hostname()
 	return &App{
-		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Server: srv, Log: log,
+		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Log: log,
 		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 	}, nil
 }
@@ -149,13 +163,18 @@ func (a *App) background(ctx context.Context) {
 	go a.Engine.Run(ctx, a.process, SweepEvery)
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			if _, err := a.Sessions.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
 				a.Log.Warn("session sweep failed", "err", err)
+			}
+			if n%60 == 0 {
+				if err := a.Sessions.CollectDocuments(ctx, a.Docs); err != nil && ctx.Err() == nil {
+					a.Log.Warn("document collection failed", "err", err)
+				}
 			}
 		}
 	}

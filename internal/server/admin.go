@@ -17,6 +17,7 @@ import (
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/secret"
+	"github.com/leasehold/leasehold/internal/session"
 	"github.com/leasehold/leasehold/internal/store"
 )
 
@@ -229,6 +230,9 @@ func (s *Server) putObject(ctx context.Context, tenant string, kind domain.Kind,
 		if err == nil {
 			obj.FileHash = cur.FileHash
 		} else if !errors.Is(err, domain.ErrNotFound) {
+			return err
+		}
+		if err := revokeLoginTokensOnPasswordChange(ctx, tx, kind, cur, spec); err != nil {
 			return err
 		}
 		return tx.PutObject(ctx, obj)
@@ -467,6 +471,12 @@ func (s *Server) adminDeleteObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	err := s.deps.Store.Update(r.Context(), func(tx store.Tx) error {
+		if kind == domain.KindUser {
+			// A user created again under the name must not inherit its login tokens.
+			if _, err := session.RevokeLoginTokensTx(r.Context(), tx, snap.Tenant.Name, id); err != nil {
+				return err
+			}
+		}
 		_, err := tx.DeleteObject(r.Context(), snap.Tenant.Name, kind, id)
 		return err
 	})
@@ -544,8 +554,19 @@ func mergeBody(method string, cur, body []byte) ([]byte, error) {
 	if err := json.Unmarshal(body, &patch); err != nil {
 		return nil, fmt.Errorf("body: %v", err)
 	}
-	if _, ok := patch.(map[string]any); !ok {
+	p, ok := patch.(map[string]any)
+	if !ok {
 		return nil, errors.New("body: a PATCH body is a JSON object of the fields to change")
+	}
+	// A new plaintext password or secret replaces the stored hash.
+	if b, ok := base.(map[string]any); ok {
+		for plain, hash := range map[string]string{"password": "password_hash", "client_secret": "client_secret_hash"} {
+			if _, given := p[plain]; given {
+				if _, alsoHash := p[hash]; !alsoHash {
+					delete(b, hash)
+				}
+			}
+		}
 	}
 	return json.Marshal(mergePatch(base, patch))
 }

@@ -23,7 +23,7 @@ type entitlementView struct {
 
 // entitlements lists the licenses the caller may consume (SPEC §3).
 func (s *Server) entitlements(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.authenticate(w, r)
+	p, _, ok := s.authenticateBrowser(w, r) // a browser-facing route: the session cookie works too
 	if !ok {
 		return
 	}

@@ -46,6 +46,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	switch grant {
 	case "client_credentials":
 		s.clientCredentials(w, r, tenant, client, form)
+	case "authorization_code":
+		s.grantAuthorizationCode(w, r, tenant, client, form)
+	case "refresh_token":
+		s.grantRefreshToken(w, r, tenant, client, form)
 	default:
 		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "unsupported grant_type "+grant)
 	}
@@ -67,6 +71,43 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenan
 		return
 	}
 	g, err := s.deps.Sessions.ClientCredentials(r.Context(), tenant, client, scopes, device)
+	if err != nil {
+		s.grantError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+// grantAuthorizationCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.5): the seat is taken now.
+func (s *Server) grantAuthorizationCode(w http.ResponseWriter, r *http.Request, tenant string, client *domain.Client, form url.Values) {
+	code := form.Get("code")
+	if code == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code is required")
+		return
+	}
+	g, err := s.deps.Sessions.ExchangeCode(r.Context(), tenant, client, session.CodeExchange{
+		Code: code, RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
+		ClientIP: clientAddr(r, s.opts.TrustedProxies),
+	})
+	if err != nil {
+		s.grantError(w, r, err)
+		return
+	}
+	s.writeGrant(w, g)
+}
+
+// grantRefreshToken rotates a refresh token (RFC 6749 §6); `scope` may narrow the new access token.
+func (s *Server) grantRefreshToken(w http.ResponseWriter, r *http.Request, tenant string, client *domain.Client, form url.Values) {
+	token := form.Get("refresh_token")
+	if token == "" {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required")
+		return
+	}
+	var scopes []string
+	if form.Has("scope") {
+		scopes = strings.Fields(form.Get("scope"))
+	}
+	g, err := s.deps.Sessions.RefreshScopes(r.Context(), tenant, token, client.ClientID, scopes)
 	if err != nil {
 		s.grantError(w, r, err)
 		return
@@ -98,6 +139,15 @@ func (s *Server) grantError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, session.ErrInvalidScope) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_scope", err.Error())
+		return
+	}
+	if errors.Is(err, session.ErrInvalidGrant) {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", strings.TrimPrefix(err.Error(), session.ErrInvalidGrant.Error()+": "))
+		return
+	}
+	var limit *session.SessionLimitError
+	if errors.As(err, &limit) {
+		writeOAuthError(w, http.StatusForbidden, "access_denied", limit.Error())
 		return
 	}
 	s.internalError(w, r, err)

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/engine"
+	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/keys"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/session"
@@ -36,6 +38,10 @@ type Deps struct {
 	Engine   *engine.Engine
 	Keys     *keys.Manager
 	Sessions *session.Manager
+	// Documents is the session document storage; ExtAuth verifies trusted external
+	// tokens (nil: none accepted).
+	Documents *documents.Store
+	ExtAuth   *extauth.Verifier
 }
 
 type Server struct {
@@ -45,6 +51,8 @@ type Server struct {
 	secrets *secret.VerifyCache
 	metrics *Metrics
 	mux     *http.ServeMux
+	// cop refuses cookie-authenticated state changes a browser marks cross-site.
+	cop *http.CrossOriginProtection
 }
 
 func New(opts Options, deps Deps) *Server {
@@ -63,6 +71,7 @@ func New(opts Options, deps Deps) *Server {
 		mux:     http.NewServeMux(),
 	}
 	s.metrics = opts.Metrics
+	s.cop = newCrossOriginProtection(opts.PublicURL)
 	s.metrics.reg.MustRegister(&seatCollector{deps: deps})
 	s.routes()
 	return s
@@ -170,6 +179,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*session.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "a Bearer access token is required")
 		return nil, false
+	}
+	if s.deps.ExtAuth != nil && extauth.LooksLikeJWT(tok) {
+		return s.authenticateExternal(w, r, tok) // our own tokens never contain a dot
 	}
 	p, err := s.deps.Sessions.Authenticate(r.Context(), explicitTenant(r), tok)
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
 )
@@ -57,7 +59,9 @@ func (m *Manager) CheckPassword(ctx context.Context, tenant, username, password 
 		return nil, err
 	}
 	userKey, addrKey := throttleUserKey(tenant, username), throttleAddrKey(addr)
-	if wait := m.guard.wait(time.Now(), userKey, addrKey); wait > 0 {
+	// The attempt counts as a failure until it succeeds, so that concurrent guesses cannot
+	// all slip in before the first of them has failed.
+	if wait := m.guard.attempt(time.Now(), userKey, addrKey); wait > 0 {
 		return nil, &ThrottledError{RetryAfter: wait}
 	}
 	u := snap.Users[username]
@@ -71,10 +75,9 @@ func (m *Manager) CheckPassword(ctx context.Context, tenant, username, password 
 		}
 	}
 	if !ok || !u.Enabled {
-		m.guard.fail(time.Now(), userKey, addrKey)
 		return nil, ErrBadCredentials
 	}
-	m.guard.succeed(userKey)
+	m.guard.succeed(userKey, addrKey)
 	return u, nil
 }
 
@@ -98,6 +101,194 @@ func (m *Manager) issueCookie(ctx context.Context, tx store.Tx, snap *catalog.Sn
 		User: s.User, Scopes: s.Scopes, CreatedAt: now, ExpiresAt: exp,
 	})
 	return plain, err
+}
+
+// LoginOptions shape a session opened by a password or a login token.
+type LoginOptions struct {
+	// Device is the caller's device id (its lh_device or DWPLATFORMBROWSERID cookie, or the
+	// device parameter); "" gives the login a new one. It anchors `hw`.
+	Device string
+	// Refresh asks for a refresh token: the session then lives while its refresh token is
+	// valid (sliding refresh_token_ttl) instead of sliding on use (idle_timeout).
+	Refresh bool
+	// Scopes of the session; nil is ["all"], a licensed session. A session whose scopes are
+	// all free (or empty) holds no seat.
+	Scopes []string
+	// ClientIP is the caller's address, for models with ip_ranges or countries.
+	ClientIP netip.Addr
+}
+
+// LoginGrant is what a session login answers: the token pair, the cookie value and the
+// device id to set as the lh_device cookie.
+type LoginGrant struct {
+	*Grant
+	Cookie       string
+	Device       string
+	NewDevice    bool // Device was made for this login (the caller sent none)
+	CookieMaxAge time.Duration
+}
+
+// Login opens a password session for a user CheckPassword accepted, with its seat, an
+// access token (and a refresh token when asked) and a cookie token, in one transaction.
+func (m *Manager) Login(ctx context.Context, tenant string, u *domain.User, o LoginOptions) (*LoginGrant, error) {
+	return m.openLogin(ctx, tenant, u.Username, domain.SessionPassword, o, nil)
+}
+
+// seatReclaim names a lingering seat a new session may take instead of one of its own
+// anchors: the seat of the session that made a login token.
+type seatReclaim struct {
+	License string
+	SeatKey string
+	Device  string // the hw anchor of that seat, which the new session takes over
+}
+
+// openLogin opens a session for user. before, when set, runs first in the transaction
+// (a login token is checked and spent there) and may name a seat to reclaim.
+func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o LoginOptions,
+	before func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*seatReclaim, error)) (*LoginGrant, error) {
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	policy := snap.Tenant.Session
+	device, newDevice := o.Device, o.Device == ""
+	if newDevice {
+		device = NewID()
+	}
+	scopes := o.Scopes
+	if scopes == nil {
+		scopes = []string{"all"}
+	}
+	var lg *LoginGrant
+	err = m.st.Update(ctx, func(tx store.Tx) error {
+		lg = nil
+		now := tx.Now()
+		var rc *seatReclaim
+		if before != nil {
+			var err error
+			if rc, err = before(tx, snap, now); err != nil {
+				return err
+			}
+		}
+		if err := m.checkSessionLimit(ctx, tx, snap, user, now); err != nil {
+			return err
+		}
+		s := &domain.Session{
+			ID: NewID(), Tenant: tenant, Kind: kind, User: user, Device: device,
+			Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: o.Refresh,
+		}
+		if policy.MaxLifetime > 0 {
+			s.HardExpiry = now.Add(policy.MaxLifetime.D())
+		}
+		s.ExpiresAt = deadline(policy, s, o.Refresh, now)
+		if err := m.takeSessionSeat(ctx, tx, snap, s, o.ClientIP, rc); err != nil {
+			return err
+		}
+		if err := tx.InsertSession(ctx, s); err != nil {
+			return err
+		}
+		g, err := m.issue(ctx, tx, snap, s, "", scopes, o.Refresh, now)
+		if err != nil {
+			return err
+		}
+		cookie, err := m.issueCookie(ctx, tx, snap, s, now)
+		if err != nil {
+			return err
+		}
+		lg = &LoginGrant{Grant: g, Cookie: cookie, Device: device, NewDevice: newDevice, CookieMaxAge: policy.CookieMaxAge.D()}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return lg, nil
+}
+
+// takeSessionSeat is takeSeat for logins: it passes the caller's address, and takes over
+// the lingering seat rc when it is still reclaimable. Otherwise the session takes a seat
+// from its own device, like a fresh login, so a login token never lets two devices share
+// one seat.
+func (m *Manager) takeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr, rc *seatReclaim) error {
+	s.Licensed = Licensed(snap.Tenant.Session, s.Scopes)
+	item := snap.Tenant.Session.Item
+	if !s.Licensed || item == "" {
+		return nil
+	}
+	req := engine.Request{
+		Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
+		HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, ClientIP: addr,
+	}
+	if rc != nil && snap.Licenses[rc.License] != nil {
+		// Lock first: whether the seat still lingers must not change before the engine takes it.
+		if _, err := tx.LockLicense(ctx, s.Tenant, rc.License); err != nil {
+			return err
+		}
+		ok, err := reclaimable(ctx, tx, s.Tenant, rc.License, rc.SeatKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			// The session takes over the seat's hw anchor, so that its later renewals
+			// (touch) compute the same seat and session keys.
+			s.Device = rc.Device
+			req.HW = rc.Device
+			req.ReclaimLicense, req.ReclaimSeat = rc.License, rc.SeatKey
+		}
+	}
+	res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: item})
+	if err != nil {
+		return err
+	}
+	if res.Err != nil {
+		return &SeatError{User: s.User, Err: res.Err}
+	}
+	s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
+	if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
+		s.ExpiresAt = res.Lease.ExpiresAt
+	}
+	return nil
+}
+
+// reclaimable mirrors the engine's rule: a seat may be reclaimed while it lingers, or while
+// it is held with no live lease (restart grace).
+func reclaimable(ctx context.Context, tx store.Tx, tenant, license, key string) (bool, error) {
+	now := tx.Now()
+	seat, err := tx.GetSeat(ctx, tenant, license, key)
+	if errors.Is(err, domain.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if !seat.HeldUntil.After(now) {
+		return false, nil
+	}
+	if seat.Lingering {
+		return true, nil
+	}
+	n, err := tx.CountLiveLeasesOnSeat(ctx, tenant, license, key, now)
+	return n == 0, err
+}
+
+// checkSessionLimit enforces max_sessions_per_user (free-scope sessions included).
+func (m *Manager) checkSessionLimit(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, user string, now time.Time) error {
+	limit := snap.Tenant.Session.MaxSessionsPerUser
+	if limit <= 0 {
+		return nil
+	}
+	list, err := tx.ListSessions(ctx, snap.Tenant.Name, store.LeaseFilter{User: user})
+	if err != nil {
+		return err
+	}
+	live := 0
+	for _, s := range list {
+		if now.Before(s.ExpiresAt) {
+			live++
+		}
+	}
+	if live >= limit {
+		return &SessionLimitError{User: user, Limit: limit}
+	}
+	return nil
 }
 
 // Throttling of failed logins. Each key (a user of a tenant, a client address) may fail a
@@ -158,6 +349,16 @@ func (g *loginGuard) wait(now time.Time, keys ...string) time.Duration {
 	return w
 }
 
+// attempt answers how long the caller must wait (0: go ahead); when it may go ahead, the
+// attempt is counted as a failure at once (succeed takes it back).
+func (g *loginGuard) attempt(now time.Time, userKey, addrKey string) time.Duration {
+	if w := g.wait(now, userKey, addrKey); w > 0 {
+		return w
+	}
+	g.fail(now, userKey, addrKey)
+	return 0
+}
+
 func (g *loginGuard) fail(now time.Time, userKey, addrKey string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -206,12 +407,19 @@ func (g *loginGuard) evictLocked(now time.Time) {
 	}
 }
 
-// succeed forgets a user's failures. The address keeps its count: one valid account must
-// not let an address go on guessing the passwords of others.
-func (g *loginGuard) succeed(userKey string) {
+// succeed forgets a user's failures. The address only gets back the attempt that
+// succeeded: one valid account must not let an address go on guessing the passwords of
+// others.
+func (g *loginGuard) succeed(userKey, addrKey string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.entries, userKey)
+	if e := g.entries[addrKey]; addrKey != "" && e != nil {
+		e.n = max(e.n-1, 0)
+		if e.n < throttleAddrFree {
+			e.until = time.Time{}
+		}
+	}
 }
 
 // SetEndHook registers fn to run after a transaction that ended a session has committed
@@ -224,4 +432,41 @@ func (m *Manager) ended(tenant, sessionID string) {
 	if m.onEnd != nil {
 		m.onEnd(tenant, sessionID)
 	}
+}
+
+// CollectDocuments removes document directories whose session no longer exists: the end
+// hook deletes them promptly, this catches what it missed (a crash between the commit and
+// the deletion, a write racing with the end).
+func (m *Manager) CollectDocuments(ctx context.Context, docs *documents.Store) error {
+	owners, err := docs.Owners(10_000)
+	if err != nil {
+		return err
+	}
+	for name, o := range owners {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		live := false
+		if o.Session != "" {
+			err := m.st.View(ctx, func(tx store.Tx) error {
+				s, err := tx.GetSession(ctx, o.Tenant, o.Session)
+				if errors.Is(err, domain.ErrNotFound) {
+					return nil
+				} else if err != nil {
+					return err
+				}
+				live = s.CreatedAt.UnixMilli() == o.Created
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if !live {
+			if err := docs.RemoveDir(name, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -69,7 +69,7 @@ func (t *tx) DeleteObject(ctx context.Context, tenant string, kind domain.Kind, 
 	if err != nil || tag.RowsAffected() == 0 {
 		return false, err
 	}
-	if _, err := t.exec(ctx, "delete object", bumpVersion, versionTenant(tenant, kind, id)); err != nil {
+	if err := t.write(ctx, "delete object", bumpVersion, versionTenant(tenant, kind, id)); err != nil {
 		return false, err
 	}
 	return true, nil

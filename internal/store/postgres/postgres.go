@@ -44,6 +44,7 @@ const defaultMaxConns = 10
 type Store struct {
 	pool   *pgxpool.Pool
 	offset time.Duration
+	clock  func() time.Time // replaces the database's clock (tests)
 }
 
 // Option configures Open.
@@ -51,12 +52,20 @@ type Option func(*options)
 
 type options struct {
 	offset time.Duration
+	clock  func() time.Time
+	pool   func(*pgxpool.Config) // tests: e.g. count round trips
 }
 
 // WithClockOffset shifts the store clock (the database's now()) by d, so that tests can
-// move time forward without waiting.
+// see the future without waiting.
 func WithClockOffset(d time.Duration) Option {
 	return func(o *options) { o.offset = d }
+}
+
+// WithClock replaces the database's clock with now, as sqlite.WithClock does, so that tests
+// can move time. For tests only: processes then no longer share one clock.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.clock = now }
 }
 
 // Open connects to the database named by dsn (any connection string pgx accepts: a
@@ -80,6 +89,9 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "leasehold"
 	}
+	if o.pool != nil {
+		o.pool(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -88,7 +100,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, offset: o.offset}, nil
+	return &Store{pool: pool, offset: o.offset, clock: o.clock}, nil
 }
 
 // Update runs fn in a READ COMMITTED read-write transaction and commits it. A serialization
@@ -105,6 +117,9 @@ func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
 
 // Now is the database's clock.
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	if s.clock != nil {
+		return s.clock().UTC().Add(s.offset), nil
+	}
 	var now time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		return time.Time{}, fmt.Errorf("postgres: now: %w", err)
@@ -173,10 +188,14 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 	// BEGIN and now() share one round trip.
 	b := &pgx.Batch{}
 	b.Queue(begin)
-	b.Queue(`SELECT now()`)
+	if s.clock == nil {
+		b.Queue(`SELECT now()`)
+	} else {
+		t.now = s.clock()
+	}
 	br := conn.SendBatch(ctx, b)
 	_, err = br.Exec()
-	if err == nil {
+	if err == nil && s.clock == nil {
 		err = br.QueryRow().Scan(&t.now)
 	}
 	if cerr := br.Close(); err == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/store"
@@ -239,6 +241,7 @@ func TestConnectionStrings(t *testing.T) {
 	for _, dir := range []string{"/var/run/postgresql", "/tmp"} {
 		if _, err := os.Stat(dir + "/.s.PGSQL." + u.Port()); err == nil {
 			forms["socket dir"] = fmt.Sprintf("host=%s port=%s user=%s dbname=%s", dir, u.Port(), user, name)
+			forms["socket dir URL"] = fmt.Sprintf("postgres://%s@/%s?host=%s&port=%s", user, name, dir, u.Port())
 			break
 		}
 	}
@@ -307,6 +310,21 @@ func TestClock(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	fixed := time.Date(2030, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 7200))
+	injected := mustOpen(t, dsn, WithClock(func() time.Time { return fixed }))
+	err = injected.Update(ctx, func(tx store.Tx) error {
+		if !tx.Now().Equal(fixed) || tx.Now().Location() != time.UTC {
+			t.Errorf("WithClock: Tx.Now = %v, want %v in UTC", tx.Now(), fixed)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := injected.Now(ctx); !got.Equal(fixed) {
+		t.Errorf("WithClock: Now = %v, want %v", got, fixed)
 	}
 }
 
@@ -659,6 +677,42 @@ func BenchmarkGrantContended(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGrantRoundTrips reports the round trips (client writes) a grant costs.
+func BenchmarkGrantRoundTrips(b *testing.B) {
+	var writes atomic.Int64
+	count := func(cfg *pgxpool.Config) {
+		dial := cfg.ConnConfig.DialFunc
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			return countingConn{c, &writes}, err
+		}
+	}
+	st := mustOpen(b, newDatabase(b), func(o *options) { o.pool = count })
+	ctx := context.Background()
+	if err := grant(ctx, st, "lic-1", "warm-up"); err != nil { // prepares the statements
+		b.Fatal(err)
+	}
+	writes.Store(0)
+	i := 0
+	for b.Loop() {
+		i++
+		if err := grant(ctx, st, "lic-1", fmt.Sprintf("seat-%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(writes.Load())/float64(i), "roundtrips/op")
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
 }
 
 func grant(ctx context.Context, st *Store, license, key string) error {

@@ -20,8 +20,8 @@ var _ store.Tx = (*tx)(nil)
 // be used from several goroutines at once.
 //
 // Writes that answer nothing but success (PutSeat, SaveLicenseState, AppendUsage, Heartbeat,
-// PutObject) are held back and sent in the same round trip as the transaction's next
-// statement, or its COMMIT: a seat grant then costs three round trips fewer. Every statement
+// PutObject, the catalog version bump) are held back and sent in the same round trip as the transaction's next
+// statement, or its COMMIT: a seat grant then costs up to three round trips fewer. Every statement
 // still runs in call order, so a read sees the writes before it, and a held-back write that
 // fails fails the transaction (Update returns its error). In a View they are sent at once,
 // so that they fail at the call.

@@ -1,0 +1,330 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/catalog"
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Login tokens (DocuWare): a user's credential, made by one of their sessions, that opens a
+// new session and reclaims the lingering seat of the session that made it.
+const (
+	UsageMulti  = "Multi"
+	UsageSingle = "Single"
+
+	// MaxLoginTokenLifetime bounds a login token's Lifetime. DocuWare's own applications
+	// ask for 365 days; a leap year gets its extra day.
+	MaxLoginTokenLifetime = 366 * 24 * time.Hour
+	// DefaultLoginTokenLifetime applies when the request gives no Lifetime.
+	DefaultLoginTokenLifetime = time.Hour
+	// maxLoginTokensPerUser bounds what one user can make the store keep: past it the
+	// oldest of their tokens are revoked.
+	maxLoginTokensPerUser = 100
+	maxTargetProducts     = 16
+	maxProductName        = 128
+)
+
+// ErrNotAllowed refuses an operation the session may not perform (the reason is wrapped).
+var ErrNotAllowed = errors.New("not allowed")
+
+// LoginTokenRequest is the body of POST /session/login-token, already parsed.
+type LoginTokenRequest struct {
+	Products []string
+	Usage    string // UsageMulti or UsageSingle
+	Lifetime time.Duration
+}
+
+// loginTokenData is a login token's Data. The admin API shows it without seat_key.
+type loginTokenData struct {
+	Usage    string   `json:"usage"`
+	Products []string `json:"products"`
+	// License/SeatKey/Device name the seat of the session that made the token (empty when
+	// that session held none); Session is that session's id, for audit.
+	License string `json:"license,omitempty"`
+	SeatKey string `json:"seat_key,omitempty"`
+	Device  string `json:"device,omitempty"`
+	Session string `json:"session,omitempty"`
+}
+
+// NormalizeLoginTokenRequest checks and completes a login token request.
+func NormalizeLoginTokenRequest(products []string, usage, lifetime string) (LoginTokenRequest, error) {
+	var r LoginTokenRequest
+	switch {
+	case usage == "" || strings.EqualFold(usage, UsageMulti):
+		r.Usage = UsageMulti
+	case strings.EqualFold(usage, UsageSingle):
+		r.Usage = UsageSingle
+	default:
+		return r, fmt.Errorf("Usage must be Multi or Single, got %q", usage)
+	}
+	if len(products) > maxTargetProducts {
+		return r, fmt.Errorf("TargetProducts has more than %d entries", maxTargetProducts)
+	}
+	for _, p := range products {
+		if p == "" || len(p) > maxProductName {
+			return r, fmt.Errorf("TargetProducts entries must be 1 to %d characters", maxProductName)
+		}
+		if !slices.Contains(r.Products, p) {
+			r.Products = append(r.Products, p)
+		}
+	}
+	if len(r.Products) == 0 {
+		r.Products = []string{"PlatformService"}
+	}
+	r.Lifetime = DefaultLoginTokenLifetime
+	if lifetime != "" {
+		d, err := ParseTimeSpan(lifetime)
+		if err != nil {
+			return r, fmt.Errorf("Lifetime: %v", err)
+		}
+		if d <= 0 || d > MaxLoginTokenLifetime {
+			return r, fmt.Errorf("Lifetime must be more than 0 and at most %d days", int(MaxLoginTokenLifetime/(24*time.Hour)))
+		}
+		r.Lifetime = d
+	}
+	return r, nil
+}
+
+// ParseTimeSpan parses a .NET TimeSpan in its constant format, `[d.]hh:mm[:ss[.fffffff]]`,
+// or a whole number of days `d`. Negative spans are refused.
+func ParseTimeSpan(v string) (time.Duration, error) {
+	bad := fmt.Errorf("%q is not a TimeSpan [d.]hh:mm:ss[.fffffff]", v)
+	if v == "" || len(v) > 32 {
+		return 0, bad
+	}
+	num := func(s string, max int64) (int64, bool) {
+		if s == "" || len(s) > 8 {
+			return 0, false
+		}
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil && n <= max
+	}
+	if !strings.Contains(v, ":") {
+		d, ok := num(v, 10_675_199) // TimeSpan.MaxValue.Days
+		if !ok {
+			return 0, bad
+		}
+		return time.Duration(d) * 24 * time.Hour, nil
+	}
+	var days int64
+	rest := v
+	if i := strings.IndexByte(v, '.'); i >= 0 && i < strings.IndexByte(v, ':') {
+		d, ok := num(v[:i], 10_675_199)
+		if !ok {
+			return 0, bad
+		}
+		days, rest = d, v[i+1:]
+	}
+	var frac string
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest, frac = rest[:i], rest[i+1:]
+		if len(frac) == 0 || len(frac) > 7 {
+			return 0, bad
+		}
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) < 2 || len(parts) > 3 || (frac != "" && len(parts) != 3) {
+		return 0, bad
+	}
+	limits := []int64{23, 59, 59}
+	units := []time.Duration{time.Hour, time.Minute, time.Second}
+	d := time.Duration(days) * 24 * time.Hour
+	for i, p := range parts {
+		if len(p) > 2 {
+			return 0, bad
+		}
+		n, ok := num(p, limits[i])
+		if !ok {
+			return 0, bad
+		}
+		d += time.Duration(n) * units[i]
+	}
+	if frac != "" {
+		n, ok := num(frac, 9_999_999)
+		if !ok {
+			return 0, bad
+		}
+		for range 7 - len(frac) {
+			n *= 10
+		}
+		d += time.Duration(n) * 100 // ticks of 100 ns
+	}
+	return d, nil
+}
+
+// CreateLoginToken makes a login token for the user of p's session. The token carries the
+// seat of that session, so a token login can reclaim it after a logoff.
+func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTokenRequest) (string, time.Time, error) {
+	snap, err := m.cat.Get(ctx, p.Tenant)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	user := p.Session.User
+	if u := snap.Users[user]; u == nil || !u.Enabled {
+		return "", time.Time{}, fmt.Errorf("%w: login tokens are for users; this session acts as no local user", ErrNotAllowed)
+	}
+	plain, hash := NewToken()
+	var exp time.Time
+	err = m.st.Update(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		exp = now.Add(r.Lifetime)
+		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
+		if errors.Is(err, domain.ErrNotFound) || (err == nil && !now.Before(s.ExpiresAt)) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		data := loginTokenData{Usage: r.Usage, Products: r.Products, Session: s.ID}
+		if s.LeaseRoot != "" {
+			l, err := tx.FindLease(ctx, s.Tenant, s.LeaseRoot)
+			if err != nil && !errors.Is(err, domain.ErrNotFound) {
+				return err
+			}
+			if l != nil {
+				data.License, data.SeatKey, data.Device = l.LicenseID, l.SeatKey, s.Device
+			}
+		}
+		raw, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		if err := pruneLoginTokens(ctx, tx, p.Tenant, user, now); err != nil {
+			return err
+		}
+		return tx.InsertToken(ctx, &domain.Token{
+			Hash: hash, Tenant: p.Tenant, Kind: domain.TokenLogin, FamilyID: NewID(), User: user,
+			CreatedAt: now, ExpiresAt: exp, Data: raw,
+			// SessionID stays empty: the token belongs to the user and outlives the session
+			// (ending a session deletes the tokens bound to it).
+		})
+	})
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return plain, exp, nil
+}
+
+// pruneLoginTokens makes room for one more login token of user: expired ones go, then the
+// oldest beyond maxLoginTokensPerUser.
+func pruneLoginTokens(ctx context.Context, tx store.Tx, tenant, user string, now time.Time) error {
+	list, err := tx.ListTokens(ctx, tenant, domain.TokenLogin, user)
+	if err != nil {
+		return err
+	}
+	live := list[:0]
+	for _, t := range list {
+		if !now.Before(t.ExpiresAt) {
+			if _, err := tx.DeleteToken(ctx, t.Hash); err != nil {
+				return err
+			}
+			continue
+		}
+		live = append(live, t)
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].CreatedAt.Before(live[j].CreatedAt) })
+	for len(live) >= maxLoginTokensPerUser {
+		if _, err := tx.DeleteToken(ctx, live[0].Hash); err != nil {
+			return err
+		}
+		live = live[1:]
+	}
+	return nil
+}
+
+// TokenLogin opens a session with a login token: a new session of the token's user that
+// reclaims the lingering seat of the session which made the token, or else takes a seat
+// like a fresh login from the caller's own device. A Single token is spent in the same
+// transaction. An unknown, expired or spent token, or one whose user is gone or disabled,
+// is ErrInvalidToken.
+func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginOptions) (*LoginGrant, error) {
+	if token == "" || len(token) > 512 {
+		return nil, ErrInvalidToken
+	}
+	hash := HashToken(token)
+	var user string
+	check := func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*seatReclaim, error) {
+		t, err := tx.GetToken(ctx, hash)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil, ErrInvalidToken
+		} else if err != nil {
+			return nil, err
+		}
+		if t.Kind != domain.TokenLogin || t.Tenant != tenant || !now.Before(t.ExpiresAt) || t.User != user {
+			return nil, ErrInvalidToken
+		}
+		var d loginTokenData
+		if err := json.Unmarshal(t.Data, &d); err != nil {
+			return nil, ErrInvalidToken
+		}
+		if d.Usage == UsageSingle {
+			// Spent with the login it opens: if that fails, nothing is committed.
+			if _, err := tx.DeleteToken(ctx, hash); err != nil {
+				return nil, err
+			}
+		}
+		if d.License == "" || d.SeatKey == "" {
+			return nil, nil
+		}
+		return &seatReclaim{License: d.License, SeatKey: d.SeatKey, Device: d.Device}, nil
+	}
+	// The user is read first (outside the transaction) so that the session can be opened
+	// for it; check refuses the token if it names another user by then.
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		t, err := tx.GetToken(ctx, hash)
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if t.Kind != domain.TokenLogin || t.Tenant != tenant {
+			return ErrInvalidToken
+		}
+		user = t.User
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	if u := snap.Users[user]; u == nil || !u.Enabled {
+		return nil, ErrInvalidToken
+	}
+	return m.openLogin(ctx, tenant, user, domain.SessionLoginToken, o, check)
+}
+
+// RevokeLoginTokensTx deletes every login token of a user (a password change revokes them).
+func RevokeLoginTokensTx(ctx context.Context, tx store.Tx, tenant, user string) (int, error) {
+	list, err := tx.ListTokens(ctx, tenant, domain.TokenLogin, user)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range list {
+		ok, err := tx.DeleteToken(ctx, t.Hash)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
