@@ -7,7 +7,8 @@
 // failure or deadlock (SQLSTATE 40001, 40P01). The clock is the database's now(), the
 // transaction's start, fetched in the same round trip as BEGIN, so processes with skewed
 // clocks agree on what has expired. Writes that answer nothing but success travel with the
-// transaction's next statement or its COMMIT (see tx).
+// transaction's next statement or its COMMIT, and a transaction that only read and locked
+// (a refused seat) commits without waiting for the disk (see tx).
 //
 // The SQL keeps to what CockroachDB and YugabyteDB also accept where that costs nothing:
 // plain tables, B-tree indexes, INSERT … ON CONFLICT, SELECT … FOR UPDATE, data-modifying
@@ -45,6 +46,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	offset time.Duration
 	clock  func() time.Time // replaces the database's clock (tests)
+	// lazyCommit: the server is PostgreSQL itself, where a transaction that changed nothing
+	// may commit with synchronous_commit off (see tx.wrote).
+	lazyCommit bool
 }
 
 // Option configures Open.
@@ -100,7 +104,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, offset: o.offset, clock: o.clock}, nil
+	var version string
+	if err := pool.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	lazy := strings.HasPrefix(version, "PostgreSQL") && !strings.Contains(version, "-YB-")
+	return &Store{pool: pool, offset: o.offset, clock: o.clock, lazyCommit: lazy}, nil
 }
 
 // Update runs fn in a READ COMMITTED read-write transaction and commits it. A serialization
@@ -180,7 +190,7 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 	// broken connection never returns to the pool.
 	defer conn.Release()
 
-	t := &tx{conn: conn, readOnly: readOnly}
+	t := &tx{conn: conn, readOnly: readOnly, lazyCommit: s.lazyCommit}
 	begin := `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
 	if readOnly {
 		begin = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -651,6 +652,7 @@ func BenchmarkGrantParallel(b *testing.B) {
 	st := mustOpen(b, newDatabase(b))
 	ctx := context.Background()
 	var n atomic.Int64
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		lic := fmt.Sprintf("lic-%d", n.Add(1))
 		i := 0
@@ -669,6 +671,7 @@ func BenchmarkGrantContended(b *testing.B) {
 	st := mustOpen(b, newDatabase(b))
 	ctx := context.Background()
 	var n atomic.Int64
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := grant(ctx, st, "lic-1", fmt.Sprintf("seat-%d", n.Add(1))); err != nil {
@@ -677,6 +680,28 @@ func BenchmarkGrantContended(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRefusal is a refused seat: the license is locked and read, nothing written (its
+// commit does not wait for the disk).
+func BenchmarkRefusal(b *testing.B) {
+	st := mustOpen(b, newDatabase(b))
+	ctx := context.Background()
+	if err := grant(ctx, st, "lic-1", "seat-0"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		err := st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.LockLicense(ctx, "acme", "lic-1"); err != nil {
+				return err
+			}
+			_, err := tx.CountLiveSeats(ctx, "acme", "lic-1", tx.Now())
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkGrantRoundTrips reports the round trips (client writes) a grant costs.
@@ -777,5 +802,136 @@ func TestSurvivesKilledConnections(t *testing.T) {
 	}
 	if err := grant(ctx, st, "lic-1", "b"); err != nil {
 		t.Fatalf("Update after the server dropped the pool's connections: %v", err)
+	}
+}
+
+// TestWritesAreNoted: every method that may change data marks its transaction as a writer,
+// so that its commit waits for the disk; only reads and locks leave it unmarked. A method
+// missing from this table fails the test (the count of store.Tx methods is checked).
+func TestWritesAreNoted(t *testing.T) {
+	st := mustOpen(t, newDatabase(t))
+	ctx := context.Background()
+	now := time.Now()
+	lease := &domain.Lease{ID: "l", Root: "l", Tenant: "acme", LicenseID: "L", ExpiresAt: now}
+	session := &domain.Session{ID: "s", Tenant: "acme"}
+	writes := map[string]func(tx store.Tx) error{
+		"PutObject": func(tx store.Tx) error {
+			return tx.PutObject(ctx, store.Object{Tenant: "acme", Kind: domain.KindUser, ID: "u", Spec: []byte(`{}`)})
+		},
+		"DeleteObject":     func(tx store.Tx) error { _, err := tx.DeleteObject(ctx, "acme", domain.KindUser, "u"); return err },
+		"DeleteTenantData": func(tx store.Tx) error { return tx.DeleteTenantData(ctx, "acme") },
+		"InsertSigningKey": func(tx store.Tx) error {
+			_, err := tx.InsertSigningKey(ctx, store.SigningKey{Tenant: "acme", KID: "k"}, false)
+			return err
+		},
+		"InsertSigningKey(ifNone)": func(tx store.Tx) error {
+			_, err := tx.InsertSigningKey(ctx, store.SigningKey{Tenant: "acme", KID: "k"}, true)
+			return err
+		},
+		"RetireSigningKey": func(tx store.Tx) error { return tx.RetireSigningKey(ctx, "acme", "k", now, now) },
+		"DeleteSigningKey": func(tx store.Tx) error { return tx.DeleteSigningKey(ctx, "acme", "k") },
+		"SaveLicenseState": func(tx store.Tx) error {
+			return tx.SaveLicenseState(ctx, &domain.LicenseState{Tenant: "acme", LicenseID: "L"})
+		},
+		"PutSeat": func(tx store.Tx) error {
+			return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "L", Key: "k"})
+		},
+		"DeleteSeat":    func(tx store.Tx) error { _, err := tx.DeleteSeat(ctx, "acme", "L", "k"); return err },
+		"ReapSeats":     func(tx store.Tx) error { _, err := tx.ReapSeats(ctx, "acme", "L", now); return err },
+		"InsertLease":   func(tx store.Tx) error { return tx.InsertLease(ctx, lease) },
+		"UpdateLease":   func(tx store.Tx) error { return tx.UpdateLease(ctx, lease) },
+		"DeleteLease":   func(tx store.Tx) error { _, err := tx.DeleteLease(ctx, "acme", "l"); return err },
+		"LockHW":        func(tx store.Tx) error { _, err := tx.LockHW(ctx, "acme", "m", "hw", "L"); return err },
+		"DeleteHWLocks": func(tx store.Tx) error { _, err := tx.DeleteHWLocks(ctx, "acme", "hw"); return err },
+		"AppendUsage":   func(tx store.Tx) error { return tx.AppendUsage(ctx, []domain.UsageEvent{{Tenant: "acme"}}) },
+		"Heartbeat":     func(tx store.Tx) error { return tx.Heartbeat(ctx, "p", now) },
+		"InsertSession": func(tx store.Tx) error { return tx.InsertSession(ctx, session) },
+		"UpdateSession": func(tx store.Tx) error { return tx.UpdateSession(ctx, session) },
+		"DeleteSession": func(tx store.Tx) error { _, err := tx.DeleteSession(ctx, "acme", "s"); return err },
+		"InsertToken":   func(tx store.Tx) error { return tx.InsertToken(ctx, &domain.Token{Hash: "h", Tenant: "acme"}) },
+		"DeleteToken":   func(tx store.Tx) error { _, err := tx.DeleteToken(ctx, "h"); return err },
+		"DeleteTokens":  func(tx store.Tx) error { _, err := tx.DeleteTokens(ctx, "acme", "s", ""); return err },
+		"DeleteExpiredTokens": func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredTokens(ctx, now, 10)
+			return err
+		},
+	}
+	reads := map[string]func(tx store.Tx) error{
+		"Now":            func(tx store.Tx) error { tx.Now(); return nil },
+		"GetObject":      func(tx store.Tx) error { _, err := tx.GetObject(ctx, "acme", domain.KindUser, "u"); return err },
+		"ListObjects":    func(tx store.Tx) error { _, err := tx.ListObjects(ctx, "acme", domain.KindUser); return err },
+		"CatalogVersion": func(tx store.Tx) error { _, err := tx.CatalogVersion(ctx, "acme"); return err },
+		"ListSigningKeys": func(tx store.Tx) error {
+			_, err := tx.ListSigningKeys(ctx, "acme")
+			return err
+		},
+		"LockLicense":     func(tx store.Tx) error { _, err := tx.LockLicense(ctx, "acme", "L"); return err },
+		"GetLicenseState": func(tx store.Tx) error { _, err := tx.GetLicenseState(ctx, "acme", "L"); return err },
+		"GetSeat":         func(tx store.Tx) error { _, err := tx.GetSeat(ctx, "acme", "L", "k"); return err },
+		"CountLiveSeats":  func(tx store.Tx) error { _, err := tx.CountLiveSeats(ctx, "acme", "L", now); return err },
+		"UsersHoldingSeats": func(tx store.Tx) error {
+			_, err := tx.UsersHoldingSeats(ctx, "acme", "L", []string{"u"}, now)
+			return err
+		},
+		"LicensesWithExpiredSeats": func(tx store.Tx) error { _, err := tx.LicensesWithExpiredSeats(ctx, now, 1); return err },
+		"SeatsExpiredBetween":      func(tx store.Tx) error { _, err := tx.SeatsExpiredBetween(ctx, now, now, 1); return err },
+		"FindLease":                func(tx store.Tx) error { _, err := tx.FindLease(ctx, "acme", "l"); return err },
+		"GetLeaseBySessionKey": func(tx store.Tx) error {
+			_, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "sk")
+			return err
+		},
+		"CountLiveLeasesOnSeat": func(tx store.Tx) error {
+			_, err := tx.CountLiveLeasesOnSeat(ctx, "acme", "L", "k", now)
+			return err
+		},
+		"CountLiveLeasesByHolder": func(tx store.Tx) error {
+			_, err := tx.CountLiveLeasesByHolder(ctx, "acme", "L", "u", "", now)
+			return err
+		},
+		"LatestLiveExpiryOnSeat": func(tx store.Tx) error {
+			_, err := tx.LatestLiveExpiryOnSeat(ctx, "acme", "L", "k", "", now)
+			return err
+		},
+		"ListLeases":           func(tx store.Tx) error { _, err := tx.ListLeases(ctx, "acme", store.LeaseFilter{}, now); return err },
+		"ExpiredLeases":        func(tx store.Tx) error { _, err := tx.ExpiredLeases(ctx, now, 1); return err },
+		"GetHWLock":            func(tx store.Tx) error { _, err := tx.GetHWLock(ctx, "acme", "m", "hw"); return err },
+		"ListUsage":            func(tx store.Tx) error { _, err := tx.ListUsage(ctx, "acme", now, now); return err },
+		"LastHeartbeat":        func(tx store.Tx) error { _, err := tx.LastHeartbeat(ctx, "p"); return err },
+		"GetSession":           func(tx store.Tx) error { _, err := tx.GetSession(ctx, "acme", "s"); return err },
+		"ListSessions":         func(tx store.Tx) error { _, err := tx.ListSessions(ctx, "acme", store.LeaseFilter{}); return err },
+		"CountSessionsByLease": func(tx store.Tx) error { _, err := tx.CountSessionsByLease(ctx, "acme", "l"); return err },
+		"ExpiredSessions":      func(tx store.Tx) error { _, err := tx.ExpiredSessions(ctx, now, 1); return err },
+		"GetToken":             func(tx store.Tx) error { _, err := tx.GetToken(ctx, "h"); return err },
+		"ListTokens":           func(tx store.Tx) error { _, err := tx.ListTokens(ctx, "acme", "", ""); return err },
+	}
+	if !st.lazyCommit {
+		t.Error("lazyCommit is off on PostgreSQL")
+	}
+	methods := map[string]bool{}
+	for name := range writes {
+		methods[strings.TrimSuffix(name, "(ifNone)")] = true
+	}
+	for name := range reads {
+		methods[name] = true
+	}
+	if n := reflect.TypeFor[store.Tx]().NumMethod(); len(methods) != n {
+		t.Fatalf("the table covers %d methods, store.Tx has %d: classify the new ones", len(methods), n)
+	}
+	check := func(name string, call func(tx store.Tx) error, want bool) {
+		var wrote bool
+		_ = st.Update(ctx, func(stx store.Tx) error {
+			_ = call(stx)
+			wrote = stx.(*tx).wrote
+			return errors.New("roll back")
+		})
+		if wrote != want {
+			t.Errorf("%s: wrote = %v, want %v", name, wrote, want)
+		}
+	}
+	for name, call := range writes {
+		check(name, call, true)
+	}
+	for name, call := range reads {
+		check(name, call, false)
 	}
 }

@@ -203,6 +203,10 @@ var migrations = [][]string{
 		// ListTokens (a user's login tokens).
 		`CREATE INDEX IF NOT EXISTS tokens_user ON tokens (tenant, user_name, kind)`,
 	},
+	// domain.Session.NoIdle (DocuWare cookie sessions ignore idle_timeout).
+	2: {
+		`ALTER TABLE sessions ADD COLUMN IF NOT EXISTS no_idle boolean NOT NULL DEFAULT false`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

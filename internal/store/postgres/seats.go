@@ -11,6 +11,8 @@ import (
 
 // License state.
 
+const insertLicenseState = `INSERT INTO license_state (tenant, license_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`
+
 // LockLicense creates the state row when missing, then row-locks it until the transaction
 // ends. Both statements share one round trip; each gets its own snapshot (READ COMMITTED),
 // so the SELECT sees a row that a concurrent transaction inserted and committed while the
@@ -19,7 +21,7 @@ func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain
 	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}
 	var useTime int64
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO license_state (tenant, license_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, licenseID)
+	b.Queue(insertLicenseState, tenant, licenseID)
 	b.Queue(`SELECT seats_held, use_count, use_time FROM license_state WHERE tenant = $1 AND license_id = $2 FOR UPDATE`, tenant, licenseID)
 	err := t.batch(ctx, "lock license", b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {

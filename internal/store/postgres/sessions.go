@@ -13,13 +13,13 @@ import (
 
 const sessionColumns = `tenant, id, kind, user_name, client, device, scopes, licensed, refreshable,
 	lease_license, lease_root, ext_issuer, ext_subject,
-	created_at, last_used_at, expires_at, hard_expiry`
+	created_at, last_used_at, expires_at, hard_expiry, no_idle`
 
 func sessionArgs(s *domain.Session) []any {
 	return []any{
 		s.Tenant, s.ID, s.Kind, s.User, s.Client, s.Device, s.Scopes, s.Licensed, s.Refreshable,
 		s.LeaseLicense, s.LeaseRoot, s.ExtIssuer, s.ExtSubject,
-		ts(s.CreatedAt), ts(s.LastUsedAt), ts(s.ExpiresAt), nts(s.HardExpiry),
+		ts(s.CreatedAt), ts(s.LastUsedAt), ts(s.ExpiresAt), nts(s.HardExpiry), s.NoIdle,
 	}
 }
 
@@ -28,7 +28,7 @@ func scanSession(r pgx.Row) (domain.Session, error) {
 	var hard *time.Time
 	err := r.Scan(&s.Tenant, &s.ID, &s.Kind, &s.User, &s.Client, &s.Device, &s.Scopes, &s.Licensed, &s.Refreshable,
 		&s.LeaseLicense, &s.LeaseRoot, &s.ExtIssuer, &s.ExtSubject,
-		&s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &hard)
+		&s.CreatedAt, &s.LastUsedAt, &s.ExpiresAt, &hard, &s.NoIdle)
 	s.CreatedAt, s.LastUsedAt, s.ExpiresAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC(), s.ExpiresAt.UTC()
 	s.HardExpiry = fromNull(hard)
 	return s, err
@@ -42,7 +42,7 @@ func scanSessions(r pgx.Rows) (domain.Session, error) { return scanSession(r) }
 func (t *tx) InsertSession(ctx context.Context, s *domain.Session) error {
 	tag, err := t.exec(ctx, "insert session",
 		`INSERT INTO sessions (`+sessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT DO NOTHING`, sessionArgs(s)...)
 	if err != nil {
 		return err
@@ -69,7 +69,7 @@ func (t *tx) UpdateSession(ctx context.Context, s *domain.Session) error {
 	tag, err := t.exec(ctx, "update session",
 		`UPDATE sessions SET kind = $3, user_name = $4, client = $5, device = $6, scopes = $7, licensed = $8,
 			refreshable = $9, lease_license = $10, lease_root = $11, ext_issuer = $12, ext_subject = $13,
-			created_at = $14, last_used_at = $15, expires_at = $16, hard_expiry = $17
+			created_at = $14, last_used_at = $15, expires_at = $16, hard_expiry = $17, no_idle = $18
 		WHERE tenant = $1 AND id = $2`, sessionArgs(s)...)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,22 @@ type tx struct {
 	// pending are the held-back writes, with the operation each came from (for errors).
 	pending    []*pgx.QueuedQuery
 	pendingOps []string
+	// wrote is set by the first statement that may change data (see note). A transaction
+	// that only read and locked commits without waiting for its commit record to reach the
+	// disk (when lazyCommit): a crash can lose nothing of it, and a refused seat, the
+	// common answer on a busy license, then holds the license's lock for no disk flush.
+	wrote      bool
+	lazyCommit bool
+}
+
+// note sets wrote unless sql only reads or locks. LockLicense's insert of a zero state row
+// counts as neither: losing it in a crash loses nothing, and it is written again on demand.
+// Anything not starting with SELECT counts as a write, so a new statement errs on the safe
+// side.
+func (t *tx) note(sql string) {
+	if !t.wrote && sql != insertLicenseState && !strings.HasPrefix(sql, "SELECT") {
+		t.wrote = true
+	}
 }
 
 func (t *tx) Now() time.Time { return t.now }
@@ -49,6 +66,7 @@ func (t *tx) fail(op string, err error) error {
 
 // write holds a write back until the next round trip (see tx).
 func (t *tx) write(ctx context.Context, op, sql string, args ...any) error {
+	t.note(sql)
 	if t.readOnly {
 		_, err := t.exec(ctx, op, sql, args...)
 		return err
@@ -88,6 +106,7 @@ func (t *tx) send(ctx context.Context, op string, b *pgx.Batch, read func(pgx.Ba
 }
 
 func (t *tx) exec(ctx context.Context, op, sql string, args ...any) (pgconn.CommandTag, error) {
+	t.note(sql)
 	if len(t.pending) > 0 {
 		var tag pgconn.CommandTag
 		b := &pgx.Batch{}
@@ -108,6 +127,7 @@ func (t *tx) exec(ctx context.Context, op, sql string, args ...any) (pgconn.Comm
 
 // get scans one row; no row is domain.ErrNotFound.
 func (t *tx) get(ctx context.Context, op, sql string, args []any, dest ...any) error {
+	t.note(sql)
 	if len(t.pending) > 0 {
 		b := &pgx.Batch{}
 		b.Queue(sql, args...)
@@ -131,6 +151,7 @@ func notFound(err error) error {
 
 // list runs a query and scans every row with scan.
 func list[T any](ctx context.Context, t *tx, op, sql string, args []any, scan func(pgx.Rows) (T, error)) ([]T, error) {
+	t.note(sql)
 	var out []T
 	collect := func(rows pgx.Rows, err error) error {
 		if err != nil {
@@ -161,6 +182,9 @@ func list[T any](ctx context.Context, t *tx, op, sql string, args []any, scan fu
 // batch sends statements in one round trip (with any held-back writes) and hands their
 // results to read, in order.
 func (t *tx) batch(ctx context.Context, op string, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	for _, q := range b.QueuedQueries {
+		t.note(q.SQL)
+	}
 	return t.send(ctx, op, b, read)
 }
 
@@ -168,11 +192,18 @@ func (t *tx) batch(ctx context.Context, op string, b *pgx.Batch, read func(pgx.B
 func (t *tx) commit(ctx context.Context) error {
 	var tag pgconn.CommandTag
 	b := &pgx.Batch{}
+	if !t.wrote && t.lazyCommit && !t.readOnly {
+		b.Queue(`SET LOCAL synchronous_commit = off`)
+	}
 	b.Queue(`COMMIT`)
 	err := t.send(ctx, "commit", b, func(br pgx.BatchResults) error {
 		var err error
-		tag, err = br.Exec()
-		return err
+		for range b.QueuedQueries {
+			if tag, err = br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err
