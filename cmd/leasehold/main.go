@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -94,7 +95,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "leasehold: listen:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", version, ln.Addr(), cfg.PublicURL, cfg.Store)
+	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
 	for _, t := range cfg.Tenants {
 		fmt.Fprintf(stdout, "  tenant %s: %d users, %d clients, %d licenses\n", t.Name(), len(t.Users), len(t.Clients), len(t.Licenses))
 	}
@@ -142,4 +143,18 @@ func backup(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "backup written to", fs.Arg(0))
 	return 0
+}
+
+// redactDSN hides a password in a store URL: the start-up line must not print a secret.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable store URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
 }

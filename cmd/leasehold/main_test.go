@@ -81,3 +81,15 @@ func TestBackup(t *testing.T) {
 		t.Fatalf("the copy lacks the live store's data: %v", err)
 	}
 }
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:hunter2@db/x?sslmode=disable": "postgres://u:xxxxx@db/x?sslmode=disable",
+		"postgres://u@db/x?password=hunter2":        "postgres://u@db/x?password=xxxxx",
+		"sqlite://./leasehold-data/leasehold.db":    "sqlite://./leasehold-data/leasehold.db",
+	} {
+		if got := redactDSN(in); got != want || strings.Contains(got, "hunter2") {
+			t.Errorf("redactDSN(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
