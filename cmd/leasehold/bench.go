@@ -68,7 +68,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Item, "item", "AppFeature-XYZ", "licensed item of the /authz scenarios")
 	fs.IntVar(&cfg.Connections, "connections", 64, "concurrent keep-alive connections")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per scenario (at most 10m)")
-	fs.Int64Var(&cfg.Requests, "requests", 0, "stop after this many measured operations (0: --duration only)")
+	fs.Int64Var(&cfg.Requests, "requests", 0, "stop after this many measured operations, or at --duration if that comes first (0: --duration only)")
 	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "load before measuring, not recorded")
 	fs.IntVar(&cfg.Anchors, "anchors", 0, "live leases the renew scenarios hold and renew in turn (default: one per connection)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "per request")

@@ -504,11 +504,23 @@ func setupSessionLogin(ctx context.Context, r *runner) (func(int) worker, []stri
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(r.cfg.Username+":"+r.cfg.Password))
 	cookies := make([]string, r.cfg.Connections)
 	start := time.Now()
-	err := runAll(ctx, len(cookies), r.cfg.Connections, func(ctx context.Context, i int) error {
+	// One login at a time: each hashes the password with argon2id (tens of MiB), the
+	// server's throttle counts a login in flight as a failure until it succeeds (so
+	// concurrent logins of one user from one address look like guessing), and the setup is
+	// not what is measured.
+	err := runAll(ctx, len(cookies), 1, func(ctx context.Context, i int) error {
 		// Each connection is its own device: without a device id every login gets a new one.
-		resp, err := r.exchange(r.postForm(ctx, login, "", "Authorization", basic))
-		if err != nil {
-			return err
+		var resp *Response
+		for attempt := 0; ; attempt++ {
+			var err error
+			if resp, err = r.exchange(r.postForm(ctx, login, "", "Authorization", basic)); err != nil {
+				return err
+			}
+			if resp.Status != http.StatusTooManyRequests || attempt == 5 {
+				break
+			}
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			sleep(ctx, time.Duration(min(max(wait, 1), 5))*time.Second)
 		}
 		if resp.Status == http.StatusNotFound || resp.Status == http.StatusMethodNotAllowed {
 			return &SkipError{fmt.Sprintf("POST /session/login answered HTTP %d: this server has no session API", resp.Status)}

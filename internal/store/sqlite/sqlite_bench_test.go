@@ -9,6 +9,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -22,12 +23,42 @@ import (
 
 func benchOpen(b *testing.B, opts string) *Store {
 	b.Helper()
-	s, err := Open("sqlite://" + filepath.Join(b.TempDir(), "leasehold.db") + opts)
+	s, _ := benchOpenAt(b, opts)
+	return s
+}
+
+func benchOpenAt(b *testing.B, opts string) (*Store, string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "leasehold.db")
+	s, err := Open("sqlite://" + path + opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	return s
+	return s, path
+}
+
+// benchLeases writes n live leases (session keys sess-0 … sess-(n-1)).
+func benchLeases(b *testing.B, s *Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		for i := range n {
+			id := "lease-" + strconv.Itoa(i)
+			if err := tx.InsertLease(ctx, &domain.Lease{
+				ID: id, Root: id, Tenant: "bench", LicenseID: "lic-1", Item: "Feat",
+				SeatKey: "seat-" + strconv.Itoa(i), SessionKey: "sess-" + strconv.Itoa(i), User: "alice",
+				Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour),
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 var benchDSNs = []struct{ name, opts string }{
@@ -110,23 +141,7 @@ func BenchmarkStoreViewLeaseBySessionKey(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			s := benchOpen(b, "")
 			const n = 10_000
-			now := time.Now()
-			err := s.Update(ctx, func(tx store.Tx) error {
-				for i := range n {
-					id := "lease-" + strconv.Itoa(i)
-					if err := tx.InsertLease(ctx, &domain.Lease{
-						ID: id, Root: id, Tenant: "bench", LicenseID: "lic-1", Item: "Feat",
-						SeatKey: "seat-" + strconv.Itoa(i), SessionKey: "sess-" + strconv.Itoa(i), User: "alice",
-						Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour),
-					}); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			benchLeases(b, s, n)
 			b.ReportAllocs()
 			var i int
 			for b.Loop() {
@@ -143,6 +158,45 @@ func BenchmarkStoreViewLeaseBySessionKey(b *testing.B) {
 					return nil
 				})
 				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLeaseLookupShape measures, on the store's own schema and file with 10,000
+// leases, the shape of the hot lookups against a plain point lookup through the same index:
+// GetLeaseBySessionKey orders by expires_at and takes one row; LatestLiveExpiryOnSeat takes
+// a MAX. It uses its own connection, outside the store, so only the statement is measured.
+func BenchmarkLeaseLookupShape(b *testing.B) {
+	s, path := benchOpenAt(b, "")
+	const n = 10_000
+	benchLeases(b, s, n)
+	db, err := sql.Open("sqlite3", path+"?_query_only=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	for _, q := range []struct{ name, sql string }{
+		{"point", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`},
+		{"order-by-limit", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ? ORDER BY expires_at DESC LIMIT 1`},
+		{"max", `SELECT MAX(expires_at) FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			st, err := db.PrepareContext(ctx, q.sql)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			b.ReportAllocs()
+			var i int
+			for b.Loop() {
+				i++
+				var v any
+				if err := st.QueryRowContext(ctx, "bench", "lic-1", "sess-"+strconv.Itoa(i%n)).Scan(&v); err != nil {
 					b.Fatal(err)
 				}
 			}
