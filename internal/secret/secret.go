@@ -11,6 +11,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/alexedwards/argon2id"
@@ -50,11 +51,23 @@ var ErrInvalidHash = errors.New("not an argon2id or bcrypt hash")
 // spends on it the time a real verification would take.
 const dummyPHC = "$argon2id$v=19$m=19456,t=2,p=1$wgxtol6bXZkLnRN20tUlTw$b0Kc5VgrnaFjFPbhky1PAILnTIl5eBaFqqFqDOsyJLg"
 
+// slowSlots bounds how many slow hashes run at once in this process. Each argon2id check
+// holds its memory cost (19 MiB by default, up to 256 MiB for a configured hash) for its
+// whole run: without a bound, a burst of logins could take the process's memory. Callers
+// beyond the bound wait their turn, which also spreads a guessing burst out in time.
+var slowSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+func acquireSlow() func() {
+	slowSlots <- struct{}{}
+	return func() { <-slowSlots }
+}
+
 // Hash returns the argon2id PHC string of plain.
 func Hash(plain string) (string, error) {
 	if len(plain) > MaxSecretLen {
 		return "", fmt.Errorf("secret longer than %d bytes", MaxSecretLen)
 	}
+	defer acquireSlow()()
 	p := Params
 	return argon2id.CreateHash(plain, &p)
 }
@@ -71,6 +84,7 @@ func Verify(plain, phc string) (bool, error) {
 		DummyVerify("")
 		return false, nil
 	}
+	defer acquireSlow()()
 	switch kind {
 	case kindArgon2id:
 		ok, err := argon2id.ComparePasswordAndHash(plain, phc)
@@ -97,6 +111,7 @@ func DummyVerify(plain string) {
 	if len(plain) > MaxSecretLen {
 		plain = plain[:MaxSecretLen]
 	}
+	defer acquireSlow()()
 	_, _ = argon2id.ComparePasswordAndHash(plain, dummyPHC)
 }
 

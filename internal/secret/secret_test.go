@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,5 +234,37 @@ func TestCachedVerifyIsCheap(t *testing.T) {
 	perHit := time.Since(start) / n
 	if perHit*50 > first {
 		t.Errorf("cache hit %v, argon2 %v: not cheap", perHit, first)
+	}
+}
+
+// TestSlowHashesAreBounded: no more than the slot count of argon2id checks run at once,
+// however many callers arrive together.
+func TestSlowHashesAreBounded(t *testing.T) {
+	phc, err := Hash("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running, peak atomic.Int32
+	var wg sync.WaitGroup
+	for range 3 * cap(slowSlots) {
+		wg.Go(func() {
+			release := acquireSlow()
+			n := running.Add(1)
+			for {
+				p := peak.Load()
+				if n <= p || peak.CompareAndSwap(p, n) {
+					break
+				}
+			}
+			running.Add(-1)
+			release()
+			if ok, err := Verify("pw", phc); err != nil || !ok {
+				t.Errorf("Verify: %v %v", ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	if int(peak.Load()) > cap(slowSlots) {
+		t.Fatalf("%d slow hashes ran at once, bound %d", peak.Load(), cap(slowSlots))
 	}
 }
