@@ -95,6 +95,18 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Snapshot, error) {
 	}
 	c.mu.Unlock()
 
+	// Forget names that do not exist (after e.mu is released: Invalidate locks c.mu, then
+	// e.mu), so that a client naming random tenants cannot grow the map.
+	forget := false
+	defer func() {
+		if forget {
+			c.mu.Lock()
+			if c.tenants[tenant] == e {
+				delete(c.tenants, tenant)
+			}
+			c.mu.Unlock()
+		}
+	}()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.snap != nil && c.now().Sub(e.checked) < MaxStaleness {
@@ -115,6 +127,7 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Snapshot, error) {
 		return err
 	})
 	if err != nil {
+		forget = e.snap == nil
 		return nil, err
 	}
 	e.snap, e.checked = snap, c.now()

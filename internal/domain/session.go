@@ -25,6 +25,10 @@ type Session struct {
 	// Refreshable sessions hold refresh tokens: they live while a refresh token is valid
 	// (sliding on refresh) instead of sliding on use.
 	Refreshable bool
+	// NoIdle sessions ignore idle_timeout: without a refresh token they live cookie_max_age
+	// past their last use, as every session does under idle_timeout: 0 (DocuWare's cookie
+	// logons keep their seat until a logoff).
+	NoIdle bool
 	// LeaseLicense/LeaseRoot name the seat lease when Licensed and a session item exists.
 	LeaseLicense string
 	LeaseRoot    string

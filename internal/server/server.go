@@ -17,6 +17,7 @@ import (
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/keys"
 	"github.com/leasehold/leasehold/internal/secret"
+	"github.com/leasehold/leasehold/internal/server/openapi"
 	"github.com/leasehold/leasehold/internal/session"
 	"github.com/leasehold/leasehold/internal/store"
 )
@@ -81,6 +82,10 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Document)
+	})
 	m.Handle("GET /metrics", s.metrics.handler())
 	m.HandleFunc("/authz/", s.authz)
 	m.HandleFunc("POST /oauth2/token", s.token)
@@ -90,7 +95,9 @@ func (s *Server) routes() {
 	s.oauthRoutes()
 	s.sessionRoutes()
 	s.adminRoutes()
-	m.HandleFunc("/", s.notFound)
+	// The dialects' aliases (SPEC §5); a path no route matches may be a tenant-rooted
+	// dialect route (Jim2's /{tenant}/token), else it is a 404.
+	m.Handle("/", s.dialectRoutes(http.HandlerFunc(s.notFound)))
 }
 
 // Handler is the server's root handler, with the `/t/{tenant}/` prefix, logging, metrics

@@ -324,12 +324,18 @@ func (s *Server) sessionLogout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.logoutSession(w, r, p, viaCookie, sessionCookie)
+}
+
+// logoutSession ends p's session (documents deleted, seat lingering) and answers; a session
+// cookie named cookie is dropped when it authenticated the request.
+func (s *Server) logoutSession(w http.ResponseWriter, r *http.Request, p *session.Principal, viaCookie bool, cookie string) {
 	if err := s.deps.Sessions.Logout(r.Context(), p); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	if viaCookie {
-		s.clearSessionCookie(w, r, sessionCookie)
+		s.clearSessionCookie(w, r, cookie)
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
@@ -357,9 +363,17 @@ func (s *Server) sessionLoginToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if tok, ok := s.createLoginToken(w, r, p); ok {
+		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	}
+}
+
+// createLoginToken makes a login token for p's user from the request's body (DocuWare's
+// {"TargetProducts","Usage","Lifetime"}). It answers itself when it fails.
+func (s *Server) createLoginToken(w http.ResponseWriter, r *http.Request, p *session.Principal) (string, bool) {
 	body, ok := readBody(w, r, maxFormBody)
 	if !ok {
-		return
+		return "", false
 	}
 	var j struct {
 		TargetProducts []string `json:"TargetProducts"`
@@ -369,25 +383,25 @@ func (s *Server) sessionLoginToken(w http.ResponseWriter, r *http.Request) {
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
-			return
+			return "", false
 		}
 	}
 	req, err := session.NormalizeLoginTokenRequest(j.TargetProducts, j.Usage, j.Lifetime)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
+		return "", false
 	}
 	tok, _, err := s.deps.Sessions.CreateLoginToken(r.Context(), p, req)
 	switch {
 	case errors.Is(err, session.ErrNotAllowed):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error())
-		return
+		return "", false
 	case errors.Is(err, session.ErrInvalidToken):
 		writeError(w, http.StatusUnauthorized, "invalid_token", "the session has ended")
-		return
+		return "", false
 	case err != nil:
 		s.internalError(w, r, err)
-		return
+		return "", false
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	return tok, true
 }

@@ -116,6 +116,10 @@ type LoginOptions struct {
 	Scopes []string
 	// ClientIP is the caller's address, for models with ip_ranges or countries.
 	ClientIP netip.Addr
+	// NoIdle sets the session's deadline policy: it ignores idle_timeout and lives
+	// cookie_max_age past its last use (or until a logoff, or max_lifetime), holding its seat
+	// all along, as DocuWare's 20-year cookie sessions do.
+	NoIdle bool
 }
 
 // LoginGrant is what a session login answers: the token pair, the cookie value and the
@@ -175,7 +179,7 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 		}
 		s := &domain.Session{
 			ID: NewID(), Tenant: tenant, Kind: kind, User: user, Device: device,
-			Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: o.Refresh,
+			Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: o.Refresh, NoIdle: o.NoIdle,
 		}
 		if policy.MaxLifetime > 0 {
 			s.HardExpiry = now.Add(policy.MaxLifetime.D())

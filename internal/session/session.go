@@ -139,7 +139,7 @@ func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now ti
 	switch {
 	case hasRefresh && p.RefreshTokenTTL > 0:
 		d = now.Add(p.RefreshTokenTTL.D())
-	case p.IdleTimeout > 0:
+	case p.IdleTimeout > 0 && !s.NoIdle:
 		d = now.Add(p.IdleTimeout.D())
 	default:
 		// "Never" still needs a finite lease expiry: the cookie lifetime is the longest
