@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,7 +69,7 @@ func (e *Engine) consumeItem(ctx context.Context, snap *catalog.Snapshot, req *R
 		var res Result
 		err := e.st.View(ctx, func(tx store.Tx) error {
 			var err error
-			res, err = e.decide(ctx, tx, snap, req, item, true)
+			res, err = e.decide(ctx, tx, snap, req, item, true, false)
 			return err
 		})
 		return res, err
@@ -92,13 +93,24 @@ func (e *Engine) consumeItem(ctx context.Context, snap *catalog.Snapshot, req *R
 
 func (e *Engine) consumeOnce(ctx context.Context, snap *catalog.Snapshot, req *Request, item ItemRequest) (Result, error) {
 	var res Result
-	err := e.st.Update(ctx, func(tx store.Tx) error {
-		var err error
-		res, err = e.ConsumeTx(ctx, tx, snap, *req, item)
-		return err
-	})
-	return res, err
+	// The first try may renew under the lease's lock alone; when that turns out to need
+	// the license lock it rolls back (errSlowPath) and the decision runs again under it.
+	for _, fast := range []bool{true, false} {
+		err := e.st.Update(ctx, func(tx store.Tx) error {
+			var err error
+			res, err = e.decide(ctx, tx, snap, req, item, !req.DoConsume, fast)
+			return err
+		})
+		if !errors.Is(err, errSlowPath) {
+			return res, err
+		}
+	}
+	return Result{}, errors.New("engine: a renewal asked for the license lock while holding it")
 }
+
+// errSlowPath rolls back a renewal tried under its lease lock alone that needs the
+// license lock after all (a counter or the seat count would change).
+var errSlowPath = errors.New("engine: renewal needs the license lock")
 
 // abandon releases, without linger, the leases this request created (not the ones it
 // renewed: their holder still has the previous token).
@@ -132,7 +144,9 @@ func (e *Engine) abandon(ctx context.Context, tenant string, results []Result) {
 // a refusal other than the housekeeping of expired rows. The caller reports the result with
 // Observe after commit. The error is only for store failures.
 func (e *Engine) ConsumeTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req Request, item ItemRequest) (Result, error) {
-	return e.decide(ctx, tx, snap, &req, item, !req.DoConsume)
+	// The caller's transaction cannot be rolled back and run again, so it always takes the
+	// license lock.
+	return e.decide(ctx, tx, snap, &req, item, !req.DoConsume, false)
 }
 
 // attempt is one decision: one item of one request, inside one transaction.
@@ -148,6 +162,10 @@ type attempt struct {
 	leaseID string
 	comp    *compiled
 	pinned  *domain.Lease // a session's own lease, named by Request.LeaseID
+	// fast allows renewing a live lease under its own row lock instead of the license's
+	// (see tryFast); renewOn is the license where a live lease of the request was seen.
+	fast    bool
+	renewOn string
 }
 
 // outcome of trying one candidate license.
@@ -158,10 +176,10 @@ type outcome struct {
 	final bool // a refused renewal: no other candidate may be tried
 }
 
-func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req *Request, item ItemRequest, dry bool) (Result, error) {
+func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req *Request, item ItemRequest, dry, fast bool) (Result, error) {
 	a := &attempt{
 		ctx: ctx, tx: tx, e: e, req: req, item: item, tenant: req.Tenant,
-		now: tx.Now(), dry: dry, leaseID: item.LeaseID, comp: e.compiledFor(req.Tenant, snap),
+		now: tx.Now(), dry: dry, leaseID: item.LeaseID, comp: e.compiledFor(req.Tenant, snap), fast: fast && !dry,
 	}
 	if a.leaseID == "" {
 		a.leaseID = req.LeaseID
@@ -216,6 +234,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 			break
 		}
 	}
+	a.renewOn = renewOn
 	ordered := make([]*domain.License, 0, len(cands))
 	for _, first := range []string{renewOn, req.ReclaimLicense} {
 		for _, lic := range cands {
@@ -367,6 +386,10 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 		return a.fail(stepAnchors, domain.CodeAnchorMissing, "anchor %q required by license model %s is missing", missing, cm.m.Name), nil
 	}
 
+	if a.fast && lic.ID == a.renewOn && fastRenewable(cm.m, a.req, lic.ID) {
+		return a.tryFast(lic, cm, sessKey)
+	}
+
 	var st *domain.LicenseState
 	var err error
 	if a.dry {
@@ -404,7 +427,15 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 			sessKey = SessionKey(seatKey, a.item.Name, a.req.Process)
 		}
 	}
-	cur, err := leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+	var cur *domain.Lease
+	var err error
+	if a.dry {
+		cur, err = leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+	} else {
+		// Locked, so that a renewal under the lease lock alone (tryFast) and this decision
+		// take turns on it.
+		cur, err = lockLease(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+	}
 	if err != nil {
 		return outcome{}, err
 	}
@@ -414,13 +445,53 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 		return o, err
 	}
 	if cur != nil && !a.dry {
-		// An expired lease left by no sweep yet: it counts for nothing and its session
-		// key is needed for the new lease.
+		// An expired lease left by no sweep yet: it counts for nothing, and its session
+		// key, which has one lease at most (a unique key in the store), is needed for the
+		// new lease.
 		if err := a.e.expireTx(a.ctx, a.tx, cur, a.now); err != nil {
 			return outcome{}, err
 		}
 	}
 	return a.grant(lic, cm, st, seatKey, sessKey)
+}
+
+// fastRenewable reports whether a renewal on license licenseID of model m may run under
+// its lease's row lock instead of the license lock: nothing it does may read or change a
+// license counter (use count, use time), take a hardware lock, or take another seat.
+func fastRenewable(m *domain.LicenseModel, r *Request, licenseID string) bool {
+	return m.MaxUseCount == 0 && m.MaxUseTime == 0 && !m.HWLock && !r.CountGiven &&
+		(r.ReclaimSeat == "" || r.ReclaimLicense != licenseID)
+}
+
+// tryFast renews the live lease of the request's session key holding only that lease's
+// row lock (and then its seat's, see store.Tx.GetSeat), not the license lock: on
+// PostgreSQL, renewals on one license then run side by side. docs/DESIGN.md ("Renewals
+// without the license lock") gives the reasoning. Anything that would need the license
+// lock (the lease is gone or expired, its seat must be rebuilt, use time to refund) rolls
+// the attempt back with errSlowPath, so that it runs again under the license lock; no
+// other lock is ever taken after a lease's.
+func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, sessKey string) (outcome, error) {
+	if p := a.pinned; p != nil && p.LicenseID == lic.ID {
+		sessKey = p.SessionKey
+	}
+	cur, err := lockLease(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+	if err != nil {
+		return outcome{}, err
+	}
+	if cur == nil || !cur.Live(a.now) || cur.UseTimeReserved != 0 {
+		return outcome{}, errSlowPath
+	}
+	st := domain.LicenseState{Tenant: a.tenant, LicenseID: lic.ID}
+	saved := st
+	o, err := a.renew(lic, cm, &st, cur)
+	if err != nil {
+		return outcome{}, err
+	}
+	if st != saved {
+		return outcome{}, errSlowPath
+	}
+	o.final = true
+	return o, nil
 }
 
 // reclaimable reports whether a login token may take seat key on lic: the seat lingers, or
@@ -754,10 +825,6 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 		return outcome{}, err
 	}
 
-	latest, err := tx.LatestLiveExpiryOnSeat(ctx, a.tenant, lic.ID, cur.SeatKey, cur.Root, now)
-	if err != nil {
-		return outcome{}, err
-	}
 	seat, err := getSeat(ctx, tx, a.tenant, lic.ID, cur.SeatKey)
 	if err != nil {
 		return outcome{}, err
@@ -767,13 +834,37 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 		seat = &domain.Seat{Tenant: a.tenant, LicenseID: lic.ID, Key: cur.SeatKey, User: cur.User, Overage: cur.Overage}
 		st.SeatsHeld++
 	}
-	seat.HeldUntil = maxTime(exp, latest)
-	seat.Lingering = false
-	if err := tx.PutSeat(ctx, seat); err != nil {
+	if err := a.holdSeat(seat, cur, exp); err != nil {
 		return outcome{}, err
 	}
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(&next, now, domain.EventRenew, exp.Sub(now))}); err != nil {
 		return outcome{}, err
 	}
 	return outcome{res: Result{Lease: &next, License: lic, Renewed: true}}, nil
+}
+
+// holdSeat makes seat (read in this transaction, or new with a zero HeldUntil) hold until
+// the latest expiry of its live leases now that cur runs until exp, writing it only when
+// that moves it.
+//
+// A seat's HeldUntil is never before the exp of any of its live leases (every writer keeps
+// that), so when the renewal does not shorten cur the seat already covers every other
+// lease, and max(HeldUntil, exp) is the answer without looking at them. Only a shortened
+// lease (or a seat being rebuilt) needs the latest expiry of the others.
+func (a *attempt) holdSeat(seat *domain.Seat, cur *domain.Lease, exp time.Time) error {
+	held := seat.HeldUntil
+	if seat.HeldUntil.IsZero() || exp.Before(cur.ExpiresAt) {
+		latest, err := a.tx.LatestLiveExpiryOnSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, cur.Root, a.now)
+		if err != nil {
+			return err
+		}
+		held = maxTime(exp, latest)
+	} else if exp.After(held) {
+		held = exp
+	}
+	if seat.HeldUntil.Equal(held) && !seat.Lingering {
+		return nil
+	}
+	seat.HeldUntil, seat.Lingering = held, false
+	return a.tx.PutSeat(a.ctx, seat)
 }

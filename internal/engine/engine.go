@@ -320,6 +320,15 @@ func leaseBySessionKey(ctx context.Context, tx store.Tx, tenant, licenseID, key 
 	return l, err
 }
 
+// lockLease is LockLease with "not found" as nil.
+func lockLease(ctx context.Context, tx store.Tx, tenant, licenseID, key string) (*domain.Lease, error) {
+	l, err := tx.LockLease(ctx, tenant, licenseID, key)
+	if notFound(err) {
+		return nil, nil
+	}
+	return l, err
+}
+
 func usage(l *domain.Lease, at time.Time, event string, d time.Duration) domain.UsageEvent {
 	return domain.UsageEvent{
 		Tenant: l.Tenant, At: at, LicenseID: l.LicenseID, Item: l.Item, User: l.User, Client: l.Client,

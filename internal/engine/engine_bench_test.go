@@ -55,7 +55,7 @@ func benchBackends() []benchBackend {
 	return []benchBackend{
 		{"sqlite", func(b *testing.B) store.Store { return benchSQLite(b, "") }},
 		{"sqlite-full", func(b *testing.B) store.Store { return benchSQLite(b, "?synchronous=full") }},
-		{"postgres", benchPostgres},
+		{"postgres", func(b *testing.B) store.Store { return openPostgres(b) }},
 	}
 }
 
@@ -68,8 +68,8 @@ func benchSQLite(b *testing.B, opts string) store.Store {
 	return st
 }
 
-// benchPostgres opens a fresh database on the server LEASEHOLD_TEST_POSTGRES names.
-func benchPostgres(b *testing.B) store.Store {
+// openPostgres opens a fresh database on the server LEASEHOLD_TEST_POSTGRES names.
+func openPostgres(b testing.TB) store.Store {
 	base := os.Getenv("LEASEHOLD_TEST_POSTGRES")
 	if base == "" {
 		b.Skip("LEASEHOLD_TEST_POSTGRES is not set")
@@ -292,5 +292,60 @@ func BenchmarkEngineCheck(b *testing.B) {
 				check()
 			}
 		})
+	})
+}
+
+// seedLeases writes n live leases (with their seats) on the chained license straight into
+// the store, so that the renewal below looks its lease up among many, as a server does.
+func (e *benchEnv) seedLeases(b *testing.B, n int) {
+	b.Helper()
+	ctx := context.Background()
+	err := e.st.Update(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		for i := range n {
+			id := "seed-" + strconv.Itoa(i)
+			seat := engine.SeatKey(benchChained, "user=alice", "hw=seed-"+strconv.Itoa(i))
+			if err := tx.PutSeat(ctx, &domain.Seat{Tenant: benchTenant, LicenseID: benchChained, Key: seat, User: "alice",
+				HeldUntil: now.Add(time.Hour)}); err != nil {
+				return err
+			}
+			if err := tx.InsertLease(ctx, &domain.Lease{
+				ID: id, Root: id, Tenant: benchTenant, LicenseID: benchChained, Item: benchItem,
+				SeatKey: seat, SessionKey: engine.SessionKey(seat, benchItem, ""), User: "alice",
+				Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour),
+			}); err != nil {
+				return err
+			}
+		}
+		st, err := tx.LockLicense(ctx, benchTenant, benchChained)
+		if err != nil {
+			return err
+		}
+		st.SeatsHeld += n
+		return tx.SaveLicenseState(ctx, st)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkEngineRenewAmong10k: chained renewals, as BenchmarkEngineRenew, with 10,000
+// other live leases on the license.
+func BenchmarkEngineRenewAmong10k(b *testing.B) {
+	runBackends(b, func(b *testing.B, e *benchEnv, parallel bool) {
+		e.seedLeases(b, 10_000)
+		renewLoop := func(next func() bool) {
+			hw := benchHW()
+			l := e.consume(b, e.request(benchChained, hw, ""))
+			for next() {
+				l = e.consume(b, e.request(benchChained, hw, l.ID))
+			}
+		}
+		b.ResetTimer()
+		if !parallel {
+			renewLoop(b.Loop)
+			return
+		}
+		b.RunParallel(func(pb *testing.PB) { renewLoop(pb.Next) })
 	})
 }

@@ -216,11 +216,13 @@ func (e *Engine) endCheckoutTx(ctx context.Context, tx store.Tx, l *domain.Lease
 	if _, err := tx.DeleteLease(ctx, cur.Tenant, cur.Root); err != nil {
 		return false, time.Time{}, err
 	}
-	latest, err := tx.LatestLiveExpiryOnSeat(ctx, cur.Tenant, cur.LicenseID, cur.SeatKey, cur.Root, now)
+	// The seat (locked) before its leases' expiries: a renewal under its lease lock alone
+	// that extended the seat has then committed, and its expiry is seen.
+	seat, err := getSeat(ctx, tx, cur.Tenant, cur.LicenseID, cur.SeatKey)
 	if err != nil {
 		return false, time.Time{}, err
 	}
-	seat, err := getSeat(ctx, tx, cur.Tenant, cur.LicenseID, cur.SeatKey)
+	latest, err := tx.LatestLiveExpiryOnSeat(ctx, cur.Tenant, cur.LicenseID, cur.SeatKey, cur.Root, now)
 	if err != nil {
 		return false, time.Time{}, err
 	}

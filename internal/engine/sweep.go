@@ -68,12 +68,13 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 			}
 			now := tx.Now()
 			for _, l := range byLicense[r] {
-				cur, err := findLease(ctx, tx, l.Tenant, l.Root)
+				// Locked: a renewal under the lease lock alone may be extending it right now.
+				cur, err := lockLease(ctx, tx, l.Tenant, l.LicenseID, l.SessionKey)
 				if err != nil {
 					return err
 				}
-				if cur == nil || cur.Live(now) {
-					continue // released or renewed since the listing
+				if cur == nil || cur.Root != l.Root || cur.Live(now) {
+					continue // released, replaced or renewed since the listing
 				}
 				if err := e.expireTx(ctx, tx, cur, now); err != nil {
 					return err

@@ -93,7 +93,10 @@ type Tx interface {
 	SaveLicenseState(ctx context.Context, st *domain.LicenseState) error
 	GetLicenseState(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) // without lock; zero state when missing
 
-	// Seats.
+	// Seats. In an Update that has taken LockLicense or LockLease, GetSeat also row-locks
+	// the seat until the transaction ends (PostgreSQL; SQLite's single writer needs none),
+	// so that a renewal under a lease lock and a decision under the license lock take turns
+	// on the seat they share.
 	GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) // domain.ErrNotFound
 	PutSeat(ctx context.Context, seat *domain.Seat) error                             // insert or replace
 	DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error)
@@ -108,6 +111,8 @@ type Tx interface {
 	SeatsExpiredBetween(ctx context.Context, from, to time.Time, limit int) ([]domain.Seat, error)
 
 	// Leases. A lease row is keyed by its Root; every id of its chain resolves to it.
+	// A session key (tenant, license, session key) has one lease at most: InsertLease of a
+	// second, even beside an expired one, is domain.ErrConflict (delete the old one first).
 	InsertLease(ctx context.Context, l *domain.Lease) error
 	// UpdateLease replaces the lease with root l.Root; when l.ID is new it joins the chain.
 	UpdateLease(ctx context.Context, l *domain.Lease) error
@@ -116,6 +121,10 @@ type Tx interface {
 	// FindLease resolves any id of a chain (current or earlier) to its lease.
 	FindLease(ctx context.Context, tenant, id string) (*domain.Lease, error) // domain.ErrNotFound
 	GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error)
+	// LockLease is GetLeaseBySessionKey in an Update that also row-locks the lease until the
+	// transaction ends (PostgreSQL: FOR UPDATE). A renewal that changes no counter holds it
+	// instead of the license lock; every change of a lease found by its session key takes it.
+	LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) // domain.ErrNotFound
 	CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error)
 	// CountLiveLeasesByHolder counts live leases on the license held by user (when client is
 	// "") or by client (when user is "").

@@ -52,7 +52,7 @@ func (t *tx) getLease(ctx context.Context, op, sql string, args ...any) (*domain
 }
 
 // InsertLease inserts the lease and its chain entries (its root and its id) in one
-// statement; a lease or chain id that exists already is domain.ErrConflict. DO NOTHING,
+// statement; a lease root, session key or chain id that exists already is domain.ErrConflict. DO NOTHING,
 // rather than a unique violation, leaves the transaction usable for the caller's next move.
 func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 	var leases, chain int
@@ -123,12 +123,21 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 		WHERE c.tenant = $1 AND c.id = $2`, tenant, id)
 }
 
-// GetLeaseBySessionKey returns the session key's lease; should an expired one not yet swept
-// share the key with a newer one, the latest wins.
+// GetLeaseBySessionKey returns the session key's lease: a point lookup on the unique index
+// (a session key has one lease at most).
 func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
 	return t.getLease(ctx, "get lease by session key",
-		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3
-		ORDER BY expires_at DESC, root LIMIT 1`, tenant, licenseID, sessionKey)
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3`,
+		tenant, licenseID, sessionKey)
+}
+
+// LockLease row-locks the session key's lease: a renewal holding it needs no license lock,
+// and it makes every later GetSeat of the transaction lock the seat too (see GetSeat).
+func (t *tx) LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+	t.locked = true
+	return t.getLease(ctx, "lock lease",
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 FOR UPDATE`,
+		tenant, licenseID, sessionKey)
 }
 
 func (t *tx) CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error) {

@@ -880,6 +880,7 @@ func TestWritesAreNoted(t *testing.T) {
 			_, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "sk")
 			return err
 		},
+		"LockLease": func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L", "sk"); return err },
 		"CountLiveLeasesOnSeat": func(tx store.Tx) error {
 			_, err := tx.CountLiveLeasesOnSeat(ctx, "acme", "L", "k", now)
 			return err

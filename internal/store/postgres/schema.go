@@ -207,6 +207,21 @@ var migrations = [][]string{
 	2: {
 		`ALTER TABLE sessions ADD COLUMN IF NOT EXISTS no_idle boolean NOT NULL DEFAULT false`,
 	},
+	// One lease per session key, so GetLeaseBySessionKey is a point lookup (the engine
+	// deletes an expired lease before granting its session key again). Should an older
+	// database hold several, the latest wins, as the ordered lookup used to answer.
+	3: {
+		`DELETE FROM lease_chain c USING leases l
+		WHERE c.tenant = l.tenant AND c.root = l.root AND EXISTS (SELECT 1 FROM leases n
+			WHERE n.tenant = l.tenant AND n.license_id = l.license_id AND n.session_key = l.session_key
+			AND (n.expires_at > l.expires_at OR (n.expires_at = l.expires_at AND n.root > l.root)))`,
+		`DELETE FROM leases l WHERE EXISTS (SELECT 1 FROM leases n
+			WHERE n.tenant = l.tenant AND n.license_id = l.license_id AND n.session_key = l.session_key
+			AND (n.expires_at > l.expires_at OR (n.expires_at = l.expires_at AND n.root > l.root)))`,
+		`DROP INDEX IF EXISTS leases_session_key`,
+		// GetLeaseBySessionKey.
+		`CREATE UNIQUE INDEX IF NOT EXISTS leases_session ON leases (tenant, license_id, session_key)`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

@@ -32,6 +32,7 @@ func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain
 	if err != nil {
 		return nil, err
 	}
+	t.locked = true
 	st.UseTime = time.Duration(useTime)
 	return st, nil
 }
@@ -68,10 +69,19 @@ func scanSeat(r pgx.Row) (domain.Seat, error) {
 	return s, err
 }
 
+// GetSeat row-locks the seat once the transaction holds a license or lease lock: a renewal
+// under its lease lock (no license lock) extends the seat, and a decision under the license
+// lock that computes the seat's hold from the expiries of its other leases (a release, a
+// grant on a held seat) must not read those before such a renewal committed and then write
+// over it. The seat lock makes them take turns. Before any lock (a login looking at a seat
+// it may reclaim) the read stays plain, so no lock is ever taken before the license's.
 func (t *tx) GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) {
 	var s domain.Seat
-	err := t.get(ctx, "get seat",
-		`SELECT `+seatColumns+` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`,
+	q := `SELECT ` + seatColumns + ` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`
+	if t.locked && !t.readOnly {
+		q += ` FOR UPDATE`
+	}
+	err := t.get(ctx, "get seat", q,
 		[]any{tenant, licenseID, key},
 		&s.Tenant, &s.LicenseID, &s.Key, &s.User, &s.HeldUntil, &s.Lingering, &s.Overage)
 	if err != nil {

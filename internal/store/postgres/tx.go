@@ -42,6 +42,8 @@ type tx struct {
 	// common answer on a busy license, then holds the license's lock for no disk flush.
 	wrote      bool
 	lazyCommit bool
+	// locked is set once the transaction holds a license or lease row lock (see GetSeat).
+	locked bool
 }
 
 // note sets wrote unless sql only reads or locks. LockLicense's insert of a zero state row

@@ -12,10 +12,19 @@ type settings struct {
 	path        string
 	synchronous string // as SQLite spells it: OFF, NORMAL, FULL, EXTRA
 	busyTimeout int    // milliseconds
+	// cacheKiB is the writer's page cache (PRAGMA cache_size = -cacheKiB; 0: SQLite's
+	// default, 2 MB). The writer is the one connection whose cache survives other
+	// connections' commits in WAL mode. Neither it nor mmapSize is set by default: neither
+	// lowered renewal latency at 200,000 or 1,000,000 leases (BenchmarkStoreRenewLarge,
+	// BENCHMARKS.md), the OS page cache serves those pages well enough.
+	cacheKiB int
+	mmapSize int64 // bytes of the file every connection maps (PRAGMA mmap_size); 0: none
 }
 
 // parseDSN reads `sqlite://./relative/path.db`, `sqlite:///abs/path.db`, `sqlite:path.db` or a
-// bare path, each optionally followed by `?synchronous=full&busy_timeout=10000`.
+// bare path, each optionally followed by `?synchronous=full&busy_timeout=10000`, and
+// `cache_size=KiB` (the writer's page cache; default SQLite's 2 MB) and `mmap_size=bytes`
+// (every connection's; default 0).
 func parseDSN(dsn string) (settings, error) {
 	st := settings{synchronous: "NORMAL", busyTimeout: 5000}
 	rest, escaped := dsn, false
@@ -61,8 +70,20 @@ func parseDSN(dsn string) (settings, error) {
 				return st, fmt.Errorf("sqlite: busy_timeout=%q in %q: want milliseconds", val, dsn)
 			}
 			st.busyTimeout = n
+		case "cache_size":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return st, fmt.Errorf("sqlite: cache_size=%q in %q: want KiB (the writer's page cache)", val, dsn)
+			}
+			st.cacheKiB = n
+		case "mmap_size":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				return st, fmt.Errorf("sqlite: mmap_size=%q in %q: want bytes", val, dsn)
+			}
+			st.mmapSize = n
 		default:
-			return st, fmt.Errorf("sqlite: unknown option %q in %q (known: synchronous, busy_timeout)", key, dsn)
+			return st, fmt.Errorf("sqlite: unknown option %q in %q (known: synchronous, busy_timeout, cache_size, mmap_size)", key, dsn)
 		}
 	}
 	return st, nil
@@ -79,6 +100,9 @@ func (st settings) driverDSN(reader bool) string {
 		v.Set("_query_only", "1")
 	} else {
 		v.Set("_journal_mode", "WAL")
+		if st.cacheKiB > 0 {
+			v.Set("_cache_size", strconv.Itoa(-st.cacheKiB))
+		}
 	}
 	return st.path + "?" + v.Encode()
 }

@@ -196,6 +196,20 @@ CREATE INDEX tokens_expires ON tokens (expires_at);
 -- ListTokens
 CREATE INDEX tokens_user ON tokens (tenant, user, kind);
 `,
+	// domain.Session.NoIdle (DocuWare cookie sessions ignore idle_timeout).
+	2: `ALTER TABLE sessions ADD COLUMN no_idle INTEGER NOT NULL DEFAULT 0;`,
+	// One lease per session key, so GetLeaseBySessionKey is a point lookup (the engine
+	// deletes an expired lease before granting its session key again). Should an older
+	// database hold several, the latest wins, as the ordered lookup used to answer; its
+	// chain ids follow by ON DELETE CASCADE.
+	3: `
+DELETE FROM leases WHERE EXISTS (SELECT 1 FROM leases n
+	WHERE n.tenant = leases.tenant AND n.license_id = leases.license_id AND n.session_key = leases.session_key
+	AND (n.expires_at > leases.expires_at OR (n.expires_at = leases.expires_at AND n.root > leases.root)));
+DROP INDEX leases_session_key;
+-- GetLeaseBySessionKey
+CREATE UNIQUE INDEX leases_session ON leases (tenant, license_id, session_key);
+`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several

@@ -153,6 +153,9 @@ func (s *Store) open(st settings) error {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
 	s.writer = newConn(wc, true)
+	if err := setMmap(ctx, wc, st.mmapSize); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+	}
 	var mode string
 	if err := wc.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
@@ -184,8 +187,21 @@ func (s *Store) open(st settings) error {
 			return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 		}
 		s.readers <- newConn(rc, false)
+		if err := setMmap(ctx, rc, st.mmapSize); err != nil {
+			return fmt.Errorf("sqlite: open %s: %w", st.path, err)
+		}
 	}
 	return nil
+}
+
+// setMmap sets the connection's PRAGMA mmap_size when the DSN asks for one (the driver's
+// DSN has no parameter for it).
+func setMmap(ctx context.Context, c *sql.Conn, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	_, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA mmap_size = %d", size))
+	return err
 }
 
 // now is the store clock at millisecond precision: times are stored in milliseconds, so a

@@ -10,8 +10,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"io"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -202,4 +206,120 @@ func BenchmarkLeaseLookupShape(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStoreRenewLarge is the store's share of a renewal (lease by session key, the
+// lease rewritten with a new chain id, its seat, a usage row, in one Update) on a random
+// lease among LEASEHOLD_BENCH_LEASES (default 200,000) live ones, serially, with the
+// writer's page cache at SQLite's default (2 MB, the store's default) and at 64 MiB, and
+// with mmap besides. It reports p50 and p99 latency: such pragmas would be for the tail of
+// large stores (proposal 9 of BENCHMARKS.md; they did not help, so none is the default).
+func BenchmarkStoreRenewLarge(b *testing.B) {
+	n := 200_000
+	if v, err := strconv.Atoi(os.Getenv("LEASEHOLD_BENCH_LEASES")); err == nil && v > 0 {
+		n = v
+	}
+	ctx := context.Background()
+	tmpl := filepath.Join(b.TempDir(), "template.db")
+	s, err := Open(tmpl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for lo := 0; lo < n; lo += 10_000 {
+		err := s.Update(ctx, func(tx store.Tx) error {
+			for i := lo; i < min(n, lo+10_000); i++ {
+				id, seat := "lease-"+strconv.Itoa(i), "seat-"+strconv.Itoa(i)
+				if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "bench", LicenseID: "lic-1", Key: seat, User: "alice",
+					HeldUntil: now.Add(time.Hour)}); err != nil {
+					return err
+				}
+				if err := tx.InsertLease(ctx, &domain.Lease{
+					ID: id, Root: id, Tenant: "bench", LicenseID: "lic-1", Item: "Feat", SeatKey: seat,
+					SessionKey: "sess-" + strconv.Itoa(i), User: "alice", HW: "hw-" + strconv.Itoa(i),
+					Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour),
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, opts string }{
+		{"cache-2MB", ""},
+		{"cache-64MB", "?cache_size=65536"},
+		{"cache-64MB-mmap-256MB", "?cache_size=65536&mmap_size=268435456"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "leasehold.db")
+			if err := copyFile(tmpl, path); err != nil {
+				b.Fatal(err)
+			}
+			s, err := Open("sqlite://" + path + c.opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			rnd := rand.New(rand.NewPCG(1, 2))
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			var seq int64
+			for b.Loop() {
+				i := rnd.IntN(n)
+				start := time.Now()
+				err := s.Update(ctx, func(tx store.Tx) error {
+					l, err := tx.GetLeaseBySessionKey(ctx, "bench", "lic-1", "sess-"+strconv.Itoa(i))
+					if err != nil {
+						return err
+					}
+					seq++
+					l.PrevID, l.ID = l.ID, "r-"+strconv.FormatInt(seq, 10)
+					l.RenewedAt, l.ExpiresAt = tx.Now(), tx.Now().Add(time.Hour)
+					if err := tx.UpdateLease(ctx, l); err != nil {
+						return err
+					}
+					seat, err := tx.GetSeat(ctx, "bench", "lic-1", l.SeatKey)
+					if err != nil {
+						return err
+					}
+					seat.HeldUntil = l.ExpiresAt
+					if err := tx.PutSeat(ctx, seat); err != nil {
+						return err
+					}
+					return tx.AppendUsage(ctx, []domain.UsageEvent{{Tenant: "bench", At: tx.Now(), LicenseID: "lic-1",
+						Item: l.Item, User: l.User, HW: l.HW, LeaseID: l.ID, Event: domain.EventRenew}})
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -60,6 +60,9 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "x.db?synchronous=sometimes", bad: true},
 		{dsn: "x.db?busy_timeout=-1", bad: true},
 		{dsn: "x.db?journal_mode=delete", bad: true},
+		{dsn: "x.db?cache_size=0", bad: true},
+		{dsn: "x.db?mmap_size=-1", bad: true},
+		{dsn: "x.db?cache_size=2000&mmap_size=268435456", path: "x.db", sync: "NORMAL", busy: 5000},
 	} {
 		st, err := parseDSN(c.dsn)
 		if c.bad {
@@ -649,5 +652,59 @@ func grant(b *testing.B, s *Store, ctx context.Context, license int, key string)
 	})
 	if err != nil {
 		b.Error(err)
+	}
+}
+
+// TestMigrationSessionKeyUnique: a database of schema 2 holding two leases of one session
+// key (which no engine wrote, but the index used to allow) keeps the latest when migration
+// 3 makes the key unique, and the other's chain ids go with it.
+func TestMigrationSessionKeyUnique(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leasehold.db")
+	db, err := sql.Open("sqlite3", path+"?_foreign_keys=1&_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`)
+	for v := 1; v <= 2; v++ {
+		exec(migrations[v])
+		exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, v)
+	}
+	now := time.Now().UnixMilli()
+	for _, l := range []struct {
+		root, sk string
+		exp      int64
+	}{{"old", "sk", now - 60_000}, {"new", "sk", now + 60_000}, {"alone", "sk2", now + 60_000}} {
+		exec(`INSERT INTO leases (`+leaseCols+`) VALUES (?, ?, ?, 'L1', 'i', 'seat', ?, 'u', '', '', '', '', '', '', 'cache',
+			0, 0, ?, 0, '', 0, 0, 0, '')`, "acme", l.root, l.root, l.sk, l.exp)
+		exec(`INSERT INTO lease_ids (tenant, id, root) VALUES ('acme', ?, ?)`, l.root, l.root)
+	}
+	exec(`INSERT INTO lease_ids (tenant, id, root) VALUES ('acme', 'old-2', 'old')`)
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open (migration 3): %v", err)
+	}
+	defer s.Close()
+	got := read(t, s, func(tx store.Tx) (*domain.Lease, error) { return tx.GetLeaseBySessionKey(ctx, "acme", "L1", "sk") })
+	if got.Root != "new" {
+		t.Errorf("lease of the session key after migration = %s, want new", got.Root)
+	}
+	for _, id := range []string{"old", "old-2"} {
+		err := s.View(ctx, func(tx store.Tx) error { _, err := tx.FindLease(ctx, "acme", id); return err })
+		if !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("FindLease(%s) after migration: %v, want ErrNotFound", id, err)
+		}
+	}
+	if err := s.View(ctx, func(tx store.Tx) error { _, err := tx.FindLease(ctx, "acme", "alone"); return err }); err != nil {
+		t.Errorf("FindLease(alone) after migration: %v", err)
 	}
 }

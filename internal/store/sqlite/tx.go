@@ -550,7 +550,8 @@ const leaseCols = `tenant, root, id, license_id, item, seat_key, session_key, us
 	use_time_reserved, session_id`
 
 var (
-	qInsertLease = `INSERT INTO leases (` + leaseCols + `) VALUES (` + placeholders(24) + `) ON CONFLICT (tenant, root) DO NOTHING`
+	// DO NOTHING on either key, the root or the session key: both are domain.ErrConflict.
+	qInsertLease = `INSERT INTO leases (` + leaseCols + `) VALUES (` + placeholders(24) + `) ON CONFLICT DO NOTHING`
 	qUpdateLease = `UPDATE leases SET id = ?, license_id = ?, item = ?, seat_key = ?, session_key = ?, user = ?, client = ?,
 		hw = ?, hw_name = ?, process = ?, process_name = ?, version = ?, mode = ?, issued_at = ?, renewed_at = ?,
 		expires_at = ?, refresh_at = ?, prev_id = ?, prev_until = ?, overage = ?, use_time_reserved = ?, session_id = ?
@@ -601,7 +602,7 @@ func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 		return wrap("insert lease", err)
 	}
 	if n == 0 {
-		return fmt.Errorf("lease %s/%s exists: %w", l.Tenant, l.Root, domain.ErrConflict)
+		return fmt.Errorf("lease %s/%s or its session key exists: %w", l.Tenant, l.Root, domain.ErrConflict)
 	}
 	if err := t.chainID(ctx, l.Tenant, l.Root, l.Root); err != nil {
 		return wrap("insert lease", err)
@@ -654,12 +655,20 @@ func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessio
 	if err := t.ready(ctx); err != nil {
 		return nil, err
 	}
-	l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?
-		ORDER BY expires_at DESC LIMIT 1`, tenant, licenseID, sessionKey))
+	l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`,
+		tenant, licenseID, sessionKey))
 	if err != nil {
 		return nil, notFound("lease by session key", err)
 	}
 	return &l, nil
+}
+
+// LockLease needs no lock on SQLite: the writer's transaction excludes every other writer.
+func (t *tx) LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+	if err := t.writable(ctx); err != nil {
+		return nil, err
+	}
+	return t.GetLeaseBySessionKey(ctx, tenant, licenseID, sessionKey)
 }
 
 func (t *tx) CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error) {
@@ -843,7 +852,7 @@ func (t *tx) LastHeartbeat(ctx context.Context, except string) (time.Time, error
 // ---- Sessions ----
 
 const sessionCols = `tenant, id, kind, user, client, device, scopes, licensed, refreshable, lease_license, lease_root,
-	ext_issuer, ext_subject, created_at, last_used_at, expires_at, hard_expiry`
+	ext_issuer, ext_subject, created_at, last_used_at, expires_at, hard_expiry, no_idle`
 
 func sessionArgs(s *domain.Session) ([]any, error) {
 	scopes, err := encScopes(s.Scopes)
@@ -851,7 +860,7 @@ func sessionArgs(s *domain.Session) ([]any, error) {
 		return nil, err
 	}
 	return []any{s.Tenant, s.ID, s.Kind, s.User, s.Client, s.Device, scopes, s.Licensed, s.Refreshable, s.LeaseLicense, s.LeaseRoot,
-		s.ExtIssuer, s.ExtSubject, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), ms(s.HardExpiry)}, nil
+		s.ExtIssuer, s.ExtSubject, ms(s.CreatedAt), ms(s.LastUsedAt), ms(s.ExpiresAt), ms(s.HardExpiry), s.NoIdle}, nil
 }
 
 func scanSession(sc scanner) (domain.Session, error) {
@@ -859,7 +868,7 @@ func scanSession(sc scanner) (domain.Session, error) {
 	var scopes sql.NullString
 	var created, used, expires, hard int64
 	err := sc.Scan(&s.Tenant, &s.ID, &s.Kind, &s.User, &s.Client, &s.Device, &scopes, &s.Licensed, &s.Refreshable, &s.LeaseLicense,
-		&s.LeaseRoot, &s.ExtIssuer, &s.ExtSubject, &created, &used, &expires, &hard)
+		&s.LeaseRoot, &s.ExtIssuer, &s.ExtSubject, &created, &used, &expires, &hard, &s.NoIdle)
 	if err != nil {
 		return s, err
 	}
@@ -889,7 +898,7 @@ func (t *tx) InsertSession(ctx context.Context, s *domain.Session) error {
 	if err != nil {
 		return wrap("insert session", err)
 	}
-	n, err := t.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (`+placeholders(17)+`) ON CONFLICT (tenant, id) DO NOTHING`, args...)
+	n, err := t.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (`+placeholders(18)+`) ON CONFLICT (tenant, id) DO NOTHING`, args...)
 	if err != nil {
 		return wrap("insert session", err)
 	}
@@ -920,7 +929,7 @@ func (t *tx) UpdateSession(ctx context.Context, s *domain.Session) error {
 	}
 	n, err := t.exec(ctx, `UPDATE sessions SET kind = ?, user = ?, client = ?, device = ?, scopes = ?, licensed = ?,
 		refreshable = ?, lease_license = ?, lease_root = ?, ext_issuer = ?, ext_subject = ?, created_at = ?, last_used_at = ?, expires_at = ?,
-		hard_expiry = ? WHERE tenant = ? AND id = ?`, append(args[2:], s.Tenant, s.ID)...)
+		hard_expiry = ?, no_idle = ? WHERE tenant = ? AND id = ?`, append(args[2:], s.Tenant, s.ID)...)
 	if err != nil {
 		return wrap("update session", err)
 	}

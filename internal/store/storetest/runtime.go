@@ -428,6 +428,76 @@ func testLeaseChain(t *testing.T, s store.Store) {
 	}
 }
 
+// testLeaseSessionKeyUnique: a session key has one lease at most, live or expired; the
+// engine deletes an expired one before granting the key again, in the same transaction.
+func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	base := baseTime(t, s)
+	old := fullLease("acme", "u1", base.Add(-time.Hour))
+	old.ExpiresAt = base.Add(-time.Minute) // expired, not swept
+	insertLeases(t, s, old)
+
+	dup := fullLease("acme", "u2", base)
+	dup.ID = "u2-next" // a chain id besides the root: neither may be written
+	dup.SessionKey = old.SessionKey
+	err := s.Update(ctx, func(tx store.Tx) error { c := dup; return tx.InsertLease(ctx, &c) })
+	wantConflict(t, "InsertLease of a second lease with the same session key", err)
+	for _, id := range []string{"u2", "u2-next"} {
+		_, err = findLease(t, s, "acme", id)
+		wantNotFound(t, "FindLease("+id+") after the refused InsertLease", err)
+	}
+	got := read(t, s, func(tx store.Tx) (*domain.Lease, error) {
+		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SessionKey)
+	})
+	same(t, "lease by session key after the refused InsertLease", *got, old)
+
+	// The conflict leaves the transaction usable: the caller may go on, and what it wrote
+	// before and after is kept.
+	other := fullLease("acme", "u3", base)
+	update(t, s, func(tx store.Tx) error {
+		c := dup
+		if err := tx.InsertLease(ctx, &c); !errors.Is(err, domain.ErrConflict) {
+			return fmt.Errorf("InsertLease of a duplicate session key inside a transaction: %v, want ErrConflict", err)
+		}
+		o := other
+		return tx.InsertLease(ctx, &o)
+	})
+	if _, err := findLease(t, s, "acme", "u3"); err != nil {
+		t.Errorf("FindLease of the lease inserted after a refused one: %v", err)
+	}
+
+	// The same session key on another license or tenant is another key.
+	onL2, onOther := dup, fullLease("other", "u4", base)
+	onL2.LicenseID = "L2"
+	onOther.SessionKey = old.SessionKey
+	insertLeases(t, s, onL2, onOther)
+
+	// Delete the expired lease, then insert, in one transaction: the new one takes the key.
+	update(t, s, func(tx store.Tx) error {
+		if _, err := tx.DeleteLease(ctx, "acme", old.Root); err != nil {
+			return err
+		}
+		c := dup
+		c.LicenseID = "L1"
+		c.Root, c.ID = "u5", "u5"
+		return tx.InsertLease(ctx, &c)
+	})
+	got = read(t, s, func(tx store.Tx) (*domain.Lease, error) {
+		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SessionKey)
+	})
+	if got.Root != "u5" {
+		t.Errorf("lease by session key after delete + insert = %s, want u5", got.Root)
+	}
+	_, err = findLease(t, s, "acme", "u1")
+	wantNotFound(t, "FindLease of the deleted expired lease", err)
+
+	// LockLease answers as GetLeaseBySessionKey does.
+	locked := write(t, s, func(tx store.Tx) (*domain.Lease, error) { return tx.LockLease(ctx, "acme", "L1", old.SessionKey) })
+	same(t, "LockLease", *locked, *got)
+	err = s.Update(ctx, func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L1", "nope"); return err })
+	wantNotFound(t, "LockLease of an unknown key", err)
+}
+
 func leaseIDs(ls []domain.Lease) []string {
 	out := []string{}
 	for _, l := range ls {

@@ -269,7 +269,11 @@ func testViewRejectsWrites(t *testing.T, s store.Store) {
 			return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "L1", Key: "seat-1", HeldUntil: base.Add(time.Hour)})
 		},
 		"InsertLease": func(tx store.Tx) error { l := fullLease("acme", "acme-lease", base); return tx.InsertLease(ctx, &l) },
-		"LockHW":      func(tx store.Tx) error { _, err := tx.LockHW(ctx, "acme", "m", "hw-1", "L1"); return err },
+		"LockLease": func(tx store.Tx) error {
+			_, err := tx.LockLease(ctx, "kept", "L1", fullLease("kept", "kept-lease", base).SessionKey)
+			return err
+		},
+		"LockHW": func(tx store.Tx) error { _, err := tx.LockHW(ctx, "acme", "m", "hw-1", "L1"); return err },
 		"AppendUsage": func(tx store.Tx) error {
 			return tx.AppendUsage(ctx, []domain.UsageEvent{{Tenant: "acme", At: base, Event: domain.EventGrant}})
 		},

@@ -100,7 +100,7 @@ func testSessions(t *testing.T, s store.Store) {
 	wantNotFound(t, "GetSession of a missing session", err)
 
 	s1 := domain.Session{ID: "s1", Tenant: "acme", Kind: domain.SessionPassword, User: "alice", Device: "dev-1",
-		Scopes: []string{"all", "view"}, Licensed: true, Refreshable: true, LeaseLicense: "L1", LeaseRoot: "r1",
+		Scopes: []string{"all", "view"}, Licensed: true, Refreshable: true, NoIdle: true, LeaseLicense: "L1", LeaseRoot: "r1",
 		CreatedAt: base, LastUsedAt: base.Add(time.Second), ExpiresAt: base.Add(20 * time.Minute)}
 	s2 := domain.Session{ID: "s2", Tenant: "acme", Kind: domain.SessionExternal, User: "bob", Client: "app",
 		ExtIssuer: "https://idp.example", ExtSubject: "sub-9", CreatedAt: base.Add(-time.Hour),
@@ -127,6 +127,7 @@ func testSessions(t *testing.T, s store.Store) {
 	s1.HardExpiry = base.Add(24 * time.Hour)
 	s1.LeaseRoot = "r2"
 	s1.Refreshable = false
+	s1.NoIdle = false
 	update(t, s, func(tx store.Tx) error { x := s1; return tx.UpdateSession(ctx, &x) })
 	got, _ := getSession(t, s, "acme", "s1")
 	same(t, "updated session", normSession(*got), normSession(s1))

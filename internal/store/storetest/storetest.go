@@ -10,7 +10,8 @@
 //   - "Not found" is domain.ErrNotFound for GetObject, GetSeat, FindLease,
 //     GetLeaseBySessionKey, GetSession, GetToken, and for UpdateLease, UpdateSession and
 //     RetireSigningKey of a missing row. Inserting a duplicate (signing key kid, lease root,
-//     session id, token hash) fails with domain.ErrConflict.
+//     lease session key (tenant, license, session key), session id, token hash) fails with
+//     domain.ErrConflict.
 //   - PutObject keeps obj.UpdatedAt, or stamps tx.Now() when it is zero. Writing a tenant
 //     object (Tenant "") bumps the catalog version of the tenant it names (obj.ID).
 //     CatalogVersion is 0 for a tenant never written, and never goes back, not even through
@@ -61,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SeatQueries", testSeatQueries},
 		{"LeaseChain", testLeaseChain},
 		{"LeaseQueries", testLeaseQueries},
+		{"LeaseSessionKeyUnique", testLeaseSessionKeyUnique},
 		{"HWLocks", testHWLocks},
 		{"HWLockRace", testHWLockRace},
 		{"Usage", testUsage},
