@@ -396,27 +396,11 @@ func setObject(ct *config.Tenant, kind domain.Kind, body []byte) (string, []byte
 		return upsert(&ct.Organizations, body, func(o *domain.Organization) string { return o.ID }, nil)
 	case domain.KindUser:
 		return upsert(&ct.Users, body, func(o *domain.User) string { return o.Username }, func(u *domain.User) error {
-			if u.Password == "" {
-				return nil
-			}
-			if u.PasswordHash != "" && u.PasswordHash != "(set)" {
-				return errors.New("give password or password_hash, not both")
-			}
-			h, err := secret.Hash(u.Password)
-			u.Password, u.PasswordHash = "", h
-			return err
+			return hashSecret(&u.Password, &u.PasswordHash, "password")
 		})
 	case domain.KindClient:
 		return upsert(&ct.Clients, body, func(o *domain.Client) string { return o.ClientID }, func(c *domain.Client) error {
-			if c.ClientSecret == "" {
-				return nil
-			}
-			if c.ClientSecretHash != "" && c.ClientSecretHash != "(set)" {
-				return errors.New("give client_secret or client_secret_hash, not both")
-			}
-			h, err := secret.Hash(c.ClientSecret)
-			c.ClientSecret, c.ClientSecretHash = "", h
-			return err
+			return hashSecret(&c.ClientSecret, &c.ClientSecretHash, "client_secret")
 		})
 	case domain.KindProduct:
 		return upsert(&ct.Products, body, func(o *domain.Product) string { return o.Name }, nil)
@@ -426,6 +410,19 @@ func setObject(ct *config.Tenant, kind domain.Kind, body []byte) (string, []byte
 		return upsert(&ct.Licenses, body, func(o *domain.License) string { return o.ID }, nil)
 	}
 	return "", nil, fmt.Errorf("unknown kind %s", kind)
+}
+
+// hashSecret replaces a plaintext secret by its PHC hash: nothing stored holds plaintext.
+func hashSecret(plain, hash *string, field string) error {
+	if *plain == "" {
+		return nil
+	}
+	if *hash != "" && *hash != "(set)" {
+		return fmt.Errorf("give %s or %s_hash, not both", field, field)
+	}
+	h, err := secret.Hash(*plain)
+	*plain, *hash = "", h
+	return err
 }
 
 func upsert[T any](list *[]config.Entry[T], body []byte, id func(*T) string, prepare func(*T) error) (string, []byte, error) {

@@ -21,16 +21,24 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+// clientRequest is the common start of the client-authenticated endpoints (token, revoke,
+// introspect): the tenant, the form, and the authenticated client. It answers itself when
+// one of them fails.
+func (s *Server) clientRequest(w http.ResponseWriter, r *http.Request) (string, url.Values, *domain.Client, bool) {
 	tenant, ok := s.entryTenant(w, r)
 	if !ok {
-		return
+		return "", nil, nil, false
 	}
 	form, ok := parseForm(w, r)
 	if !ok {
-		return
+		return "", nil, nil, false
 	}
 	client, ok := s.authenticateClient(w, r, tenant, form)
+	return tenant, form, client, ok
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	tenant, form, client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}

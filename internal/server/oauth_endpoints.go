@@ -15,15 +15,7 @@ import (
 // its session (the seat lingers, as at a logoff); revoking an access token kills that token.
 // An unknown token is not an error (§2.2).
 func (s *Server) oauthRevoke(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.entryTenant(w, r)
-	if !ok {
-		return
-	}
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	client, ok := s.authenticateClient(w, r, tenant, form)
+	tenant, form, client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}
@@ -64,15 +56,7 @@ type introspectResponse struct {
 // oauthIntrospect is RFC 7662, for authenticated (confidential) clients of the tenant, typically
 // resource servers: it costs one read-only transaction.
 func (s *Server) oauthIntrospect(w http.ResponseWriter, r *http.Request) {
-	tenant, ok := s.entryTenant(w, r)
-	if !ok {
-		return
-	}
-	form, ok := parseForm(w, r)
-	if !ok {
-		return
-	}
-	client, ok := s.authenticateClient(w, r, tenant, form)
+	tenant, form, client, ok := s.clientRequest(w, r)
 	if !ok {
 		return
 	}
