@@ -99,7 +99,7 @@ func (m *Manager) External(ctx context.Context, tenant string, id ExternalIdenti
 	}
 	var ended *domain.Session
 	for attempt := 0; s == nil; attempt++ {
-		err = m.st.Update(ctx, func(tx store.Tx) error {
+		err = m.update(ctx, func(tx store.Tx) error {
 			s, ended = nil, nil
 			now := tx.Now()
 			if !id.Expiry.After(now) {
@@ -221,7 +221,7 @@ func (m *Manager) Logout(ctx context.Context, p *Principal) error {
 		return err
 	}
 	ended := false
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		ended = false
 		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
 		if errors.Is(err, domain.ErrNotFound) {

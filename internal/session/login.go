@@ -164,7 +164,7 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 		scopes = []string{"all"}
 	}
 	var lg *LoginGrant
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		lg = nil
 		now := tx.Now()
 		var rc *seatReclaim

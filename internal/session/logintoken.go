@@ -180,7 +180,7 @@ func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTok
 	}
 	plain, hash := NewToken()
 	var exp time.Time
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		exp = now.Add(r.Lifetime)
 		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)

@@ -100,7 +100,7 @@ func (m *Manager) IssueCode(ctx context.Context, tenant string, req CodeRequest)
 		return "", err
 	}
 	code, hash := NewToken()
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		return tx.InsertToken(ctx, &domain.Token{
 			Hash: hash, Tenant: tenant, Kind: domain.TokenCode, ClientID: req.ClientID, User: req.User,
@@ -155,7 +155,7 @@ func (m *Manager) ExchangeCode(ctx context.Context, tenant string, client *domai
 	var reused bool
 	var ended string
 	for attempt := 1; ; attempt++ {
-		err = m.st.Update(ctx, func(tx store.Tx) error {
+		err = m.update(ctx, func(tx store.Tx) error {
 			g, reused, ended = nil, false, ""
 			now := tx.Now()
 			t, err := tx.GetToken(ctx, hash)
@@ -374,7 +374,7 @@ func (m *Manager) Revoke(ctx context.Context, tenant, token, clientID string) er
 	}
 	hash := HashToken(token)
 	var ended string
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		ended = ""
 		t, err := tx.GetToken(ctx, hash)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -507,7 +507,7 @@ func (m *Manager) BrowserLogin(ctx context.Context, tenant string, u *domain.Use
 	if lg.NewDevice {
 		lg.Device = NewID()
 	}
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		if err := m.checkSessionLimit(ctx, tx, snap, u.Username, now); err != nil {
 			return err

@@ -36,7 +36,7 @@ func (c *oaClock) Advance(d time.Duration) {
 }
 
 type oaHarness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	st     store.Store
 	cat    *catalog.Cache
@@ -48,7 +48,7 @@ type oaHarness struct {
 // newOAuthHarness: tenant acme with session item App (refresh_token_ttl 20 m, access 5 m),
 // a 5-seat license anchored on the user, user alice, a confidential client "conf" (all,
 // offline_access; refresh with client credentials) and a public client "pub".
-func newOAuthHarness(t *testing.T, grace time.Duration) *oaHarness {
+func newOAuthHarness(t testing.TB, grace time.Duration) *oaHarness {
 	t.Helper()
 	c := &oaClock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "leasehold.db"), sqlite.WithClock(c.Now))

@@ -46,7 +46,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 	var replayed bool
 	var ended string
 	for attempt := 1; ; attempt++ {
-		err = m.st.Update(ctx, func(tx store.Tx) error {
+		err = m.update(ctx, func(tx store.Tx) error {
 			g, replayed, ended = nil, false, ""
 			t, err := tx.GetToken(ctx, hash)
 			if errors.Is(err, domain.ErrNotFound) {

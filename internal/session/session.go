@@ -46,10 +46,12 @@ type Manager struct {
 	// onEnd, when set, runs after a transaction that ended sessions has committed (to
 	// delete their documents); see SetEndHook.
 	onEnd func(tenant, sessionID string)
+	// auth caches resolved access and cookie tokens (authcache.go).
+	auth *authCache
 }
 
 func NewManager(st store.Store, cat *catalog.Cache, eng *engine.Engine) *Manager {
-	return &Manager{st: st, cat: cat, eng: eng}
+	return &Manager{st: st, cat: cat, eng: eng, auth: newAuthCache()}
 }
 
 // Principal is an authenticated request's identity.
@@ -166,7 +168,7 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 	}
 	var g *Grant
 	for attempt := 0; ; attempt++ {
-		err = m.st.Update(ctx, func(tx store.Tx) error {
+		err = m.update(ctx, func(tx store.Tx) error {
 			g = nil
 			now := tx.Now()
 			s, err := tx.GetSession(ctx, tenant, id)
@@ -313,35 +315,13 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 	if bearer == "" || len(bearer) > 512 {
 		return nil, ErrInvalidToken
 	}
-	var p *Principal
-	var stale bool
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		p, stale = nil, false
-		now := tx.Now()
-		t, err := tx.GetToken(ctx, HashToken(bearer))
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
-			return err
-		}
-		if t.Kind != kind || !now.Before(t.ExpiresAt) || (tenant != "" && t.Tenant != tenant) {
-			return ErrInvalidToken
-		}
-		s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
-			return err
-		}
-		if !now.Before(s.ExpiresAt) {
-			return ErrInvalidToken
-		}
-		p = &Principal{Tenant: t.Tenant, Session: s, Token: t}
-		stale = pastRefresh(s, now)
-		return nil
-	})
+	hash := HashToken(bearer)
+	p, stale, err := m.resolveToken(ctx, hash)
 	if err != nil {
 		return nil, err
+	}
+	if p.Token.Kind != kind || (tenant != "" && p.Tenant != tenant) {
+		return nil, ErrInvalidToken
 	}
 	snap, err := m.cat.Get(ctx, p.Tenant)
 	if err != nil {
@@ -367,6 +347,52 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 	return p, nil
 }
 
+// resolveToken loads a live token and its live session: from the cache when it may, else
+// from the store (and then caches them unless the session is due for an extension). The
+// caller checks the kind and the tenant, and the catalog, on every request.
+func (m *Manager) resolveToken(ctx context.Context, hash string) (p *Principal, stale bool, err error) {
+	t, s, err := m.auth.get(hash, func() (time.Time, error) { return m.st.Now(ctx) })
+	if err != nil {
+		return nil, false, err
+	} else if t != nil {
+		return &Principal{Tenant: t.Tenant, Session: s, Token: t}, false, nil
+	}
+	gen := m.auth.generation()
+	var now time.Time
+	err = m.st.View(ctx, func(tx store.Tx) error {
+		p, stale = nil, false
+		now = tx.Now()
+		t, err := tx.GetToken(ctx, hash)
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if (t.Kind != domain.TokenAccess && t.Kind != domain.TokenCookie) || !now.Before(t.ExpiresAt) {
+			return ErrInvalidToken
+		}
+		s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return ErrInvalidToken
+		} else if err != nil {
+			return err
+		}
+		if !now.Before(s.ExpiresAt) {
+			return ErrInvalidToken
+		}
+		p = &Principal{Tenant: t.Tenant, Session: s, Token: t}
+		stale = pastRefresh(s, now)
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if !stale {
+		m.auth.put(hash, p.Token, p.Session, gen, now)
+	}
+	return p, stale, nil
+}
+
 // pastRefresh: a session is extended (written) only once past the refresh point of its
 // current window, so use does not cost a write per request.
 func pastRefresh(s *domain.Session, now time.Time) bool {
@@ -375,7 +401,7 @@ func pastRefresh(s *domain.Session, now time.Time) bool {
 }
 
 func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal) error {
-	return m.st.Update(ctx, func(tx store.Tx) error {
+	return m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -405,7 +431,7 @@ func (m *Manager) End(ctx context.Context, tenant, id string, linger bool) (bool
 		return false, err
 	}
 	var ended bool
-	err = m.st.Update(ctx, func(tx store.Tx) error {
+	err = m.update(ctx, func(tx store.Tx) error {
 		ended = false
 		s, err := tx.GetSession(ctx, tenant, id)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -459,7 +485,7 @@ func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
 	n := 0
 	for _, s := range expired {
 		deleted := false
-		err := m.st.Update(ctx, func(tx store.Tx) error {
+		err := m.update(ctx, func(tx store.Tx) error {
 			deleted = false
 			cur, err := tx.GetSession(ctx, s.Tenant, s.ID)
 			if errors.Is(err, domain.ErrNotFound) || (err == nil && tx.Now().Before(cur.ExpiresAt)) {
@@ -478,7 +504,7 @@ func (m *Manager) Sweep(ctx context.Context, limit int) (int, error) {
 		}
 		n++
 	}
-	if err := m.st.Update(ctx, func(tx store.Tx) error {
+	if err := m.update(ctx, func(tx store.Tx) error {
 		_, err := tx.DeleteExpiredTokens(ctx, tx.Now(), limit)
 		return err
 	}); err != nil {

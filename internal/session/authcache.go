@@ -1,0 +1,152 @@
+package session
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+const (
+	// authCacheTTL bounds how long a resolved token is trusted without the store. SPEC §6
+	// gives other processes 1 s to see a revocation; this process sees its own at once
+	// (generation below).
+	authCacheTTL = time.Second
+	// authCacheMax bounds the memory: an entry is about 1 KB.
+	authCacheMax = 1 << 16
+)
+
+// authCache remembers, per token hash, the token and session a store read resolved, so
+// that a client presenting one token many times a second costs one read per second.
+//
+// In-process invalidation is by generation: every store write of the Manager bumps it
+// (Manager.update), and an entry loaded under an older generation is a miss. The
+// generation is read before the store read that fills an entry, so a write that commits
+// while the read runs invalidates what it loads. This is coarse (any write forgets every
+// entry) but cannot miss a path that revokes.
+type authCache struct {
+	ttl time.Duration
+	max int
+	// now is the process clock for the ttl; the store clock bounds expiries.
+	now func() time.Time
+
+	gen          atomic.Uint64
+	hits, misses atomic.Uint64
+
+	mu      sync.RWMutex
+	entries map[string]*authEntry
+}
+
+// authEntry is immutable once stored; hits hand out copies.
+type authEntry struct {
+	tok    domain.Token
+	sess   domain.Session
+	gen    uint64
+	loaded time.Time // process clock (monotonic)
+	// until is on the store clock: the first of the token's and the session's expiry,
+	// the session's refresh point (extension on use must reach the store) and load + ttl
+	// (tests move the store clock; so it bounds the entry too).
+	until time.Time
+}
+
+func newAuthCache() *authCache {
+	return &authCache{ttl: authCacheTTL, max: authCacheMax, now: time.Now, entries: map[string]*authEntry{}}
+}
+
+// invalidate forgets every entry; call it after each store write that may touch sessions
+// or tokens.
+func (c *authCache) invalidate() { c.gen.Add(1) }
+
+// generation is read before a store read whose result may be stored with put.
+func (c *authCache) generation() uint64 { return c.gen.Load() }
+
+// get returns copies of the cached token and session of hash. storeNow is asked only
+// when there is an entry: on PostgreSQL the store clock is a round trip.
+func (c *authCache) get(hash string, storeNow func() (time.Time, error)) (*domain.Token, *domain.Session, error) {
+	c.mu.RLock()
+	e := c.entries[hash]
+	c.mu.RUnlock()
+	if e == nil || e.gen != c.gen.Load() || c.now().Sub(e.loaded) >= c.ttl {
+		c.misses.Add(1)
+		return nil, nil, nil
+	}
+	now, err := storeNow()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !now.Before(e.until) {
+		c.misses.Add(1)
+		return nil, nil, nil
+	}
+	c.hits.Add(1)
+	return cloneToken(&e.tok), cloneSession(&e.sess), nil
+}
+
+// put stores copies of t and s, loaded at storeNow under generation gen.
+func (c *authCache) put(hash string, t *domain.Token, s *domain.Session, gen uint64, storeNow time.Time) {
+	until := storeNow.Add(c.ttl)
+	refresh := s.LastUsedAt.Add(s.ExpiresAt.Sub(s.LastUsedAt) * 8 / 10) // as pastRefresh
+	for _, u := range []time.Time{t.ExpiresAt, s.ExpiresAt, refresh} {
+		if u.Before(until) {
+			until = u
+		}
+	}
+	if !storeNow.Before(until) || gen != c.gen.Load() {
+		return
+	}
+	e := &authEntry{tok: *cloneToken(t), sess: *cloneSession(s), gen: gen, loaded: c.now(), until: until}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		c.evictLocked()
+	}
+	c.entries[hash] = e
+}
+
+// evictLocked drops dead entries, then arbitrary ones (map order) down to 7/8 of max, so
+// that a full cache of live entries pays for the scan once per max/8 inserts.
+func (c *authCache) evictLocked() {
+	gen, now := c.gen.Load(), c.now()
+	for k, e := range c.entries {
+		if e.gen != gen || now.Sub(e.loaded) >= c.ttl {
+			delete(c.entries, k)
+		}
+	}
+	for k := range c.entries {
+		if len(c.entries) <= c.max*7/8 {
+			break
+		}
+		delete(c.entries, k)
+	}
+}
+
+func (c *authCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}
+
+func cloneToken(t *domain.Token) *domain.Token {
+	c := *t
+	c.Scopes = slices.Clone(t.Scopes)
+	c.Data = slices.Clone(t.Data)
+	return &c
+}
+
+func cloneSession(s *domain.Session) *domain.Session {
+	c := *s
+	c.Scopes = slices.Clone(s.Scopes)
+	return &c
+}
+
+// update is the package's only way to write: after the transaction (committed or not) it
+// invalidates the token cache, so that a revocation, an ended session or a rotated token
+// of this process is refused by the next request.
+func (m *Manager) update(ctx context.Context, fn func(tx store.Tx) error) error {
+	defer m.auth.invalidate()
+	return m.st.Update(ctx, fn)
+}
