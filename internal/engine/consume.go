@@ -166,6 +166,10 @@ type attempt struct {
 	// (see tryFast); renewOn is the license where a live lease of the request was seen.
 	fast    bool
 	renewOn string
+	// seen is the live lease that made renewOn the renewal's license, kept when tx is a
+	// store.SerialTx: no other writer can change it before this attempt's lockLease, which
+	// then takes it instead of reading it again.
+	seen *domain.Lease
 }
 
 // outcome of trying one candidate license.
@@ -231,6 +235,9 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		}
 		if l != nil && l.Live(a.now) {
 			renewOn = lic.ID
+			if st, ok := tx.(store.SerialTx); ok && !dry && st.Serial() {
+				a.seen = l
+			}
 			break
 		}
 	}
@@ -434,7 +441,7 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 	} else {
 		// Locked, so that a renewal under the lease lock alone (tryFast) and this decision
 		// take turns on it.
-		cur, err = lockLease(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+		cur, err = a.lockLease(lic.ID, sessKey)
 	}
 	if err != nil {
 		return outcome{}, err
@@ -474,7 +481,7 @@ func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, sessKey string
 	if p := a.pinned; p != nil && p.LicenseID == lic.ID {
 		sessKey = p.SessionKey
 	}
-	cur, err := lockLease(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+	cur, err := a.lockLease(lic.ID, sessKey)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -492,6 +499,19 @@ func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, sessKey string
 	}
 	o.final = true
 	return o, nil
+}
+
+// lockLease is the package's lockLease, except that the lease decide saw (a.seen) answers
+// for itself, once: it is the first lease this attempt locks, and only the license lock
+// (LockLicense, which writes no lease) may have come in between.
+func (a *attempt) lockLease(licenseID, sessKey string) (*domain.Lease, error) {
+	if l := a.seen; l != nil {
+		a.seen = nil
+		if l.LicenseID == licenseID && l.SessionKey == sessKey {
+			return l, nil
+		}
+	}
+	return lockLease(a.ctx, a.tx, a.tenant, licenseID, sessKey)
 }
 
 // reclaimable reports whether a login token may take seat key on lic: the seat lingers, or
@@ -825,22 +845,41 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 		return outcome{}, err
 	}
 
-	seat, err := getSeat(ctx, tx, a.tenant, lic.ID, cur.SeatKey)
+	extended, err := a.extendSeat(cur, exp)
 	if err != nil {
 		return outcome{}, err
 	}
-	if seat == nil {
-		// A live lease always has its seat; rebuild it rather than lose the count.
-		seat = &domain.Seat{Tenant: a.tenant, LicenseID: lic.ID, Key: cur.SeatKey, User: cur.User, Overage: cur.Overage}
-		st.SeatsHeld++
-	}
-	if err := a.holdSeat(seat, cur, exp); err != nil {
-		return outcome{}, err
+	if !extended {
+		seat, err := getSeat(ctx, tx, a.tenant, lic.ID, cur.SeatKey)
+		if err != nil {
+			return outcome{}, err
+		}
+		if seat == nil {
+			// A live lease always has its seat; rebuild it rather than lose the count.
+			seat = &domain.Seat{Tenant: a.tenant, LicenseID: lic.ID, Key: cur.SeatKey, User: cur.User, Overage: cur.Overage}
+			st.SeatsHeld++
+		}
+		if err := a.holdSeat(seat, cur, exp); err != nil {
+			return outcome{}, err
+		}
 	}
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(&next, now, domain.EventRenew, exp.Sub(now))}); err != nil {
 		return outcome{}, err
 	}
 	return outcome{res: Result{Lease: &next, License: lic, Renewed: true}}, nil
+}
+
+// extendSeat is holdSeat in one statement, where the store offers it and cur is extended:
+// the seat then holds until max(HeldUntil, exp), for the reason holdSeat gives. false
+// (nothing written) leaves the case to holdSeat: no such store, a lease not extended (its
+// seat already covers it, unless it must stop lingering), a missing seat, or one that
+// already holds long enough for another lease.
+func (a *attempt) extendSeat(cur *domain.Lease, exp time.Time) (bool, error) {
+	se, ok := a.tx.(store.SeatExtender)
+	if !ok || !exp.After(cur.ExpiresAt) {
+		return false, nil
+	}
+	return se.ExtendSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, exp)
 }
 
 // holdSeat makes seat (read in this transaction, or new with a zero HeldUntil) hold until

@@ -31,6 +31,28 @@ type Store interface {
 	Close() error
 }
 
+// SerialTx is implemented by a Tx whose Update runs alone, from its first statement to its
+// commit, with no other writer in between (SQLite's single writer). There a row read in an
+// Update is as good as locked: the engine reuses a lease it read by session key instead of
+// reading it again through LockLease.
+type SerialTx interface {
+	Tx
+	// Serial reports whether this transaction excludes every other writer (true in an
+	// Update, false in a View).
+	Serial() bool
+}
+
+// SeatExtender is implemented by a Tx that can extend a seat in one statement, which a
+// renewal uses instead of GetSeat and PutSeat.
+type SeatExtender interface {
+	Tx
+	// ExtendSeat sets the seat's HeldUntil to max(HeldUntil, until) and clears Lingering
+	// when HeldUntil is before until or the seat lingers, and reports whether it wrote.
+	// false means that the seat is missing or already holds until then (not lingering):
+	// read it to tell which.
+	ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error)
+}
+
 // Object is a configurable object in its serialized (config-file) form.
 type Object struct {
 	Tenant string // "" for tenants themselves

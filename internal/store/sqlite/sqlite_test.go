@@ -708,3 +708,93 @@ func TestMigrationSessionKeyUnique(t *testing.T) {
 		t.Errorf("FindLease(alone) after migration: %v", err)
 	}
 }
+
+// The engine skips LockLease's second read of a lease only where Serial says no other
+// writer can run in between: an Update, never a View.
+func TestSerialTx(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	serial := func(tx store.Tx) bool {
+		st, ok := tx.(store.SerialTx)
+		return ok && st.Serial()
+	}
+	var inUpdate, inView bool
+	if err := s.Update(ctx, func(tx store.Tx) error { inUpdate = serial(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(ctx, func(tx store.Tx) error { inView = serial(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !inUpdate || inView {
+		t.Fatalf("Serial: Update %v, View %v; want true, false", inUpdate, inView)
+	}
+}
+
+func TestExtendSeat(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	base := time.UnixMilli(1_800_000_000_000).UTC()
+	extend := func(key string, until time.Time) bool {
+		t.Helper()
+		var wrote bool
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			var err error
+			wrote, err = tx.(store.SeatExtender).ExtendSeat(ctx, "t", "lic", key, until)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return wrote
+	}
+	seat := func(key string) domain.Seat {
+		t.Helper()
+		var got *domain.Seat
+		if err := s.View(ctx, func(tx store.Tx) error {
+			var err error
+			got, err = tx.GetSeat(ctx, "t", "lic", key)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return *got
+	}
+	if err := s.Update(ctx, func(tx store.Tx) error {
+		for _, st := range []domain.Seat{
+			{Tenant: "t", LicenseID: "lic", Key: "a", User: "u", HeldUntil: base, Overage: true},
+			{Tenant: "t", LicenseID: "lic", Key: "b", User: "u", HeldUntil: base.Add(time.Hour), Lingering: true},
+		} {
+			if err := tx.PutSeat(ctx, &st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if extend("missing", base) {
+		t.Error("a missing seat was extended")
+	}
+	if extend("a", base) || extend("a", base.Add(-time.Minute)) {
+		t.Error("a seat holding long enough was written")
+	}
+	if !extend("a", base.Add(time.Minute)) {
+		t.Error("a seat was not extended")
+	}
+	if got := seat("a"); !got.HeldUntil.Equal(base.Add(time.Minute)) || got.Lingering || !got.Overage || got.User != "u" {
+		t.Errorf("extended seat: %+v", got)
+	}
+	// A lingering seat stops lingering, and never holds for less than it did.
+	if !extend("b", base.Add(time.Minute)) {
+		t.Error("a lingering seat was not written")
+	}
+	if got := seat("b"); !got.HeldUntil.Equal(base.Add(time.Hour)) || got.Lingering {
+		t.Errorf("lingering seat after extension: %+v", got)
+	}
+	if err := s.View(ctx, func(tx store.Tx) error {
+		_, err := tx.(store.SeatExtender).ExtendSeat(ctx, "t", "lic", "a", base.Add(time.Hour))
+		return err
+	}); !errors.Is(err, errReadOnly) {
+		t.Errorf("ExtendSeat in a View: %v, want errReadOnly", err)
+	}
+}

@@ -448,6 +448,19 @@ func (t *tx) PutSeat(ctx context.Context, s *domain.Seat) error {
 	return wrap("put seat", err)
 }
 
+var _ store.SeatExtender = (*tx)(nil)
+
+// ExtendSeat implements store.SeatExtender.
+func (t *tx) ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error) {
+	if err := t.writable(ctx); err != nil {
+		return false, err
+	}
+	n, err := t.exec(ctx, `UPDATE seats SET held_until = max(held_until, ?), lingering = 0
+		WHERE tenant = ? AND license_id = ? AND seat_key = ? AND (held_until < ? OR lingering)`,
+		ms(until), tenant, licenseID, key, ms(until))
+	return n > 0, wrap("extend seat", err)
+}
+
 func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error) {
 	if err := t.writable(ctx); err != nil {
 		return false, err
@@ -780,13 +793,16 @@ func (t *tx) DeleteHWLocks(ctx context.Context, tenant, hw string) (int, error) 
 
 const usageCols = `tenant, at, license_id, item, user, client, hw, lease_id, event, code, overage, duration`
 
+// Built once: a renewal appends a usage row every time.
+var qAppendUsage = `INSERT INTO usage (` + usageCols + `) VALUES (` + placeholders(12) + `)`
+
 func (t *tx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error {
 	if err := t.writable(ctx); err != nil {
 		return err
 	}
 	for i := range events {
 		e := &events[i]
-		_, err := t.exec(ctx, `INSERT INTO usage (`+usageCols+`) VALUES (`+placeholders(12)+`)`,
+		_, err := t.exec(ctx, qAppendUsage,
 			e.Tenant, ms(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration))
 		if err != nil {
 			return wrap("append usage", err)
@@ -1090,3 +1106,9 @@ func (t *tx) DeleteExpiredTokens(ctx context.Context, now time.Time, n int) (int
 		(SELECT hash FROM tokens WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`, ms(now), limit(n))
 	return int(deleted), wrap("delete expired tokens", err)
 }
+
+var _ store.SerialTx = (*tx)(nil)
+
+// Serial implements store.SerialTx: an Update runs on the single writer, inside its group
+// transaction, so nothing else writes between its statements.
+func (t *tx) Serial() bool { return t.write }
