@@ -19,6 +19,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -132,9 +133,19 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 		stopCkpt:   make(chan struct{}),
 		ckptDone:   make(chan struct{}),
 	}
-	if err := s.open(st); err != nil {
+	// Switching a new file to WAL takes an exclusive lock that SQLite does not wait for
+	// (no busy handler), so a process opening the file at the same moment as another can
+	// be told "database is locked": retry that for a while instead of failing the start.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		err := s.open(st)
+		if err == nil {
+			break
+		}
 		s.closeConns()
-		return nil, err
+		if !isBusy(err) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
 	}
 	go s.writeLoop()
 	go s.checkpointLoop()
@@ -483,6 +494,7 @@ func (s *Store) closeConns() error {
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
 	}
+	s.rdb, s.checkpointer, s.cdb, s.writer, s.wdb = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -609,4 +621,13 @@ func (c *conn) close() error {
 	}
 	errs = append(errs, c.c.Close())
 	return errors.Join(errs...)
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
+	}
+	return strings.Contains(err.Error(), "database is locked")
 }
