@@ -27,7 +27,7 @@ type ThrottledError struct {
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many failed logins; retry in %d s", retrySeconds(e.RetryAfter))
+	return fmt.Sprintf("too many login attempts (failed or still in progress) for this user or address; retry in %d s", retrySeconds(e.RetryAfter))
 }
 
 // RetryAfterSeconds is RetryAfter rounded up to whole seconds (at least 1), for the
