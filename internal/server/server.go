@@ -123,6 +123,7 @@ func (s *Server) Handler() http.Handler {
 				"duration_ms", float64(elapsed.Microseconds())/1000, "client", clientAddr(r, s.opts.TrustedProxies).String(),
 				"tenant", explicitTenant(r))
 		}()
+		r = r.WithContext(session.WithClientAddr(r.Context(), clientAddr(r, s.opts.TrustedProxies)))
 		if strings.HasPrefix(r.URL.Path, "/t/") {
 			rest := r.URL.Path[len("/t/"):]
 			name, sub, _ := strings.Cut(rest, "/")

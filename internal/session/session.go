@@ -232,7 +232,7 @@ func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	}
 	req := engine.Request{
 		Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-		HW: device, SessionID: s.ID, Expiry: s.ExpiresAt,
+		HW: device, SessionID: s.ID, Expiry: s.ExpiresAt, ClientIP: clientAddr(ctx),
 	}
 	res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: item})
 	if err != nil {
@@ -258,6 +258,7 @@ func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		req := engine.Request{
 			Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
 			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, LeaseID: s.LeaseRoot,
+			ClientIP: clientAddr(ctx),
 		}
 		res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: snap.Tenant.Session.Item})
 		if err != nil {
