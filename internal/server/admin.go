@@ -249,11 +249,8 @@ func (s *Server) adminListObjects(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var objs []store.Object
-	err := s.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		var err error
-		objs, err = tx.ListObjects(r.Context(), snap.Tenant.Name, kind)
-		return err
+	objs, err := store.Read(r.Context(), s.deps.Store, func(tx store.Tx) ([]store.Object, error) {
+		return tx.ListObjects(r.Context(), snap.Tenant.Name, kind)
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -615,11 +612,8 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var list []domain.Session
-	err := s.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		var err error
-		list, err = tx.ListSessions(r.Context(), snap.Tenant.Name, adminFilter(r))
-		return err
+	list, err := store.Read(r.Context(), s.deps.Store, func(tx store.Tx) ([]domain.Session, error) {
+		return tx.ListSessions(r.Context(), snap.Tenant.Name, adminFilter(r))
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -674,11 +668,8 @@ func (s *Server) adminListLeases(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var list []domain.Lease
-	err := s.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		var err error
-		list, err = tx.ListLeases(r.Context(), snap.Tenant.Name, adminFilter(r), tx.Now())
-		return err
+	list, err := store.Read(r.Context(), s.deps.Store, func(tx store.Tx) ([]domain.Lease, error) {
+		return tx.ListLeases(r.Context(), snap.Tenant.Name, adminFilter(r), tx.Now())
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -765,11 +756,8 @@ func (s *Server) adminListLoginTokens(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var list []domain.Token
-	err := s.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		var err error
-		list, err = tx.ListTokens(r.Context(), snap.Tenant.Name, domain.TokenLogin, r.PathValue("id"))
-		return err
+	list, err := store.Read(r.Context(), s.deps.Store, func(tx store.Tx) ([]domain.Token, error) {
+		return tx.ListTokens(r.Context(), snap.Tenant.Name, domain.TokenLogin, r.PathValue("id"))
 	})
 	if err != nil {
 		s.internalError(w, r, err)
@@ -868,11 +856,8 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "format: json or csv")
 		return
 	}
-	var events []domain.UsageEvent
-	err := s.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		var err error
-		events, err = tx.ListUsage(r.Context(), tenant, from, to)
-		return err
+	events, err := store.Read(r.Context(), s.deps.Store, func(tx store.Tx) ([]domain.UsageEvent, error) {
+		return tx.ListUsage(r.Context(), tenant, from, to)
 	})
 	if err != nil {
 		s.internalError(w, r, err)

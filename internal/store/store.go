@@ -191,3 +191,14 @@ type Tx interface {
 	ListTokens(ctx context.Context, tenant, kind, user string) ([]domain.Token, error)
 	DeleteExpiredTokens(ctx context.Context, now time.Time, limit int) (int, error)
 }
+
+// Read runs fn in a read-only transaction and returns what it read.
+func Read[T any](ctx context.Context, st Store, fn func(tx Tx) (T, error)) (T, error) {
+	var out T
+	err := st.View(ctx, func(tx Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
