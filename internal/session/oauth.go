@@ -442,23 +442,9 @@ func (m *Manager) Introspect(ctx context.Context, tenant, token string) (*Intros
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		t, s = nil, nil
 		now := tx.Now()
-		tok, err := tx.GetToken(ctx, hash)
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil
-		} else if err != nil {
+		tok, sess, err := liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenRefresh)
+		if err != nil || tok == nil || tok.Tenant != tenant {
 			return err
-		}
-		if tok.Tenant != tenant || !now.Before(tok.ExpiresAt) || (tok.Kind != domain.TokenAccess && tok.Kind != domain.TokenRefresh) {
-			return nil
-		}
-		sess, err := tx.GetSession(ctx, tok.Tenant, tok.SessionID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if !now.Before(sess.ExpiresAt) {
-			return nil
 		}
 		t, s = tok, sess
 		return nil

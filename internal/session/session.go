@@ -363,22 +363,10 @@ func (m *Manager) resolveToken(ctx context.Context, hash string) (p *Principal, 
 	err = m.st.View(ctx, func(tx store.Tx) error {
 		p, stale = nil, false
 		now = tx.Now()
-		t, err := tx.GetToken(ctx, hash)
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
+		t, s, err := liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie)
+		if err != nil {
 			return err
-		}
-		if (t.Kind != domain.TokenAccess && t.Kind != domain.TokenCookie) || !now.Before(t.ExpiresAt) {
-			return ErrInvalidToken
-		}
-		s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
-			return err
-		}
-		if !now.Before(s.ExpiresAt) {
+		} else if t == nil {
 			return ErrInvalidToken
 		}
 		p = &Principal{Tenant: t.Tenant, Session: s, Token: t}
@@ -536,4 +524,28 @@ func (m *Manager) EndAll(ctx context.Context, tenant, user string) (int, error) 
 		}
 	}
 	return n, nil
+}
+
+// liveToken reads a token of one of kinds and its session; both must be live at now. It
+// answers nil (and no error) for anything else: unknown, expired, another kind, session gone.
+func liveToken(ctx context.Context, tx store.Tx, hash string, now time.Time, kinds ...string) (*domain.Token, *domain.Session, error) {
+	t, err := tx.GetToken(ctx, hash)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains(kinds, t.Kind) || !now.Before(t.ExpiresAt) {
+		return nil, nil, nil
+	}
+	s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil, nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if !now.Before(s.ExpiresAt) {
+		return nil, nil, nil
+	}
+	return t, s, nil
 }
