@@ -83,7 +83,13 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	// The request log is buffered (a write(2) per request would cost more than many
+	// requests); serve's own messages go through the same buffer, so they stay in order,
+	// and it is flushed when serve returns.
+	lw := app.NewLogWriter(stderr, app.LogFlushEvery)
+	defer lw.Close()
+	stderr = lw
+	log := slog.New(slog.NewJSONHandler(lw, nil))
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold:", err)

@@ -69,6 +69,11 @@ type Lease struct {
 	UseTimeReserved time.Duration
 	// SessionID is set when the lease is a session's seat (a lease on the tenant's session item).
 	SessionID string
+
+	// ChainSeq counts the renewals that gave the lease a new id; ChainKey derives and checks
+	// those ids (chainid.go). Neither ever leaves the server.
+	ChainSeq int64
+	ChainKey []byte
 }
 
 // Live reports whether the lease counts at time now.

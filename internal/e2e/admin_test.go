@@ -156,3 +156,30 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("token after logout-all: %d", r.Status)
 	}
 }
+
+// TestAdminEndSessionLease: DELETE of a session's seat lease ends the session too (a session
+// never lives without its seat), and the seat is free at once, without linger.
+func TestAdminEndSessionLease(t *testing.T) {
+	ts := start(t, sessionConfig)
+	base := ts.URL + "/t/dw"
+	token, _, _ := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, nil))
+	if r := sessLogin(t, base, "bob", "bob-pw", nil, nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("second login on a 1-seat license: %d %s", r.Status, r.Body)
+	}
+	var list struct {
+		Leases []struct {
+			ID string `json:"id"`
+		} `json:"leases"`
+	}
+	r := adminDo(t, "GET", ts.URL+"/admin/v1/tenants/dw/leases", "")
+	if err := json.Unmarshal([]byte(r.Body), &list); err != nil || len(list.Leases) != 1 {
+		t.Fatalf("leases: %v %s", err, r.Body)
+	}
+	if r := adminDo(t, "DELETE", ts.URL+"/admin/v1/tenants/dw/leases/"+list.Leases[0].ID, ""); r.Status != 200 || !strings.Contains(r.Body, `"freed":true`) {
+		t.Fatalf("end the session's lease: %d %s", r.Status, r.Body)
+	}
+	if r := get(t, base+"/entitlements/licenses", token); r.Status != http.StatusUnauthorized {
+		t.Fatalf("the session outlived its seat lease: %d", r.Status)
+	}
+	sessGrant(t, sessLogin(t, base, "bob", "bob-pw", nil, nil)) // the seat is free, no linger
+}

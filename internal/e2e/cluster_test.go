@@ -3,13 +3,10 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,42 +14,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 )
 
-// freshPostgres creates a database of its own on LEASEHOLD_TEST_POSTGRES (skipping the test
-// when it is unset) and drops it at the end. It returns the new database's URL.
+// freshPostgres creates a database of its own (pgtest: the test is skipped without
+// LEASEHOLD_TEST_POSTGRES) and returns its URL.
 func freshPostgres(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("LEASEHOLD_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("LEASEHOLD_TEST_POSTGRES is not set")
-	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect %s: %v", base, err)
-	}
-	defer admin.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "leasehold_e2e_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.FreshDatabase(t, "leasehold_e2e_")
 }
 
 const clusterConfig = `
@@ -93,37 +62,9 @@ func TestClusterNeverOverGrants(t *testing.T) {
 	var maxHeld atomic.Int64
 	var samples atomic.Int64
 	sampleErr := make(chan error, 1)
-	go func() {
-		db, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			sampleErr <- err
-			return
-		}
-		defer db.Close(context.Background())
-		for ctx.Err() == nil {
-			var seats, leaseSeats int64
-			err := db.QueryRow(ctx, `SELECT
-				(SELECT count(*) FROM seats WHERE license_id = 'lic-50' AND held_until > now()),
-				(SELECT count(DISTINCT seat_key) FROM leases WHERE license_id = 'lic-50' AND expires_at > now())`).Scan(&seats, &leaseSeats)
-			if err != nil {
-				if ctx.Err() == nil {
-					sampleErr <- err
-				}
-				return
-			}
-			samples.Add(1)
-			for _, n := range []int64{seats, leaseSeats} {
-				for {
-					cur := maxHeld.Load()
-					if n <= cur || maxHeld.CompareAndSwap(cur, n) {
-						break
-					}
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		sampleErr <- nil
-	}()
+	// The sampler sends exactly one value, whatever way it stops: a query cut short by
+	// stopSampling is the normal end, not an error (and not a reason to send nothing).
+	go func() { sampleErr <- sampleSeatsHeld(ctx, dsn, &maxHeld, &samples) }()
 
 	const total = 20000
 	const workers = 48
@@ -213,4 +154,37 @@ func TestClusterNeverOverGrants(t *testing.T) {
 	if !strings.Contains(r.Body, `"seats_used":50`) {
 		t.Fatalf("entitlements after the fill: %s", r.Body)
 	}
+}
+
+// sampleSeatsHeld polls the database until ctx ends, recording the most seats ever held
+// on lic-50 at once, counted both from the seats table and from the live leases.
+func sampleSeatsHeld(ctx context.Context, dsn string, maxHeld, samples *atomic.Int64) error {
+	db, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	for ctx.Err() == nil {
+		var seats, leaseSeats int64
+		err := db.QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM seats WHERE license_id = 'lic-50' AND held_until > now()),
+			(SELECT count(DISTINCT seat_key) FROM leases WHERE license_id = 'lic-50' AND expires_at > now())`).Scan(&seats, &leaseSeats)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		samples.Add(1)
+		for _, n := range []int64{seats, leaseSeats} {
+			for {
+				cur := maxHeld.Load()
+				if n <= cur || maxHeld.CompareAndSwap(cur, n) {
+					break
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }

@@ -707,16 +707,14 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 	}
 
 	exp := ms(now.Add(d))
-	latest, err := tx.LatestLiveExpiryOnSeat(ctx, a.tenant, lic.ID, seatKey, "", now)
-	if err != nil {
-		return outcome{}, err
-	}
+	// No query for the seat's other leases: a seat's HeldUntil already covers every live
+	// lease on it (the seat invariant), and a missing or expired seat has none.
 	if seat == nil {
 		seat = &domain.Seat{Tenant: a.tenant, LicenseID: lic.ID, Key: seatKey, User: r.Caller.User, Overage: overage}
 		st.SeatsHeld++
 	}
 	// A reclaimed lingering seat keeps at least its linger: it was counted until then anyway.
-	seat.HeldUntil = maxTime(exp, latest, seat.HeldUntil)
+	seat.HeldUntil = maxTime(exp, seat.HeldUntil)
 	seat.Lingering = false
 	if err := tx.PutSeat(ctx, seat); err != nil {
 		return outcome{}, err
@@ -724,14 +722,16 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 	st.UseCount += draw
 	st.UseTime += reserve
 
-	id := uuid.NewString()
+	// Time-ordered (UUIDv7): a new lease's key lands at the end of the leases table, on a
+	// page the last commit already wrote, rather than on a random one.
+	id := uuid.Must(uuid.NewV7()).String()
 	lease := &domain.Lease{
 		ID: id, Root: id, Tenant: a.tenant, LicenseID: lic.ID, Item: a.item.Name,
 		SeatKey: seatKey, SessionKey: sessKey,
 		User: r.Caller.User, Client: r.Caller.Client,
 		HW: r.HW, HWName: r.HWName, Process: r.Process, ProcessName: r.ProcessName, Version: r.Version,
 		Mode: a.mode(), IssuedAt: now, RenewedAt: now, ExpiresAt: exp, RefreshAt: refreshAt(m, now, exp),
-		Overage: overage, UseTimeReserved: reserve, SessionID: r.SessionID,
+		Overage: overage, UseTimeReserved: reserve, SessionID: r.SessionID, ChainKey: domain.NewChainKey(),
 	}
 	if err := tx.InsertLease(ctx, lease); err != nil {
 		return outcome{}, err
@@ -824,7 +824,11 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 	}
 	st.UseCount += draw
 	if r.SessionID == "" && cur.SessionID == "" {
-		next.ID = uuid.NewString()
+		if len(next.ChainKey) == 0 {
+			next.ChainKey = domain.NewChainKey() // a lease from before derived ids
+		}
+		next.ChainSeq++
+		next.ID = domain.ChainedLeaseID(next.Root, next.ChainKey, next.ChainSeq)
 		next.PrevID = cur.ID
 		next.PrevUntil = ms(now.Add(m.ChainGrace.D()))
 	}

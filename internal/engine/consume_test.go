@@ -81,8 +81,8 @@ func TestRenewalChaining(t *testing.T) {
 	if n := h.liveSeats("L1"); n != 1 {
 		t.Errorf("%d seats held, want 1", n)
 	}
-	// Release accepts any id of the chain.
-	h.mustRelease("alice", first.ID)
+	// Release accepts any id of the chain: here the middle one, neither root nor current.
+	h.mustRelease("alice", second.ID)
 	if len(h.leases()) != 0 {
 		t.Errorf("lease still listed after release")
 	}

@@ -10,27 +10,21 @@ package engine_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/netip"
-	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/store/postgres"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
 
@@ -70,40 +64,8 @@ func benchSQLite(b *testing.B, opts string) store.Store {
 
 // openPostgres opens a fresh database on the server LEASEHOLD_TEST_POSTGRES names.
 func openPostgres(b testing.TB) store.Store {
-	base := os.Getenv("LEASEHOLD_TEST_POSTGRES")
-	if base == "" {
-		b.Skip("LEASEHOLD_TEST_POSTGRES is not set")
-	}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		b.Fatalf("connect: %v", err)
-	}
-	defer admin.Close(ctx)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "leasehold_bench_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		b.Fatalf("create database: %v", err)
-	}
-	b.Cleanup(func() {
-		admin, err := pgx.Connect(ctx, base)
-		if err != nil {
-			b.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer admin.Close(ctx)
-		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
-	dsn := base + " dbname=" + name
-	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
-		u, err := url.Parse(base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u.Path = "/" + name
-		dsn = u.String()
-	}
+	dsn := pgtest.FreshDatabase(b, "leasehold_bench_")
 	st, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		b.Fatalf("open: %v", err)

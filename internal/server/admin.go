@@ -686,9 +686,20 @@ func (s *Server) adminListLeases(w http.ResponseWriter, r *http.Request) {
 
 // adminEndLease frees a lease's seat at once — except an offline checkout without
 // ?force=true, whose signed token stays valid offline and so keeps counting until its exp.
+// A session's seat lease is ended by ending the sessions that hold it.
 func (s *Server) adminEndLease(w http.ResponseWriter, r *http.Request) {
 	snap, ok := s.adminTenant(w, r)
 	if !ok {
+		return
+	}
+	// A session's seat lease ends with its sessions: none may outlive its seat.
+	isSession, err := s.deps.Sessions.EndByLease(r.Context(), snap.Tenant.Name, r.PathValue("id"))
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if isSession {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "freed": true})
 		return
 	}
 	res, err := s.deps.Engine.EndLease(r.Context(), snap.Tenant.Name, r.PathValue("id"), r.URL.Query().Get("force") == "true")

@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +25,17 @@ type Metrics struct {
 	grants   *prometheus.CounterVec
 	denials  *prometheus.CounterVec
 	releases *prometheus.CounterVec
+
+	// observers caches the latency histogram's child per route and status: the vector's
+	// own lookup hashes the label values (and the status must first be formatted) on every
+	// request. Copy on write, as the set stops growing once each route has answered.
+	observers  atomic.Pointer[map[routeStatus]prometheus.Observer]
+	observerMu sync.Mutex
+}
+
+type routeStatus struct {
+	route  string
+	status int
 }
 
 // NewMetrics registers Leasehold's metrics on reg (nil: a new registry). Seats held are read
@@ -60,7 +74,31 @@ func (m *Metrics) handler() http.Handler {
 }
 
 func (m *Metrics) observe(route string, status int, d time.Duration) {
-	m.latency.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+	m.observer(route, status).Observe(d.Seconds())
+}
+
+func (m *Metrics) observer(route string, status int) prometheus.Observer {
+	k := routeStatus{route, status}
+	if cur := m.observers.Load(); cur != nil {
+		if o, ok := (*cur)[k]; ok {
+			return o
+		}
+	}
+	m.observerMu.Lock()
+	defer m.observerMu.Unlock()
+	var next map[routeStatus]prometheus.Observer
+	if cur := m.observers.Load(); cur != nil {
+		if o, ok := (*cur)[k]; ok {
+			return o
+		}
+		next = maps.Clone(*cur)
+	} else {
+		next = map[routeStatus]prometheus.Observer{}
+	}
+	o := m.latency.WithLabelValues(route, strconv.Itoa(status))
+	next[k] = o
+	m.observers.Store(&next)
+	return o
 }
 
 func (m *Metrics) OnGrant(tenant, licenseID, item string, renewal, overage bool) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -103,40 +104,65 @@ func (s *Server) routes() {
 // Handler is the server's root handler, with the `/t/{tenant}/` prefix, logging, metrics
 // and panic containment around the routes.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		defer func() {
-			if v := recover(); v != nil {
-				s.log.Error("panic", "path", r.URL.Path, "panic", v)
-				if !rec.wrote {
-					writeError(rec, http.StatusInternalServerError, "internal_error", "internal error")
-				}
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+// serveHTTP runs on every request, so it is kept to what each one needs: one status
+// recorder, one derived request, the client address parsed once.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	addr := clientAddr(r, s.opts.TrustedProxies)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic", "path", r.URL.Path, "panic", v)
+			if !rec.wrote {
+				writeError(rec, http.StatusInternalServerError, "internal_error", "internal error")
 			}
-			elapsed := time.Since(start)
-			pattern := r.Pattern
-			if pattern == "" {
-				pattern = "unmatched"
-			}
-			s.metrics.observe(pattern, rec.status, elapsed)
-			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"duration_ms", float64(elapsed.Microseconds())/1000, "client", clientAddr(r, s.opts.TrustedProxies).String(),
-				"tenant", explicitTenant(r))
-		}()
-		r = r.WithContext(session.WithClientAddr(r.Context(), clientAddr(r, s.opts.TrustedProxies)))
-		if strings.HasPrefix(r.URL.Path, "/t/") {
-			rest := r.URL.Path[len("/t/"):]
-			name, sub, _ := strings.Cut(rest, "/")
-			if !tenantName.MatchString(name) {
-				writeError(rec, http.StatusNotFound, "not_found", "unknown tenant")
-				return
-			}
-			r = r.WithContext(context.WithValue(r.Context(), tenantPrefixKey{}, name))
-			r.URL.Path = "/" + sub
-			r.URL.RawPath = ""
 		}
-		s.mux.ServeHTTP(rec, r)
-	})
+		elapsed := time.Since(start)
+		pattern := r.Pattern
+		if pattern == "" {
+			pattern = "unmatched"
+		}
+		s.metrics.observe(pattern, rec.status, elapsed)
+		s.logRequest(r, rec.status, elapsed, addr)
+	}()
+	ctx := session.WithClientAddr(r.Context(), addr)
+	if strings.HasPrefix(r.URL.Path, "/t/") {
+		rest := r.URL.Path[len("/t/"):]
+		name, sub, _ := strings.Cut(rest, "/")
+		if !tenantName.MatchString(name) {
+			writeError(rec, http.StatusNotFound, "not_found", "unknown tenant")
+			return
+		}
+		ctx = context.WithValue(ctx, tenantPrefixKey{}, name)
+		r.URL.Path = "/" + sub
+		r.URL.RawPath = ""
+	}
+	r = r.WithContext(ctx)
+	s.mux.ServeHTTP(rec, r)
+}
+
+// logRequest writes the one line per request (SPEC §6). It names no query parameter and no
+// header, so that no token, password or secret can reach the log.
+func (s *Server) logRequest(r *http.Request, status int, elapsed time.Duration, addr netip.Addr) {
+	ctx := context.Background()
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	// Straight to the handler, as Logger.LogAttrs would but without the runtime.Callers
+	// walk for a source position, which would name this function on every line anyway.
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	rec.AddAttrs(
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("client", addr.String()),
+		slog.String("tenant", explicitTenant(r)),
+	)
+	_ = s.log.Handler().Handle(ctx, rec)
 }
 
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -154,7 +180,40 @@ func explicitTenant(r *http.Request) string {
 	if t := prefixTenant(r); t != "" {
 		return t
 	}
-	return r.URL.Query().Get("tenant")
+	return queryTenant(r.URL.RawQuery)
+}
+
+// queryTenant is url.ParseQuery(raw).Get("tenant") without building the map of every
+// parameter: it runs for the log line and the authentication of every request, whose
+// queries (an /authz renewal's items, hw, leaseId…) almost never name a tenant.
+func queryTenant(raw string) string {
+	if !strings.Contains(raw, "tenant") && !strings.Contains(raw, "%") {
+		return "" // no key can unescape to "tenant"
+	}
+	if strings.Count(raw, "&") >= 1000 {
+		q, _ := url.ParseQuery(raw) // ParseQuery's own limit on the number of parameters applies
+		return q.Get("tenant")
+	}
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue // ParseQuery skips these
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k != "tenant" {
+			if !strings.Contains(k, "%") {
+				continue // only an escape can spell "tenant" differently
+			}
+			if uk, err := url.QueryUnescape(k); err != nil || uk != "tenant" {
+				continue
+			}
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
 }
 
 // entryTenant resolves the tenant of an unauthenticated entry point: the one named, else
@@ -216,8 +275,15 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path)
 }
 
+// healthzBody is what writeJSON would write for {"ok": true}, made once: load balancers
+// poll this route.
+var healthzBody = []byte("{\"ok\":true}\n")
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(healthzBody)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

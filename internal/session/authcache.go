@@ -41,16 +41,20 @@ type authCache struct {
 	entries map[string]*authEntry
 }
 
-// authEntry is immutable once stored; hits hand out copies.
+// authEntry is immutable once stored: hits share it, and whoever hands a part of it to a
+// caller that may change it copies that part (resolveToken does).
 type authEntry struct {
 	tok    domain.Token
 	sess   domain.Session
 	gen    uint64
 	loaded time.Time // process clock (monotonic)
-	// until is on the store clock: the first of the token's and the session's expiry,
-	// the session's refresh point (extension on use must reach the store) and load + ttl
-	// (tests move the store clock; so it bounds the entry too).
+	// until is on the store clock: the first of the token's and the session's expiry and
+	// load + ttl (tests move the store clock; so it bounds the entry too).
 	until time.Time
+	// extendAt (store clock; zero: never) is the refresh point of a session that using the
+	// token extends. An authentication past it must reach the store to extend the session;
+	// an introspection extends nothing, so it may still be answered from the entry.
+	extendAt time.Time
 }
 
 func newAuthCache() *authCache {
@@ -64,33 +68,36 @@ func (c *authCache) invalidate() { c.gen.Add(1) }
 // generation is read before a store read whose result may be stored with put.
 func (c *authCache) generation() uint64 { return c.gen.Load() }
 
-// get returns copies of the cached token and session of hash. storeNow is asked only
-// when there is an entry: on PostgreSQL the store clock is a round trip.
-func (c *authCache) get(hash string, storeNow func() (time.Time, error)) (*domain.Token, *domain.Session, error) {
+// get returns the entry of hash if it may answer now; forUse: the answer is for an
+// authentication (see authEntry.extendAt). storeNow is asked only when there is an entry:
+// on PostgreSQL the store clock is a round trip. The entry is shared: read it, never change it.
+func (c *authCache) get(hash string, forUse bool, storeNow func() (time.Time, error)) (*authEntry, error) {
 	c.mu.RLock()
 	e := c.entries[hash]
 	c.mu.RUnlock()
 	if e == nil || e.gen != c.gen.Load() || c.now().Sub(e.loaded) >= c.ttl {
 		c.misses.Add(1)
-		return nil, nil, nil
+		return nil, nil
 	}
 	now, err := storeNow()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if !now.Before(e.until) {
+	// The expiries are checked against the store clock on every hit, so a token or session
+	// is refused exactly at its end, not up to a ttl later.
+	if !now.Before(e.until) || (forUse && !e.extendAt.IsZero() && !now.Before(e.extendAt)) {
 		c.misses.Add(1)
-		return nil, nil, nil
+		return nil, nil
 	}
 	c.hits.Add(1)
-	return cloneToken(&e.tok), cloneSession(&e.sess), nil
+	return e, nil
 }
 
-// put stores copies of t and s, loaded at storeNow under generation gen.
+// put stores t and s, loaded at storeNow under generation gen. It keeps them by value
+// (their slices shared): the caller must not change them afterwards.
 func (c *authCache) put(hash string, t *domain.Token, s *domain.Session, gen uint64, storeNow time.Time) {
 	until := storeNow.Add(c.ttl)
-	refresh := s.LastUsedAt.Add(s.ExpiresAt.Sub(s.LastUsedAt) * 8 / 10) // as pastRefresh
-	for _, u := range []time.Time{t.ExpiresAt, s.ExpiresAt, refresh} {
+	for _, u := range []time.Time{t.ExpiresAt, s.ExpiresAt} {
 		if u.Before(until) {
 			until = u
 		}
@@ -98,7 +105,10 @@ func (c *authCache) put(hash string, t *domain.Token, s *domain.Session, gen uin
 	if !storeNow.Before(until) || gen != c.gen.Load() {
 		return
 	}
-	e := &authEntry{tok: *cloneToken(t), sess: *cloneSession(s), gen: gen, loaded: c.now(), until: until}
+	e := &authEntry{tok: *t, sess: *s, gen: gen, loaded: c.now(), until: until}
+	if extendsOnUse(s) {
+		e.extendAt = refreshPoint(s)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
@@ -143,10 +153,30 @@ func cloneSession(s *domain.Session) *domain.Session {
 	return &c
 }
 
-// update is the package's only way to write: after the transaction (committed or not) it
-// invalidates the token cache, so that a revocation, an ended session or a rotated token
-// of this process is refused by the next request.
+// update is the package's way to write (with updateAdding): after the transaction
+// (committed or not) it invalidates the token cache, so that a revocation, an ended session
+// or a rotated token of this process is refused by the next request.
 func (m *Manager) update(ctx context.Context, fn func(tx store.Tx) error) error {
 	defer m.auth.invalidate()
 	return m.st.Update(ctx, fn)
+}
+
+// updateAdding is update for a transaction that may turn out to have only added tokens to a
+// live session (fn then sets *onlyAdded). Such a write leaves every cached entry true, since
+// the cache holds existing tokens and their sessions, never the absence of a token; so it
+// does not invalidate the cache, and a client_credentials rejoin does not make the next
+// authentication or introspection of every other token of the process go to the store.
+func (m *Manager) updateAdding(ctx context.Context, fn func(tx store.Tx, onlyAdded *bool) error) error {
+	var onlyAdded, keep bool
+	defer func() {
+		if !keep {
+			m.auth.invalidate()
+		}
+	}()
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		onlyAdded = false
+		return fn(tx, &onlyAdded)
+	})
+	keep = err == nil && onlyAdded
+	return err
 }

@@ -428,39 +428,36 @@ type Introspection struct {
 	Seat bool
 }
 
-// Introspect describes an access or refresh token of tenant. It costs one read-only
-// transaction (two point reads) and a look at the cached catalog: resource servers may call
-// it on every request. Anything not live, or of another tenant, is inactive.
+// Introspect describes an access or refresh token of tenant. Resource servers may call it
+// on every request, so it is answered like an authentication: from the token cache when it
+// may (no store transaction; on PostgreSQL one store-clock read), else by one read-only
+// transaction (two point reads), and the cached catalog in either case. The cache forgets
+// everything at each session write of this process, and its entries live ≤ 1 s, the time
+// other processes are given to see a revocation; the token's and session's expiries are
+// checked against the store clock on every hit. Anything not live, or of another tenant,
+// is inactive.
 func (m *Manager) Introspect(ctx context.Context, tenant, token string) (*Introspection, error) {
-	inactive := &Introspection{}
 	if token == "" || len(token) > 512 {
-		return inactive, nil
+		return &Introspection{}, nil
 	}
-	hash := HashToken(token)
-	var t *domain.Token
-	var s *domain.Session
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		t, s = nil, nil
-		now := tx.Now()
-		tok, sess, err := liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenRefresh)
-		if err != nil || tok == nil || tok.Tenant != tenant {
-			return err
-		}
-		t, s = tok, sess
-		return nil
-	})
-	if err != nil || t == nil {
-		return inactive, err
+	t, s, _, err := m.lookup(ctx, HashToken(token), false)
+	if errors.Is(err, ErrInvalidToken) {
+		return &Introspection{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if (t.Kind != domain.TokenAccess && t.Kind != domain.TokenRefresh) || t.Tenant != tenant {
+		return &Introspection{}, nil
 	}
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
 	if !principalAllowed(snap, t, s) {
-		return inactive, nil
+		return &Introspection{}, nil
 	}
 	return &Introspection{
-		Active: true, Kind: t.Kind, Scopes: t.Scopes, ClientID: t.ClientID, User: s.User, Tenant: t.Tenant,
+		Active: true, Kind: t.Kind, Scopes: slices.Clone(t.Scopes), ClientID: t.ClientID, User: s.User, Tenant: t.Tenant,
 		SessionID: s.ID, IssuedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Seat: s.Licensed && s.LeaseRoot != "",
 	}, nil
 }

@@ -50,8 +50,16 @@ type oaHarness struct {
 // offline_access; refresh with client credentials) and a public client "pub".
 func newOAuthHarness(t testing.TB, grace time.Duration) *oaHarness {
 	t.Helper()
+	return newOAuthHarnessOn(t, grace, func(now func() time.Time) (store.Store, error) {
+		return sqlite.Open(filepath.Join(t.TempDir(), "leasehold.db"), sqlite.WithClock(now))
+	})
+}
+
+// newOAuthHarnessOn is newOAuthHarness on the store open returns (its clock is now).
+func newOAuthHarnessOn(t testing.TB, grace time.Duration, open func(now func() time.Time) (store.Store, error)) *oaHarness {
+	t.Helper()
 	c := &oaClock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "leasehold.db"), sqlite.WithClock(c.Now))
+	st, err := open(c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

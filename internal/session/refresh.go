@@ -48,6 +48,14 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 	for attempt := 1; ; attempt++ {
 		err = m.update(ctx, func(tx store.Tx) error {
 			g, replayed, ended = nil, false, ""
+			// Concurrent retries of one refresh token run one after the other: otherwise one
+			// could read the rotation record while another displaces its successor, and take
+			// a grace retry for a replay (PostgreSQL, READ COMMITTED).
+			if kl, ok := tx.(store.KeyLocker); ok {
+				if err := kl.LockKey(ctx, "refresh:"+hash); err != nil {
+					return err
+				}
+			}
 			t, err := tx.GetToken(ctx, hash)
 			if errors.Is(err, domain.ErrNotFound) {
 				g, replayed, ended, err = m.refreshRotated(ctx, tx, snap, tenant, hash, clientID, scopes)

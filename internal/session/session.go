@@ -155,6 +155,8 @@ func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now ti
 }
 
 // ClientCredentials opens (or rejoins) the client's session and issues a new token family.
+// A rejoin before the session's refresh point that changes nothing of the session only
+// inserts the new tokens (rejoinsAsIs); otherwise it extends the session and renews its seat.
 func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string) (*Grant, error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
@@ -168,11 +170,16 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 	}
 	var g *Grant
 	for attempt := 0; ; attempt++ {
-		err = m.update(ctx, func(tx store.Tx) error {
+		err = m.updateAdding(ctx, func(tx store.Tx, onlyAdded *bool) error {
 			g = nil
 			now := tx.Now()
 			s, err := tx.GetSession(ctx, tenant, id)
 			switch {
+			case err == nil && now.Before(s.ExpiresAt) && rejoinsAsIs(policy, s, scopes, withRefresh, now):
+				// Use before the refresh point: the session and its seat lease stay as they
+				// are (SPEC §1: written only once past rfr), and the new tokens end by the
+				// session's current deadline at the latest (issue caps them).
+				*onlyAdded = true
 			case err == nil && now.Before(s.ExpiresAt):
 				// Rejoin: the same session (and seat), a new token family. Scopes follow the
 				// latest grant, but a free-scope session cannot become licensed without a seat.
@@ -221,6 +228,21 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 		}
 		return g, err
 	}
+}
+
+// rejoinsAsIs reports whether a client_credentials grant may rejoin the live session s
+// without writing it: the session is before its refresh point, so extending it (and renewing
+// its seat lease) can wait for a later use, and the grant changes nothing the session row
+// holds (its scopes, whether it takes a seat, its deadline policy). The session's deadline
+// then stays where it is: it does not move before rfr, whatever uses the session. And the
+// grant's access token must still get its whole access_token_ttl (expires_in is what the
+// README and the client expect) unless max_lifetime caps it anyway: otherwise the session is
+// extended, as before.
+func rejoinsAsIs(policy domain.SessionPolicy, s *domain.Session, scopes []string, withRefresh bool, now time.Time) bool {
+	fullToken := !now.Add(policy.AccessTokenTTL.D()).After(s.ExpiresAt) ||
+		(!s.HardExpiry.IsZero() && !s.ExpiresAt.Before(s.HardExpiry))
+	return fullToken && !pastRefresh(s, now) && s.Refreshable == withRefresh && slices.Equal(s.Scopes, scopes) &&
+		(s.Licensed || !Licensed(policy, scopes))
 }
 
 // takeSeat takes the session's seat on the tenant's session item (no-op without one).
@@ -340,7 +362,7 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 		return nil, ErrInvalidToken
 	}
 	p.Caller = CallerFor(snap, p.Session)
-	if stale && !p.Session.Refreshable {
+	if stale {
 		if err := m.extend(ctx, snap, p); err != nil {
 			return nil, err
 		}
@@ -348,45 +370,70 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 	return p, nil
 }
 
-// resolveToken loads a live token and its live session: from the cache when it may, else
-// from the store (and then caches them unless the session is due for an extension). The
-// caller checks the kind and the tenant, and the catalog, on every request.
+// resolveToken loads a live token and its live session for an authentication (see lookup),
+// as a Principal the caller owns. stale: the session is due for an extension on use.
 func (m *Manager) resolveToken(ctx context.Context, hash string) (p *Principal, stale bool, err error) {
-	t, s, err := m.auth.get(hash, func() (time.Time, error) { return m.st.Now(ctx) })
+	t, s, stale, err := m.lookup(ctx, hash, true)
 	if err != nil {
 		return nil, false, err
-	} else if t != nil {
-		return &Principal{Tenant: t.Tenant, Session: s, Token: t}, false, nil
 	}
+	return &Principal{Tenant: t.Tenant, Session: cloneSession(s), Token: cloneToken(t)}, stale, nil
+}
+
+// lookup loads a live token (access, cookie or refresh: the caller checks the kind and the
+// tenant, and the catalog, on every request) and its live session: from the cache when it
+// may, else from the store, and then caches them. forUse: for an authentication, which the
+// cache may not answer once the session is due for an extension. The token and session may
+// be the cache's own: read them, never change them. stale (only from the store): the session
+// extends on use and is past its refresh point.
+func (m *Manager) lookup(ctx context.Context, hash string, forUse bool) (t *domain.Token, s *domain.Session, stale bool, err error) {
+	e, err := m.auth.get(hash, forUse, func() (time.Time, error) { return m.st.Now(ctx) })
+	if err != nil {
+		return nil, nil, false, err
+	} else if e != nil {
+		return &e.tok, &e.sess, false, nil
+	}
+	return m.load(ctx, hash)
+}
+
+// load is lookup's miss: a read transaction, and its result cached. (Apart, so that what its
+// closure captures costs the hits no allocation.)
+func (m *Manager) load(ctx context.Context, hash string) (t *domain.Token, s *domain.Session, stale bool, err error) {
 	gen := m.auth.generation()
 	var now time.Time
 	err = m.st.View(ctx, func(tx store.Tx) error {
-		p, stale = nil, false
+		t, s, stale = nil, nil, false
 		now = tx.Now()
-		t, s, err := liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie)
+		var err error
+		t, s, err = liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie, domain.TokenRefresh)
 		if err != nil {
 			return err
 		} else if t == nil {
 			return ErrInvalidToken
 		}
-		p = &Principal{Tenant: t.Tenant, Session: s, Token: t}
-		stale = pastRefresh(s, now)
+		stale = extendsOnUse(s) && pastRefresh(s, now)
 		return nil
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	if !stale {
-		m.auth.put(hash, p.Token, p.Session, gen, now)
-	}
-	return p, stale, nil
+	m.auth.put(hash, t, s, gen, now)
+	return t, s, stale, nil
 }
+
+// extendsOnUse: a session without a refresh token lives while it is used (idle_timeout);
+// one with lives while its refresh token is valid, and only a refresh (or a rejoining
+// client_credentials grant) extends it.
+func extendsOnUse(s *domain.Session) bool { return !s.Refreshable }
 
 // pastRefresh: a session is extended (written) only once past the refresh point of its
 // current window, so use does not cost a write per request.
-func pastRefresh(s *domain.Session, now time.Time) bool {
-	window := s.ExpiresAt.Sub(s.LastUsedAt)
-	return now.After(s.LastUsedAt.Add(window * 8 / 10))
+func pastRefresh(s *domain.Session, now time.Time) bool { return now.After(refreshPoint(s)) }
+
+// refreshPoint is the session's rfr: 80 % into the window from its last extension to its
+// deadline.
+func refreshPoint(s *domain.Session) time.Time {
+	return s.LastUsedAt.Add(s.ExpiresAt.Sub(s.LastUsedAt) * 8 / 10)
 }
 
 func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal) error {
@@ -435,6 +482,53 @@ func (m *Manager) End(ctx context.Context, tenant, id string, linger bool) (bool
 		m.ended(tenant, id)
 	}
 	return ended, err
+}
+
+// EndByLease ends every session that holds the seat lease named by leaseID (any id of its
+// chain), freeing the seat at once: the admin API's DELETE of a session's seat lease ends
+// those sessions too, since a session never lives without its seat (SPEC §1). isSession is
+// false, and nothing is done, when the id names no lease or a lease of no session.
+func (m *Manager) EndByLease(ctx context.Context, tenant, leaseID string) (isSession bool, err error) {
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return false, err
+	}
+	var ended []string
+	err = m.update(ctx, func(tx store.Tx) error {
+		isSession, ended = false, nil
+		l, err := tx.FindLease(ctx, tenant, leaseID)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if l.SessionID == "" {
+			return nil
+		}
+		isSession = true
+		list, err := tx.ListSessions(ctx, tenant, store.LeaseFilter{LeaseRoot: l.Root})
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			if err := m.endTx(ctx, tx, snap, &list[i], false); err != nil {
+				return err
+			}
+			ended = append(ended, list[i].ID)
+		}
+		if len(list) == 0 {
+			// A seat lease whose sessions are gone already: free it all the same.
+			_, err = m.eng.ReleaseTx(ctx, tx, snap, l, false)
+		}
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, id := range ended {
+		m.ended(tenant, id)
+	}
+	return isSession, nil
 }
 
 // endTx deletes the session and its tokens; its seat lease is released when no other live

@@ -42,6 +42,14 @@ type SerialTx interface {
 	Serial() bool
 }
 
+// KeyLocker is implemented by a Tx whose Updates may run side by side (PostgreSQL): LockKey
+// holds a lock on an arbitrary key until the transaction ends, so that Updates about one
+// thing that has no row to lock yet (a refresh token and its rotation record) run one after
+// the other. A serial Tx (SQLite) needs none.
+type KeyLocker interface {
+	LockKey(ctx context.Context, key string) error
+}
+
 // SeatExtender is implemented by a Tx that can extend a seat in one statement, which a
 // renewal uses instead of GetSeat and PutSeat.
 type SeatExtender interface {
@@ -71,6 +79,7 @@ type LeaseFilter struct {
 	LicenseID string
 	User      string
 	Client    string
+	LeaseRoot string // ListSessions only: the sessions sharing this seat lease
 	Limit     int
 }
 
@@ -136,7 +145,10 @@ type Tx interface {
 	// A session key (tenant, license, session key) has one lease at most: InsertLease of a
 	// second, even beside an expired one, is domain.ErrConflict (delete the old one first).
 	InsertLease(ctx context.Context, l *domain.Lease) error
-	// UpdateLease replaces the lease with root l.Root; when l.ID is new it joins the chain.
+	// UpdateLease writes what a renewal changes of the lease with root l.Root (ids, times,
+	// mode, version, names, overage, reserved use time, session); its identity (license,
+	// item, seat and session keys, user, client, hw, process, issued_at) stays as inserted.
+	// When l.ID is new it joins the chain.
 	UpdateLease(ctx context.Context, l *domain.Lease) error
 	// DeleteLease removes the lease and every id of its chain.
 	DeleteLease(ctx context.Context, tenant, root string) (bool, error)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,16 +16,28 @@ import (
 const leaseColumns = `tenant, root, id, license_id, item, seat_key, session_key,
 	user_name, client, hw, hw_name, process, process_name, version,
 	mode, issued_at, renewed_at, expires_at, refresh_at, prev_id, prev_until,
-	overage, use_time_reserved, session_id`
+	overage, use_time_reserved, session_id, chain_seq, chain_key`
 
 func leaseArgs(l *domain.Lease) []any {
 	return []any{
 		l.Tenant, l.Root, l.ID, l.LicenseID, l.Item, l.SeatKey, l.SessionKey,
 		l.User, l.Client, l.HW, l.HWName, l.Process, l.ProcessName, l.Version,
 		l.Mode, ts(l.IssuedAt), ts(l.RenewedAt), ts(l.ExpiresAt), ts(l.RefreshAt), l.PrevID, nts(l.PrevUntil),
-		l.Overage, int64(l.UseTimeReserved), l.SessionID,
+		l.Overage, int64(l.UseTimeReserved), l.SessionID, l.ChainSeq, chainKey(l),
 	}
 }
+
+// chainKey is never NULL, which a nil slice would bind as.
+func chainKey(l *domain.Lease) []byte {
+	if l.ChainKey == nil {
+		return []byte{}
+	}
+	return l.ChainKey
+}
+
+// needsChainRow reports whether FindLease needs a lease_chain row to resolve l.ID: a root
+// resolves by the lease's key and a derived id by itself (domain/chainid.go).
+func needsChainRow(l *domain.Lease) bool { return l.ID != l.Root && !l.DerivedChainID(l.ID) }
 
 func scanLease(r pgx.Row) (domain.Lease, error) {
 	var l domain.Lease
@@ -33,10 +46,13 @@ func scanLease(r pgx.Row) (domain.Lease, error) {
 	err := r.Scan(&l.Tenant, &l.Root, &l.ID, &l.LicenseID, &l.Item, &l.SeatKey, &l.SessionKey,
 		&l.User, &l.Client, &l.HW, &l.HWName, &l.Process, &l.ProcessName, &l.Version,
 		&l.Mode, &l.IssuedAt, &l.RenewedAt, &l.ExpiresAt, &l.RefreshAt, &l.PrevID, &prevUntil,
-		&l.Overage, &reserved, &l.SessionID)
+		&l.Overage, &reserved, &l.SessionID, &l.ChainSeq, &l.ChainKey)
 	l.IssuedAt, l.RenewedAt, l.ExpiresAt, l.RefreshAt = l.IssuedAt.UTC(), l.RenewedAt.UTC(), l.ExpiresAt.UTC(), l.RefreshAt.UTC()
 	l.PrevUntil = fromNull(prevUntil)
 	l.UseTimeReserved = time.Duration(reserved)
+	if len(l.ChainKey) == 0 {
+		l.ChainKey = nil
+	}
 	return l, err
 }
 
@@ -51,31 +67,32 @@ func (t *tx) getLease(ctx context.Context, op, sql string, args ...any) (*domain
 	return &rows[0], nil
 }
 
-// InsertLease inserts the lease and its chain entries (its root and its id) in one
-// statement; a lease root, session key or chain id that exists already is domain.ErrConflict. DO NOTHING,
-// rather than a unique violation, leaves the transaction usable for the caller's next move.
+// InsertLease inserts the lease, and its id's chain entry when one is needed (needsChainRow),
+// in one statement; a lease root, session key or chain id that exists already is
+// domain.ErrConflict. DO NOTHING, rather than a unique violation, leaves the transaction
+// usable for the caller's next move.
 func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 	var leases, chain int
 	err := t.get(ctx, "insert lease",
 		`WITH ins AS (
 			INSERT INTO leases (`+leaseColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+				$24, $25, $26)
 			ON CONFLICT DO NOTHING
 			RETURNING tenant, root, id
 		), ch AS (
-			INSERT INTO lease_chain (tenant, id, root)
-			SELECT tenant, root, root FROM ins UNION SELECT tenant, id, root FROM ins
+			INSERT INTO lease_chain (tenant, id, root) SELECT tenant, id, root FROM ins WHERE $27::boolean
 			ON CONFLICT DO NOTHING
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ch)`,
-		leaseArgs(l), &leases, &chain)
+		append(leaseArgs(l), needsChainRow(l)), &leases, &chain)
 	if err != nil {
 		return err
 	}
-	want := 1
-	if l.ID != l.Root {
-		want = 2
+	want := 0
+	if needsChainRow(l) {
+		want = 1
 	}
 	if leases != 1 || chain != want {
 		return fmt.Errorf("postgres: insert lease %s: %w", l.Root, domain.ErrConflict)
@@ -87,19 +104,20 @@ func (t *tx) UpdateLease(ctx context.Context, l *domain.Lease) error {
 	var n int
 	err := t.get(ctx, "update lease",
 		`WITH u AS (
-			UPDATE leases SET id = $3, license_id = $4, item = $5, seat_key = $6, session_key = $7,
-				user_name = $8, client = $9, hw = $10, hw_name = $11, process = $12, process_name = $13, version = $14,
-				mode = $15, issued_at = $16, renewed_at = $17, expires_at = $18, refresh_at = $19, prev_id = $20, prev_until = $21,
-				overage = $22, use_time_reserved = $23, session_id = $24
+			UPDATE leases SET id = $3, hw_name = $4, process_name = $5, version = $6, mode = $7, renewed_at = $8,
+				expires_at = $9, refresh_at = $10, prev_id = $11, prev_until = $12, overage = $13, use_time_reserved = $14,
+				session_id = $15, chain_seq = $16, chain_key = $17
 			WHERE tenant = $1 AND root = $2
 			RETURNING tenant, id, root
 		), ch AS (
-			INSERT INTO lease_chain (tenant, id, root) SELECT tenant, id, root FROM u
+			INSERT INTO lease_chain (tenant, id, root) SELECT tenant, id, root FROM u WHERE $18::boolean
 			ON CONFLICT DO NOTHING
 			RETURNING 1
 		)
 		SELECT count(*) FROM u`,
-		leaseArgs(l), &n)
+		[]any{l.Tenant, l.Root, l.ID, l.HWName, l.ProcessName, l.Version, l.Mode, ts(l.RenewedAt), ts(l.ExpiresAt), ts(l.RefreshAt),
+			l.PrevID, nts(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID, l.ChainSeq, chainKey(l),
+			needsChainRow(l)}, &n)
 	if err != nil {
 		return err
 	}
@@ -117,10 +135,20 @@ func (t *tx) DeleteLease(ctx context.Context, tenant, root string) (bool, error)
 }
 
 func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, error) {
+	if root, ok := domain.ChainRoot(id); ok {
+		l, err := t.getLease(ctx, "find lease", `SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND root = $2`, tenant, root)
+		switch {
+		case err == nil && l.HasChainID(id):
+			return l, nil
+		case err != nil && !errors.Is(err, domain.ErrNotFound):
+			return nil, err
+		}
+		// Not a derived id after all: it may still be one of lease_chain.
+	}
+	// A root names its lease; any other id is one of lease_chain.
 	return t.getLease(ctx, "find lease",
-		`SELECT `+prefixed("l.", leaseColumns)+` FROM lease_chain c
-		JOIN leases l ON l.tenant = c.tenant AND l.root = c.root
-		WHERE c.tenant = $1 AND c.id = $2`, tenant, id)
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1
+		AND root = COALESCE((SELECT root FROM lease_chain WHERE tenant = $1 AND id = $2), $2)`, tenant, id)
 }
 
 // GetLeaseBySessionKey returns the session key's lease: a point lookup on the unique index
@@ -192,7 +220,7 @@ func (t *tx) ExpiredLeases(ctx context.Context, now time.Time, n int) ([]domain.
 // filter appends an equality condition for each non-empty value, in a fixed column order so
 // the statement text (and its cached plan) depends only on which filters are set.
 func filter(q string, args []any, by map[string]string) (string, []any) {
-	for _, col := range []string{"license_id", "lease_license", "user_name", "client", "kind"} {
+	for _, col := range []string{"license_id", "lease_license", "lease_root", "user_name", "client", "kind"} {
 		v, ok := by[col]
 		if !ok || v == "" {
 			continue

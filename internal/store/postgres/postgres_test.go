@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -21,58 +19,15 @@ import (
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 	"github.com/leasehold/leasehold/internal/store/storetest"
 )
 
-// The tests need a PostgreSQL server: LEASEHOLD_TEST_POSTGRES is a connection string to it
-// (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable). Each test creates its own
-// database and drops it afterwards, so runs never see each other's data.
-const envDSN = "LEASEHOLD_TEST_POSTGRES"
-
-// newDatabase creates a fresh database and returns the connection string for it.
+// newDatabase creates a fresh database (pgtest: the test is skipped without
+// LEASEHOLD_TEST_POSTGRES) and returns the connection string for it.
 func newDatabase(tb testing.TB) string {
 	tb.Helper()
-	base := os.Getenv(envDSN)
-	if base == "" {
-		tb.Skip(envDSN + " is not set")
-	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connect to %s: %v", envDSN, err)
-	}
-	defer admin.Close(ctx)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "leasehold_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("create database: %v", err)
-	}
-	tb.Cleanup(func() {
-		admin, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer admin.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	return withDatabase(tb, base, name)
-}
-
-// withDatabase points a connection string (URL or key=value) at another database.
-func withDatabase(tb testing.TB, dsn, name string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			tb.Fatalf("%s: %v", envDSN, err)
-		}
-		u.Path = "/" + name
-		return u.String()
-	}
-	return dsn + " dbname=" + name // the last setting of a key wins
+	return pgtest.FreshDatabase(tb, "leasehold_")
 }
 
 func mustOpen(tb testing.TB, dsn string, opts ...Option) *Store {
@@ -785,7 +740,7 @@ func TestSurvivesKilledConnections(t *testing.T) {
 	if err := grant(ctx, st, "lic-1", "a"); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := pgx.Connect(ctx, os.Getenv(envDSN))
+	admin, err := pgx.Connect(ctx, os.Getenv(pgtest.EnvDSN))
 	if err != nil {
 		t.Fatal(err)
 	}

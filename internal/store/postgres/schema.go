@@ -222,6 +222,12 @@ var migrations = [][]string{
 		// GetLeaseBySessionKey.
 		`CREATE UNIQUE INDEX IF NOT EXISTS leases_session ON leases (tenant, license_id, session_key)`,
 	},
+	// Derived lease ids (domain/chainid.go): a renewal's id names its lease by itself, so it
+	// needs no lease_chain row. lease_chain keeps only ids from before, and ids a caller chose.
+	4: {
+		`ALTER TABLE leases ADD COLUMN IF NOT EXISTS chain_seq bigint NOT NULL DEFAULT 0`,
+		`ALTER TABLE leases ADD COLUMN IF NOT EXISTS chain_key bytea NOT NULL DEFAULT ''::bytea`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

@@ -239,3 +239,9 @@ func (t *tx) LastHeartbeat(ctx context.Context, except string) (time.Time, error
 	err := t.get(ctx, "last heartbeat", `SELECT max(at) FROM heartbeats WHERE process <> $1`, []any{except}, &at)
 	return fromNull(at), err
 }
+
+// LockKey implements store.KeyLocker with a transaction-scoped advisory lock.
+func (t *tx) LockKey(ctx context.Context, key string) error {
+	_, err := t.exec(ctx, "lock key", `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key)
+	return err
+}

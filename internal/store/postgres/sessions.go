@@ -91,7 +91,8 @@ func (t *tx) DeleteSession(ctx context.Context, tenant, id string) (bool, error)
 func (t *tx) ListSessions(ctx context.Context, tenant string, f store.LeaseFilter) ([]domain.Session, error) {
 	q := `SELECT ` + sessionColumns + ` FROM sessions WHERE tenant = $1`
 	args := []any{tenant}
-	q, args = filter(q, args, map[string]string{"lease_license": f.LicenseID, "user_name": f.User, "client": f.Client})
+	q, args = filter(q, args, map[string]string{"lease_license": f.LicenseID, "user_name": f.User, "client": f.Client,
+		"lease_root": f.LeaseRoot})
 	q += ` ORDER BY created_at, id`
 	q, args = limitTo(q, args, f.Limit)
 	return list(ctx, t, "list sessions", q, args, scanSessions)

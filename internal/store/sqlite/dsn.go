@@ -7,26 +7,29 @@ import (
 	"strings"
 )
 
+// defaultWriterCacheKiB is the writer's page cache unless the DSN sets cache_size.
+const defaultWriterCacheKiB = 64 << 10
+
 // settings are what a store DSN may set.
 type settings struct {
 	path        string
 	synchronous string // as SQLite spells it: OFF, NORMAL, FULL, EXTRA
 	busyTimeout int    // milliseconds
-	// cacheKiB is the writer's page cache (PRAGMA cache_size = -cacheKiB; 0: SQLite's
-	// default, 2 MB). The writer is the one connection whose cache survives other
-	// connections' commits in WAL mode. Neither it nor mmapSize is set by default: neither
-	// lowered renewal latency at 200,000 or 1,000,000 leases (BenchmarkStoreRenewLarge,
-	// BENCHMARKS.md), the OS page cache serves those pages well enough.
+	// cacheKiB is the writer's page cache (PRAGMA cache_size = -cacheKiB). The writer is the
+	// one connection whose cache survives other connections' commits in WAL mode, and every
+	// page it misses is a pread(2) inside the single writer's critical path: with SQLite's
+	// 2 MB, a renewal load spent a tenth of its CPU in them (BENCHMARKS.md), so the default
+	// is 64 MiB, memory that holds the hot index pages of a million leases.
 	cacheKiB int
 	mmapSize int64 // bytes of the file every connection maps (PRAGMA mmap_size); 0: none
 }
 
 // parseDSN reads `sqlite://./relative/path.db`, `sqlite:///abs/path.db`, `sqlite:path.db` or a
 // bare path, each optionally followed by `?synchronous=full&busy_timeout=10000`, and
-// `cache_size=KiB` (the writer's page cache; default SQLite's 2 MB) and `mmap_size=bytes`
+// `cache_size=KiB` (the writer's page cache; default 64 MiB) and `mmap_size=bytes`
 // (every connection's; default 0).
 func parseDSN(dsn string) (settings, error) {
-	st := settings{synchronous: "NORMAL", busyTimeout: 5000}
+	st := settings{synchronous: "NORMAL", busyTimeout: 5000, cacheKiB: defaultWriterCacheKiB}
 	rest, escaped := dsn, false
 	switch {
 	case strings.HasPrefix(rest, "sqlite://"):

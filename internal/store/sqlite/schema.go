@@ -210,6 +210,28 @@ DROP INDEX leases_session_key;
 -- GetLeaseBySessionKey
 CREATE UNIQUE INDEX leases_session ON leases (tenant, license_id, session_key);
 `,
+	// A renewal moves expires_at, and every index holding it is rewritten on each renewal:
+	// one random page apiece in the WAL. Only the sweeper needs the column in an index; the
+	// other queries filter it on the row among a seat's, holder's or tenant's few leases
+	// (PostgreSQL's indexes were already built this way).
+	4: `
+DROP INDEX leases_seat;
+DROP INDEX leases_user;
+DROP INDEX leases_client;
+DROP INDEX leases_tenant_expires;
+-- CountLiveLeasesOnSeat, LatestLiveExpiryOnSeat
+CREATE INDEX leases_seat ON leases (tenant, license_id, seat_key);
+-- CountLiveLeasesByHolder, ListLeases by user or client
+CREATE INDEX leases_user ON leases (tenant, license_id, user);
+CREATE INDEX leases_client ON leases (tenant, license_id, client);
+`,
+	// Derived lease ids (domain/chainid.go): a renewal's id names its lease by itself, so
+	// it needs no lease_ids row (a random page per renewal). lease_ids keeps only ids from
+	// before, and ids a caller chose.
+	5: `
+ALTER TABLE leases ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN chain_key BLOB NOT NULL DEFAULT x'';
+`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several

@@ -71,7 +71,11 @@ func TestParseDSN(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || st.path != c.path || st.synchronous != c.sync || st.busyTimeout != c.busy {
+		wantCache := defaultWriterCacheKiB
+		if strings.Contains(c.dsn, "cache_size=2000") {
+			wantCache = 2000
+		}
+		if err != nil || st.path != c.path || st.synchronous != c.sync || st.busyTimeout != c.busy || st.cacheKiB != wantCache {
 			t.Errorf("parseDSN(%q) = %+v, %v; want path %q sync %s busy %d", c.dsn, st, err, c.path, c.sync, c.busy)
 		}
 	}
@@ -109,6 +113,13 @@ func TestOpenForms(t *testing.T) {
 		}
 		if got := pragma(t, s, "foreign_keys"); got != "1" {
 			t.Errorf("Open(%q): foreign_keys = %s", c.dsn, got)
+		}
+		// The writer's pages and its savepoints' undo pages stay in memory (BENCHMARKS.md).
+		if got, want := pragma(t, s, "cache_size"), strconv.Itoa(-defaultWriterCacheKiB); got != want {
+			t.Errorf("Open(%q): cache_size = %s, want %s", c.dsn, got, want)
+		}
+		if got := pragma(t, s, "temp_store"); got != "2" {
+			t.Errorf("Open(%q): temp_store = %s, want 2 (memory)", c.dsn, got)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -421,6 +432,101 @@ func TestCancelWhileQueued(t *testing.T) {
 	}
 }
 
+// TestBatchReplay: fns of one batch run without savepoints; one that fails after writing
+// rolls the batch back and replays it in savepoints, so its writes vanish and the others'
+// commit. One that fails before writing costs no replay.
+func TestBatchReplay(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		writeFirst bool
+		replays    int64
+	}{{"fails after writing", true, 1}, {"fails before writing", false, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := openTemp(t)
+			ctx := t.Context()
+			hold, running := make(chan struct{}), make(chan struct{})
+			first := make(chan error, 1)
+			go func() {
+				first <- s.Update(ctx, func(tx store.Tx) error {
+					if err := tx.PutSeat(ctx, seat("first", tx.Now().Add(time.Hour))); err != nil {
+						return err
+					}
+					select {
+					case <-running:
+					default:
+						close(running)
+					}
+					<-hold // the others queue behind it and join its batch
+					return nil
+				})
+			}()
+			<-running
+			errBoom := errors.New("boom")
+			runs := map[string]int{}
+			var mu sync.Mutex
+			results := map[string]chan error{"a": make(chan error, 1), "b": make(chan error, 1), "c": make(chan error, 1)}
+			for i, key := range []string{"a", "b", "c"} {
+				go func() {
+					results[key] <- s.Update(ctx, func(tx store.Tx) error {
+						mu.Lock()
+						runs[key]++
+						mu.Unlock()
+						if key == "b" && !c.writeFirst {
+							return errBoom
+						}
+						if err := tx.PutSeat(ctx, seat(key, tx.Now().Add(time.Hour))); err != nil {
+							return err
+						}
+						if key == "b" {
+							return errBoom
+						}
+						return nil
+					})
+				}()
+				// One at a time, so that they queue (and run) in this order.
+				for deadline := time.Now().Add(5 * time.Second); len(s.queue) < i+1; time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the Updates did not queue")
+					}
+				}
+			}
+			commits := s.commits.Load()
+			close(hold)
+			if err := <-first; err != nil {
+				t.Fatalf("first: %v", err)
+			}
+			for key, want := range map[string]error{"a": nil, "b": errBoom, "c": nil} {
+				if err := <-results[key]; !errors.Is(err, want) {
+					t.Errorf("Update %s = %v, want %v", key, err, want)
+				}
+			}
+			if got := s.commits.Load() - commits; got != 1 {
+				t.Fatalf("%d commits for the batch, want 1 (the test needs them batched)", got)
+			}
+			for key, want := range map[string]bool{"first": true, "a": true, "b": false, "c": true} {
+				if hasSeat(t, s, key) != want {
+					t.Errorf("seat %s kept = %v, want %v", key, !want, want)
+				}
+			}
+			if got := s.replays.Load(); got != c.replays {
+				t.Errorf("%d replays, want %d", got, c.replays)
+			}
+			// A replay runs the batch so far again: a and b twice, c (after it) once.
+			wantRuns := map[string]int{"a": 1, "b": 1, "c": 1}
+			if c.replays > 0 {
+				wantRuns["a"], wantRuns["b"] = 2, 2
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for key, n := range wantRuns {
+				if runs[key] != n {
+					t.Errorf("fn %s ran %d times, want %d", key, runs[key], n)
+				}
+			}
+		})
+	}
+}
+
 func TestClose(t *testing.T) {
 	s, path := openTemp(t)
 	var wg sync.WaitGroup
@@ -682,7 +788,9 @@ func TestMigrationSessionKeyUnique(t *testing.T) {
 		root, sk string
 		exp      int64
 	}{{"old", "sk", now - 60_000}, {"new", "sk", now + 60_000}, {"alone", "sk2", now + 60_000}} {
-		exec(`INSERT INTO leases (`+leaseCols+`) VALUES (?, ?, ?, 'L1', 'i', 'seat', ?, 'u', '', '', '', '', '', '', 'cache',
+		exec(`INSERT INTO leases (tenant, root, id, license_id, item, seat_key, session_key, user, client, hw, hw_name,
+			process, process_name, version, mode, issued_at, renewed_at, expires_at, refresh_at, prev_id, prev_until,
+			overage, use_time_reserved, session_id) VALUES (?, ?, ?, 'L1', 'i', 'seat', ?, 'u', '', '', '', '', '', '', 'cache',
 			0, 0, ?, 0, '', 0, 0, 0, '')`, "acme", l.root, l.root, l.sk, l.exp)
 		exec(`INSERT INTO lease_ids (tenant, id, root) VALUES ('acme', ?, ?)`, l.root, l.root)
 	}
@@ -796,5 +904,38 @@ func TestExtendSeat(t *testing.T) {
 		return err
 	}); !errors.Is(err, errReadOnly) {
 		t.Errorf("ExtendSeat in a View: %v, want errReadOnly", err)
+	}
+}
+
+// TestDerivedIDsNeedNoChainRows: a lease granted and renewed with derived ids writes no
+// lease_ids row (the point of deriving them: no random page per renewal); an id of the
+// caller's choosing still gets one.
+func TestDerivedIDsNeedNoChainRows(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	now := time.Now()
+	l := domain.Lease{ID: "root-1", Root: "root-1", Tenant: "acme", LicenseID: "L1", Item: "F", SeatKey: "seat",
+		SessionKey: "sk", Mode: domain.ModeCache, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour),
+		ChainKey: domain.NewChainKey()}
+	update(t, s, func(tx store.Tx) error { return tx.InsertLease(ctx, &l) })
+	for range 3 {
+		l.ChainSeq++
+		l.ID = domain.ChainedLeaseID(l.Root, l.ChainKey, l.ChainSeq)
+		update(t, s, func(tx store.Tx) error { return tx.UpdateLease(ctx, &l) })
+	}
+	rows := func() int {
+		var n int
+		if err := s.writer.c.QueryRowContext(ctx, "SELECT COUNT(*) FROM lease_ids").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := rows(); n != 0 {
+		t.Errorf("lease_ids holds %d rows after a grant and 3 derived renewals, want 0", n)
+	}
+	l.ID = "chosen-id"
+	update(t, s, func(tx store.Tx) error { return tx.UpdateLease(ctx, &l) })
+	if n := rows(); n != 1 {
+		t.Errorf("lease_ids holds %d rows after an id of the caller's choosing, want 1", n)
 	}
 }

@@ -21,6 +21,7 @@ type tx struct {
 	now   time.Time
 	write bool
 	done  bool
+	wrote bool // a statement that may have changed the database ran (see runBare)
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -53,6 +54,7 @@ func (t *tx) sctx(ctx context.Context) context.Context {
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	t.wrote = true
 	st, err := t.c.stmt(q)
 	if err != nil {
 		return 0, err
@@ -560,21 +562,31 @@ func (t *tx) SeatsExpiredBetween(ctx context.Context, from, to time.Time, n int)
 
 const leaseCols = `tenant, root, id, license_id, item, seat_key, session_key, user, client, hw, hw_name, process,
 	process_name, version, mode, issued_at, renewed_at, expires_at, refresh_at, prev_id, prev_until, overage,
-	use_time_reserved, session_id`
+	use_time_reserved, session_id, chain_seq, chain_key`
 
 var (
 	// DO NOTHING on either key, the root or the session key: both are domain.ErrConflict.
-	qInsertLease = `INSERT INTO leases (` + leaseCols + `) VALUES (` + placeholders(24) + `) ON CONFLICT DO NOTHING`
-	qUpdateLease = `UPDATE leases SET id = ?, license_id = ?, item = ?, seat_key = ?, session_key = ?, user = ?, client = ?,
-		hw = ?, hw_name = ?, process = ?, process_name = ?, version = ?, mode = ?, issued_at = ?, renewed_at = ?,
-		expires_at = ?, refresh_at = ?, prev_id = ?, prev_until = ?, overage = ?, use_time_reserved = ?, session_id = ?
+	qInsertLease = `INSERT INTO leases (` + leaseCols + `) VALUES (` + placeholders(26) + `) ON CONFLICT DO NOTHING`
+	// Only what a renewal may change: the identity columns, which the indexes hold, stay
+	// as inserted, so the update rewrites the row and the expiry index alone.
+	qUpdateLease = `UPDATE leases SET id = ?, hw_name = ?, process_name = ?, version = ?, mode = ?, renewed_at = ?,
+		expires_at = ?, refresh_at = ?, prev_id = ?, prev_until = ?, overage = ?, use_time_reserved = ?, session_id = ?,
+		chain_seq = ?, chain_key = ?
 		WHERE tenant = ? AND root = ?`
 )
 
 func leaseArgs(l *domain.Lease) []any {
 	return []any{l.Tenant, l.Root, l.ID, l.LicenseID, l.Item, l.SeatKey, l.SessionKey, l.User, l.Client, l.HW, l.HWName,
 		l.Process, l.ProcessName, l.Version, l.Mode, ms(l.IssuedAt), ms(l.RenewedAt), ms(l.ExpiresAt), ms(l.RefreshAt),
-		l.PrevID, ms(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID}
+		l.PrevID, ms(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID, l.ChainSeq, chainKey(l)}
+}
+
+// chainKey is never NULL, which a nil slice would bind as.
+func chainKey(l *domain.Lease) []byte {
+	if l.ChainKey == nil {
+		return []byte{}
+	}
+	return l.ChainKey
 }
 
 func scanLease(sc scanner) (domain.Lease, error) {
@@ -582,9 +594,12 @@ func scanLease(sc scanner) (domain.Lease, error) {
 	var issued, renewed, expires, refresh, prevUntil, reserved int64
 	err := sc.Scan(&l.Tenant, &l.Root, &l.ID, &l.LicenseID, &l.Item, &l.SeatKey, &l.SessionKey, &l.User, &l.Client,
 		&l.HW, &l.HWName, &l.Process, &l.ProcessName, &l.Version, &l.Mode, &issued, &renewed, &expires, &refresh,
-		&l.PrevID, &prevUntil, &l.Overage, &reserved, &l.SessionID)
+		&l.PrevID, &prevUntil, &l.Overage, &reserved, &l.SessionID, &l.ChainSeq, &l.ChainKey)
 	l.IssuedAt, l.RenewedAt, l.ExpiresAt, l.RefreshAt = fromMS(issued), fromMS(renewed), fromMS(expires), fromMS(refresh)
 	l.PrevUntil, l.UseTimeReserved = fromMS(prevUntil), time.Duration(reserved)
+	if len(l.ChainKey) == 0 {
+		l.ChainKey = nil
+	}
 	return l, err
 }
 
@@ -617,10 +632,7 @@ func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 	if n == 0 {
 		return fmt.Errorf("lease %s/%s or its session key exists: %w", l.Tenant, l.Root, domain.ErrConflict)
 	}
-	if err := t.chainID(ctx, l.Tenant, l.Root, l.Root); err != nil {
-		return wrap("insert lease", err)
-	}
-	if l.ID != l.Root {
+	if needsChainRow(l) {
 		if err := t.chainID(ctx, l.Tenant, l.ID, l.Root); err != nil {
 			return wrap("insert lease", err)
 		}
@@ -628,17 +640,25 @@ func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 	return nil
 }
 
+// needsChainRow reports whether FindLease needs a lease_ids row to resolve l.ID: a root
+// resolves by the lease's key and a derived id by itself (domain/chainid.go).
+func needsChainRow(l *domain.Lease) bool { return l.ID != l.Root && !l.DerivedChainID(l.ID) }
+
 func (t *tx) UpdateLease(ctx context.Context, l *domain.Lease) error {
 	if err := t.writable(ctx); err != nil {
 		return err
 	}
-	args := leaseArgs(l)
-	n, err := t.exec(ctx, qUpdateLease, append(args[2:], l.Tenant, l.Root)...)
+	n, err := t.exec(ctx, qUpdateLease, l.ID, l.HWName, l.ProcessName, l.Version, l.Mode, ms(l.RenewedAt),
+		ms(l.ExpiresAt), ms(l.RefreshAt), l.PrevID, ms(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID,
+		l.ChainSeq, chainKey(l), l.Tenant, l.Root)
 	if err != nil {
 		return wrap("update lease", err)
 	}
 	if n == 0 {
 		return domain.ErrNotFound
+	}
+	if !needsChainRow(l) {
+		return nil
 	}
 	return wrap("update lease", t.chainID(ctx, l.Tenant, l.ID, l.Root))
 }
@@ -656,8 +676,19 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 	if err := t.ready(ctx); err != nil {
 		return nil, err
 	}
+	if root, ok := domain.ChainRoot(id); ok {
+		l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases WHERE tenant = ? AND root = ?`, tenant, root))
+		switch {
+		case err == nil && l.HasChainID(id):
+			return &l, nil
+		case err != nil && !errors.Is(err, sql.ErrNoRows):
+			return nil, wrap("find lease", err)
+		}
+		// Not a derived id after all: it may still be one of lease_ids.
+	}
+	// A root names its lease; any other id is one of lease_ids.
 	l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases
-		WHERE tenant = ? AND root = (SELECT root FROM lease_ids WHERE tenant = ? AND id = ?)`, tenant, tenant, id))
+		WHERE tenant = ? AND root = COALESCE((SELECT root FROM lease_ids WHERE tenant = ? AND id = ?), ?)`, tenant, tenant, id, id))
 	if err != nil {
 		return nil, notFound("find lease", err)
 	}
@@ -972,8 +1003,9 @@ func (t *tx) ListSessions(ctx context.Context, tenant string, f store.LeaseFilte
 	}
 	rows, err := t.query(ctx, `SELECT `+sessionCols+` FROM sessions WHERE tenant = ?
 		AND (? = '' OR lease_license = ?) AND (? = '' OR user = ?) AND (? = '' OR client = ?)
+		AND (? = '' OR lease_root = ?)
 		ORDER BY created_at, id LIMIT ?`,
-		tenant, f.LicenseID, f.LicenseID, f.User, f.User, f.Client, f.Client, limit(f.Limit))
+		tenant, f.LicenseID, f.LicenseID, f.User, f.User, f.Client, f.Client, f.LeaseRoot, f.LeaseRoot, limit(f.Limit))
 	if err != nil {
 		return nil, wrap("list sessions", err)
 	}

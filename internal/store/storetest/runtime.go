@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -380,6 +381,11 @@ func testLeaseChain(t *testing.T, s store.Store) {
 		}
 		same(t, "FindLease after an update in place", *got, cur)
 	}
+	// The identity is fixed at insert: an update never moves a lease to another key.
+	moved := cur
+	moved.LicenseID, moved.Item, moved.SeatKey, moved.SessionKey = "L2", "Other", "seat-x", "session-x"
+	moved.User, moved.Client, moved.HW, moved.Process, moved.IssuedAt = "mallory", "other-app", "hw-x", "p-x", base.Add(time.Hour)
+	update(t, s, func(tx store.Tx) error { return tx.UpdateLease(ctx, &moved) })
 	got, err = bySK("acme", "L1", l.SessionKey)
 	if err != nil {
 		t.Fatalf("GetLeaseBySessionKey after renewals: %v", err)
@@ -425,6 +431,60 @@ func testLeaseChain(t *testing.T, s store.Store) {
 	}
 	if _, err := findLease(t, s, "acme", "l1-b"); !errors.Is(err, domain.ErrNotFound) {
 		t.Errorf("FindLease of an old chain id after the root was reused = %v, want ErrNotFound", err)
+	}
+}
+
+// testLeaseDerivedIDs: a lease renewed with derived ids (domain/chainid.go) resolves by
+// every id of its chain up to the current one, and by nothing else that looks like one.
+func testLeaseDerivedIDs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	base := baseTime(t, s)
+	l := fullLease("acme", "d-root", base)
+	l.ChainKey = domain.NewChainKey()
+	insertLeases(t, s, l)
+	other := fullLease("acme", "d-other", base)
+	other.ChainKey = domain.NewChainKey()
+	insertLeases(t, s, other)
+
+	ids := []string{l.Root}
+	cur := l
+	for range 3 {
+		cur.PrevID = cur.ID
+		cur.ChainSeq++
+		cur.ID = domain.ChainedLeaseID(cur.Root, cur.ChainKey, cur.ChainSeq)
+		cur.ExpiresAt = cur.ExpiresAt.Add(time.Minute)
+		next := cur
+		update(t, s, func(tx store.Tx) error { return tx.UpdateLease(ctx, &next) })
+		ids = append(ids, cur.ID)
+	}
+	for _, id := range ids {
+		got, err := findLease(t, s, "acme", id)
+		if err != nil {
+			t.Fatalf("FindLease(%s): %v", id, err)
+		}
+		same(t, "FindLease("+id+")", *got, cur)
+	}
+	forged := []string{
+		domain.ChainedLeaseID(l.Root, l.ChainKey, cur.ChainSeq+1),       // not issued yet
+		domain.ChainedLeaseID(l.Root, other.ChainKey, 1),                // another lease's key
+		domain.ChainedLeaseID(other.Root, l.ChainKey, 1),                // another lease's root
+		domain.ChainedLeaseID(l.Root, l.ChainKey, 0),                    // the root is not derived
+		ids[1][:len(ids[1])-1] + "A",                                    // a tag off by a character
+		l.Root + ".01." + ids[1][strings.LastIndexByte(ids[1], '.')+1:], // n not canonical
+		"missing.1.AAAAAAAAAAAAAAAA",
+	}
+	for _, id := range forged {
+		_, err := findLease(t, s, "acme", id)
+		wantNotFound(t, "FindLease of a forged id "+id, err)
+	}
+	_, err := findLease(t, s, "other-tenant", ids[2])
+	wantNotFound(t, "FindLease of a derived id in another tenant", err)
+	if !write(t, s, func(tx store.Tx) (bool, error) { return tx.DeleteLease(ctx, "acme", l.Root) }) {
+		t.Fatal("DeleteLease = false")
+	}
+	for _, id := range ids {
+		_, err := findLease(t, s, "acme", id)
+		wantNotFound(t, "FindLease("+id+") after DeleteLease", err)
 	}
 }
 

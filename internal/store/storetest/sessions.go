@@ -151,6 +151,8 @@ func testSessions(t *testing.T, s store.Store) {
 		{store.LeaseFilter{LicenseID: "L1", User: "bob"}, []string{}},
 		{store.LeaseFilter{Client: "app"}, []string{"acme/s2"}},
 		{store.LeaseFilter{User: "alice", Client: "app"}, []string{}},
+		{store.LeaseFilter{LeaseRoot: "r2"}, []string{"acme/s1"}},
+		{store.LeaseFilter{LeaseRoot: "r1"}, []string{}},
 	} {
 		got := sessionIDs(list(c.f))
 		sort.Strings(got)

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Seats", testSeats},
 		{"SeatQueries", testSeatQueries},
 		{"LeaseChain", testLeaseChain},
+		{"LeaseDerivedIDs", testLeaseDerivedIDs},
 		{"LeaseQueries", testLeaseQueries},
 		{"LeaseSessionKeyUnique", testLeaseSessionKeyUnique},
 		{"HWLocks", testHWLocks},

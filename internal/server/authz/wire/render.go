@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,35 +91,7 @@ func (p Payload) Get(key string) (any, bool) {
 // MarshalJSON writes the members in order. Should a key repeat, its first value wins, so
 // the output is always a valid object.
 func (p Payload) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 64*len(p))
-	b = append(b, '{')
-	for i, f := range p {
-		if p[:i].has(f.Key) {
-			continue
-		}
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		k, err := json.Marshal(f.Key)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, k...)
-		b = append(b, ':')
-		switch v := f.Value.(type) {
-		case bool:
-			b = strconv.AppendBool(b, v)
-		case int64:
-			b = strconv.AppendInt(b, v, 10)
-		default:
-			enc, err := json.Marshal(v)
-			if err != nil {
-				return nil, fmt.Errorf("wire: field %q: %w", f.Key, err)
-			}
-			b = append(b, enc...)
-		}
-	}
-	return append(b, '}'), nil
+	return appendPayload(make([]byte, 0, payloadSize(p)), p)
 }
 
 func (p Payload) has(key string) bool {
@@ -142,6 +113,22 @@ func (p Payload) mustJSON() []byte {
 	return b
 }
 
+// fields receives a payload's members in order. The answers are defined once, as calls
+// on a fields: a Payload collects them (for callers that look at values), an
+// objectWriter encodes them straight to JSON, without boxing each value in an interface
+// on the way (a dozen allocations per lease).
+type fields interface {
+	str(key, v string)
+	num(key string, v int64)
+	flag(key string, v bool)
+	props(key string, v map[string]string)
+}
+
+func (p *Payload) str(key, v string)                     { *p = append(*p, Field{key, v}) }
+func (p *Payload) num(key string, v int64)               { *p = append(*p, Field{key, v}) }
+func (p *Payload) flag(key string, v bool)               { *p = append(*p, Field{key, v}) }
+func (p *Payload) props(key string, v map[string]string) { *p = append(*p, Field{key, v}) }
+
 // ConsumePayload is the answer for one item: a lease, a check (doConsume=false), or a
 // license error.
 //
@@ -149,17 +136,23 @@ func (p Payload) mustJSON() []byte {
 // within chain_grace, answered with the unchanged lease, shows the same `iat` as the first
 // answer; checks and errors carry m.IssuedAt.
 func ConsumePayload(m Meta, r engine.Result) Payload {
+	p := make(Payload, 0, 14)
+	consumeFields(&p, m, r)
+	return p
+}
+
+func consumeFields(f fields, m Meta, r engine.Result) {
 	switch {
 	case r.Err != nil:
-		return ErrorPayload(m, r.Item, r.Err)
+		errorFields(f, m, r.Item, r.Err)
 	case r.Lease != nil:
-		return leasePayload(m, r)
+		leaseFields(f, m, r)
 	default:
-		return checkPayload(m, r)
+		checkFields(f, m, r)
 	}
 }
 
-func leasePayload(m Meta, r engine.Result) Payload {
+func leaseFields(f fields, m Meta, r engine.Result) {
 	l := r.Lease
 	item := r.Item
 	if item == "" {
@@ -169,74 +162,81 @@ func leasePayload(m Meta, r engine.Result) Payload {
 	if iat.IsZero() {
 		iat = m.IssuedAt
 	}
-	p := make(Payload, 0, 14)
-	p = append(p, Field{"exp", l.ExpiresAt.Unix()}, Field{item, true}, Field{"iss", m.Issuer})
+	f.num("exp", l.ExpiresAt.Unix())
+	f.flag(item, true)
+	f.str("iss", m.Issuer)
 	if m.Subject != "" {
-		p = append(p, Field{"sub", m.Subject})
+		f.str("sub", m.Subject)
 	}
-	p = append(p, Field{"jti", l.ID}, Field{"iat", iat.Unix()})
+	f.str("jti", l.ID)
+	f.num("iat", iat.Unix())
 	if l.Version != "" {
-		p = append(p, Field{"ver", l.Version})
+		f.str("ver", l.Version)
 	}
 	lic := l.LicenseID
 	if r.License != nil {
 		lic = r.License.ID
 	}
-	p = append(p, Field{"lic", lic})
-	p = appendValidity(p, r.License)
+	f.str("lic", lic)
+	validityFields(f, r.License)
 	if !l.RefreshAt.IsZero() {
-		p = append(p, Field{"rfr", l.RefreshAt.Unix()})
+		f.num("rfr", l.RefreshAt.Unix())
 	}
 	if l.HW != "" {
-		p = append(p, Field{"hw", l.HW})
+		f.str("hw", l.HW)
 	}
-	p = appendProperties(p, r.License)
+	propertyFields(f, r.License)
 	if l.Overage {
-		p = append(p, Field{"overage", true})
+		f.flag("overage", true)
 	}
-	return p
 }
 
-func checkPayload(m Meta, r engine.Result) Payload {
-	p := make(Payload, 0, 7)
-	p = append(p, Field{r.Item, true})
+func checkFields(f fields, m Meta, r engine.Result) {
+	f.flag(r.Item, true)
 	if r.License != nil {
-		p = append(p, Field{"lic", r.License.ID})
-		p = appendValidity(p, r.License)
-		p = appendProperties(p, r.License)
+		f.str("lic", r.License.ID)
+		validityFields(f, r.License)
+		propertyFields(f, r.License)
 	}
-	return append(p, Field{"iss", m.Issuer}, Field{"iat", m.IssuedAt.Unix()})
+	f.str("iss", m.Issuer)
+	f.num("iat", m.IssuedAt.Unix())
 }
 
-func appendValidity(p Payload, l *domain.License) Payload {
+func validityFields(f fields, l *domain.License) {
 	if l == nil {
-		return p
+		return
 	}
 	if l.ValidFrom != nil {
-		p = append(p, Field{"ibb", l.ValidFrom.Unix()})
+		f.num("ibb", l.ValidFrom.Unix())
 	}
 	if l.ValidUntil != nil {
-		p = append(p, Field{"ibe", l.ValidUntil.Unix()})
+		f.num("ibe", l.ValidUntil.Unix())
 	}
-	return p
 }
 
-func appendProperties(p Payload, l *domain.License) Payload {
+func propertyFields(f fields, l *domain.License) {
 	if l == nil || len(l.Properties) == 0 {
-		return p
+		return
 	}
-	return append(p, Field{"licenseProperties", l.Properties})
+	f.props("licenseProperties", l.Properties)
 }
 
 // ErrorPayload is the 10Duke error answer for name (an item, or a lease id of a release):
 // `<name>_errorCode`, `_errorKey` (the same code), `_errorMessage`, `_errorTechnical`,
 // then `iss` and `iat`.
 func ErrorPayload(m Meta, name string, e *domain.LicenseError) Payload {
-	p := appendError(make(Payload, 0, 6), name, e)
-	return append(p, Field{"iss", m.Issuer}, Field{"iat", m.IssuedAt.Unix()})
+	p := make(Payload, 0, 6)
+	errorFields(&p, m, name, e)
+	return p
 }
 
-func appendError(p Payload, name string, e *domain.LicenseError) Payload {
+func errorFields(f fields, m Meta, name string, e *domain.LicenseError) {
+	nameErrorFields(f, name, e)
+	f.str("iss", m.Issuer)
+	f.num("iat", m.IssuedAt.Unix())
+}
+
+func nameErrorFields(f fields, name string, e *domain.LicenseError) {
 	msg := e.Message
 	if msg == "" {
 		msg = fmt.Sprintf("Access to %q denied", name)
@@ -245,26 +245,30 @@ func appendError(p Payload, name string, e *domain.LicenseError) Payload {
 	if tech == "" {
 		tech = msg
 	}
-	return append(p,
-		Field{name + "_errorCode", string(e.Code)},
-		Field{name + "_errorKey", string(e.Code)},
-		Field{name + "_errorMessage", msg},
-		Field{name + "_errorTechnical", tech},
-	)
+	f.str(name+"_errorCode", string(e.Code))
+	f.str(name+"_errorKey", string(e.Code))
+	f.str(name+"_errorMessage", msg)
+	f.str(name+"_errorTechnical", tech)
 }
 
 // ReleasePayload is the one object answering a release: `<leaseId>_released: true` or the
 // id's error keys, per id in request order, then `iss` and `iat`.
 func ReleasePayload(m Meta, results []engine.ReleaseResult) Payload {
 	p := make(Payload, 0, len(results)+2)
+	releaseFields(&p, m, results)
+	return p
+}
+
+func releaseFields(f fields, m Meta, results []engine.ReleaseResult) {
 	for _, r := range results {
 		if r.Err != nil {
-			p = appendError(p, r.ID, r.Err)
+			nameErrorFields(f, r.ID, r.Err)
 		} else {
-			p = append(p, Field{r.ID + "_released", true})
+			f.flag(r.ID+"_released", true)
 		}
 	}
-	return append(p, Field{"iss", m.Issuer}, Field{"iat", m.IssuedAt.Unix()})
+	f.str("iss", m.Issuer)
+	f.num("iat", m.IssuedAt.Unix())
 }
 
 // RenderConsume renders the results of a consumption (one per requested item, in request
@@ -279,29 +283,24 @@ func RenderConsume(f Format, m Meta, results []engine.Result, sign SignFunc) ([]
 		return textBody(ok), nil
 	case JSON:
 		if len(results) == 1 {
-			return ConsumePayload(m, results[0]).MarshalJSON()
+			return consumeJSON(nil, m, results[0]), nil
 		}
-		var b bytes.Buffer
-		b.WriteByte('[')
+		b := make([]byte, 0, 2+len(results)*(consumeSize(m, results[0])+1))
+		b = append(b, '[')
 		for i, r := range results {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			enc, err := ConsumePayload(m, r).MarshalJSON()
-			if err != nil {
-				return nil, err
-			}
-			b.Write(enc)
+			b = consumeJSON(b, m, r)
 		}
-		b.WriteByte(']')
-		return b.Bytes(), nil
+		return append(b, ']'), nil
 	case JWT:
 		if sign == nil {
 			return nil, errors.New("wire: JWT format without a signer")
 		}
 		toks := make([]string, len(results))
 		for i, r := range results {
-			tok, err := signPayload(sign, ConsumePayload(m, r))
+			tok, err := signJSON(sign, consumeJSON(nil, m, r))
 			if err != nil {
 				return nil, err
 			}
@@ -322,12 +321,12 @@ func RenderRelease(f Format, m Meta, results []engine.ReleaseResult, sign SignFu
 		}
 		return textBody(ok), nil
 	case JSON:
-		return ReleasePayload(m, results).MarshalJSON()
+		return releaseJSON(m, results), nil
 	case JWT:
 		if sign == nil {
 			return nil, errors.New("wire: JWT format without a signer")
 		}
-		tok, err := signPayload(sign, ReleasePayload(m, results))
+		tok, err := signJSON(sign, releaseJSON(m, results))
 		if err != nil {
 			return nil, err
 		}
@@ -336,12 +335,10 @@ func RenderRelease(f Format, m Meta, results []engine.ReleaseResult, sign SignFu
 	return nil, fmt.Errorf("wire: unknown format %v", f)
 }
 
-func signPayload(sign SignFunc, p Payload) (string, error) {
-	enc, err := p.MarshalJSON()
-	if err != nil {
-		return "", err
-	}
-	tok, err := sign(json.RawMessage(enc))
+// signJSON signs the payload's JSON bytes as they are (keys.Signer.Sign signs a
+// json.RawMessage byte for byte).
+func signJSON(sign SignFunc, payload []byte) (string, error) {
+	tok, err := sign(json.RawMessage(payload))
 	if err != nil {
 		return "", fmt.Errorf("wire: signing: %w", err)
 	}

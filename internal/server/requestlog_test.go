@@ -1,0 +1,131 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/leasehold/leasehold/internal/app"
+	"github.com/leasehold/leasehold/internal/config"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Every request writes one line with its method, path (without the query), status,
+// duration, client address and the tenant it names; and no token, password or secret of
+// the requests, wherever they carried one, reaches the log (SPEC §6).
+func TestRequestLog(t *testing.T) {
+	dir := t.TempDir()
+	yaml := strings.NewReplacer("{{DIR}}", filepath.ToSlash(dir), "{{ALG}}", "EdDSA").Replace(benchConfig)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	a, err := app.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(&out, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	h := a.Server.Handler()
+	do := func(method, target, body string, header map[string]string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.RemoteAddr = "192.0.2.7:5555"
+		for k, v := range header {
+			r.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	out.b.Reset() // start-up lines
+
+	rec := do("POST", "/oauth2/token", "grant_type=client_credentials&client_id=app&client_secret=app-secret", form)
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &tok) != nil || tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + tok.AccessToken}
+	type want struct {
+		method, path string
+		status       int
+		tenant       string
+	}
+	var wants []want
+	expect := func(rec *httptest.ResponseRecorder, method, path string, status int, tenant string) {
+		t.Helper()
+		if rec.Code != status {
+			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		}
+		wants = append(wants, want{method, path, status, tenant})
+	}
+	wants = append(wants, want{"POST", "/oauth2/token", 200, ""})
+	expect(do("GET", "/authz/.json?AppFeature-XYZ&hw=log-test", "", bearer), "GET", "/authz/.json", 200, "")
+	expect(do("GET", "/t/bench/authz/.json?AppFeature-XYZ&hw=log-test-2&access_token="+tok.AccessToken, "", bearer), "GET", "/authz/.json", 200, "bench")
+	expect(do("GET", "/authz/?AppFeature-XYZ&tenant=bench", "", map[string]string{"Authorization": "Bearer not-" + tok.AccessToken}), "GET", "/authz/", 401, "bench")
+	expect(do("POST", "/oauth2/token?tenant=b%65nch", "grant_type=refresh_token&refresh_token="+tok.RefreshToken+"&client_id=app&client_secret=app-secret", form),
+		"POST", "/oauth2/token", 200, "bench")
+	expect(do("POST", "/session/login", "username=alice&password=alice-pw", form), "POST", "/session/login", 200, "")
+	expect(do("POST", "/session/login", `{"username":"alice","password":"wrong-alice-pw"}`, map[string]string{"Content-Type": "application/json"}), "POST", "/session/login", 401, "")
+	expect(do("GET", "/healthz?password=alice-pw&client_secret=app-secret", "", map[string]string{"Cookie": "lh_session=" + tok.AccessToken}), "GET", "/healthz", 200, "")
+	expect(do("GET", "/t/Not_A_Tenant/healthz", "", nil), "GET", "/t/Not_A_Tenant/healthz", 404, "")
+	expect(do("GET", "/no/such/route", "", nil), "GET", "/no/such/route", 404, "")
+
+	log := out.String()
+	for _, secret := range []string{tok.AccessToken, tok.RefreshToken, "app-secret", "alice-pw"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("the log holds a secret (%.8s…):\n%s", secret, log)
+		}
+	}
+	var lines []map[string]any
+	for line := range strings.Lines(log) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != len(wants) {
+		t.Fatalf("%d request lines for %d requests:\n%s", len(lines), len(wants), log)
+	}
+	for i, w := range wants {
+		m := lines[i]
+		if m["level"] != "INFO" || m["method"] != w.method || m["path"] != w.path || m["status"] != float64(w.status) ||
+			m["client"] != "192.0.2.7" || m["tenant"] != w.tenant {
+			t.Errorf("line %d: %v, want %+v", i, m, w)
+		}
+		if d, ok := m["duration_ms"].(float64); !ok || d < 0 {
+			t.Errorf("line %d: duration_ms %v", i, m["duration_ms"])
+		}
+		if len(m) != 9 {
+			t.Errorf("line %d: fields %v, want time, level, msg and six", i, m)
+		}
+	}
+}
