@@ -51,10 +51,8 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 			// Concurrent retries of one refresh token run one after the other: otherwise one
 			// could read the rotation record while another displaces its successor, and take
 			// a grace retry for a replay (PostgreSQL, READ COMMITTED).
-			if kl, ok := tx.(store.KeyLocker); ok {
-				if err := kl.LockKey(ctx, "refresh:"+hash); err != nil {
-					return err
-				}
+			if err := lockKey(ctx, tx, "refresh:"+hash); err != nil {
+				return err
 			}
 			t, err := tx.GetToken(ctx, hash)
 			if errors.Is(err, domain.ErrNotFound) {

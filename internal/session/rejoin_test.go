@@ -302,3 +302,70 @@ func TestEndByLease(t *testing.T) {
 		t.Fatal("EndByLease of an ended lease reported a session lease")
 	}
 }
+
+// TestClientCredentialsRacingEnd: a client's session ended while grants rejoin it. A grant
+// that read the session before the end committed must not leave tokens behind for the
+// deleted session: the client's session id is deterministic, so the next grant would
+// bring such tokens back to life although the end (a logoff, an admin's DELETE) revoked
+// every token of the session. After each race the session is ended once more and opened
+// anew: no token issued before that may work.
+func TestClientCredentialsRacingEnd(t *testing.T) {
+	stores := map[string]func(t *testing.T) *oaHarness{
+		"sqlite": func(t *testing.T) *oaHarness { return newOAuthHarness(t, 0) },
+		"postgres": func(t *testing.T) *oaHarness {
+			dsn := newPostgres(t)
+			return newOAuthHarnessOn(t, 0, func(now func() time.Time) (store.Store, error) {
+				return postgres.Open(context.Background(), dsn, postgres.WithClock(now))
+			})
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			h := open(t)
+			conf := h.client("conf")
+			for round := range 15 {
+				first, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				var mu sync.Mutex
+				tokens := []string{first.AccessToken}
+				for i := range 8 {
+					if i == 4 {
+						wg.Go(func() {
+							if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
+								t.Error(err)
+							}
+						})
+					}
+					wg.Go(func() {
+						g, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						tokens = append(tokens, g.AccessToken)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, ""); err != nil {
+					t.Fatal(err)
+				}
+				for _, tok := range tokens {
+					if h.live(tok) {
+						t.Fatalf("round %d: a token issued before the session ended works in the next session", round)
+					}
+				}
+				if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

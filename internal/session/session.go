@@ -135,6 +135,25 @@ func clientSessionID(tenant, client string) string {
 	return "cc-" + hex.EncodeToString(sum[:16])
 }
 
+// lockSession makes a client_credentials grant and the end of the client's session run one
+// after the other where Updates run side by side (store.KeyLocker: PostgreSQL, READ
+// COMMITTED). Otherwise a grant that read the live session could add its tokens after the
+// end deleted the session's tokens; and since the client's session id is always the same
+// (clientSessionID), the client's next session would bring those tokens back to life. With
+// the lock, the end deletes every token a grant committed before it, and a grant after it
+// reads no session and opens a new one.
+func lockSession(ctx context.Context, tx store.Tx, id string) error {
+	return lockKey(ctx, tx, "session:"+id)
+}
+
+// lockKey holds a lock on key until tx ends, where the store needs one (store.KeyLocker).
+func lockKey(ctx context.Context, tx store.Tx, key string) error {
+	if kl, ok := tx.(store.KeyLocker); ok {
+		return kl.LockKey(ctx, key)
+	}
+	return nil
+}
+
 // deadline is when a session ends if nothing extends it.
 func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now time.Time) time.Time {
 	var d time.Time
@@ -172,6 +191,9 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 	for attempt := 0; ; attempt++ {
 		err = m.updateAdding(ctx, func(tx store.Tx, onlyAdded *bool) error {
 			g = nil
+			if err := lockSession(ctx, tx, id); err != nil {
+				return err
+			}
 			now := tx.Now()
 			s, err := tx.GetSession(ctx, tenant, id)
 			switch {
@@ -534,6 +556,11 @@ func (m *Manager) EndByLease(ctx context.Context, tenant, leaseID string) (isSes
 // endTx deletes the session and its tokens; its seat lease is released when no other live
 // session shares it.
 func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, linger bool) error {
+	if s.Kind == domain.SessionClientCredentials {
+		if err := lockSession(ctx, tx, s.ID); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.DeleteSession(ctx, s.Tenant, s.ID); err != nil {
 		return err
 	}
