@@ -88,6 +88,7 @@ type UsageEvent struct {
 	User      string
 	Client    string
 	HW        string
+	HWName    string // the name given with hw=ID;name=NAME (SPEC §3.1: kept for reports)
 	LeaseID   string
 	Event     string // grant, renew, release, expire, deny, end
 	Code      ErrorCode

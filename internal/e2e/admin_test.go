@@ -50,11 +50,11 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// Leases: listed, and ended at once without linger.
-	lease := authzJSON(t, ts.URL, opsTok, "AppFeature-XYZ&hw=a1")["jti"].(string)
+	lease := authzJSON(t, ts.URL, opsTok, "AppFeature-XYZ&hw=a1;name=build-01")["jti"].(string)
 	if m := authzJSON(t, ts.URL, opsTok, "AppFeature-XYZ&hw=a2"); m["AppFeature-XYZ_errorCode"] != "licenseQuotaExceeded" {
 		t.Fatalf("1 seat: %v", m)
 	}
-	if r := adminDo(t, "GET", A+"/tenants/acme/leases?user=alice", ""); !strings.Contains(r.Body, lease) {
+	if r := adminDo(t, "GET", A+"/tenants/acme/leases?user=alice", ""); !strings.Contains(r.Body, lease) || !strings.Contains(r.Body, `"hw_name":"build-01"`) {
 		t.Fatalf("leases: %s", r.Body)
 	}
 	if r := adminDo(t, "DELETE", A+"/tenants/acme/leases/"+lease, ""); r.Status != 200 || !strings.Contains(r.Body, `"freed":true`) {
@@ -92,10 +92,12 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// Usage history, JSON and CSV.
-	if r := adminDo(t, "GET", A+"/usage?tenant=acme", ""); !strings.Contains(r.Body, `"event":"grant"`) || !strings.Contains(r.Body, lease) {
+	if r := adminDo(t, "GET", A+"/usage?tenant=acme", ""); !strings.Contains(r.Body, `"event":"grant"`) || !strings.Contains(r.Body, lease) ||
+		!strings.Contains(r.Body, `"hw":"a1","hw_name":"build-01"`) {
 		t.Fatalf("usage json: %s", r.Body)
 	}
-	if r := adminDo(t, "GET", A+"/usage?tenant=acme&format=csv", ""); !strings.HasPrefix(r.Body, "at,event,license") || !strings.Contains(r.Body, ",end,") {
+	if r := adminDo(t, "GET", A+"/usage?tenant=acme&format=csv", ""); !strings.HasPrefix(r.Body, "at,event,license,item,user,client,hw,hw_name,lease,") ||
+		!strings.Contains(r.Body, ",end,") || !strings.Contains(r.Body, ",a1,build-01,") {
 		t.Fatalf("usage csv: %s", r.Body)
 	}
 	if r := adminDo(t, "GET", A+"/usage?tenant=acme&from=yesterday", ""); r.Status != 400 {

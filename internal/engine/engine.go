@@ -332,7 +332,7 @@ func lockLease(ctx context.Context, tx store.Tx, tenant, licenseID, key string) 
 func usage(l *domain.Lease, at time.Time, event string, d time.Duration) domain.UsageEvent {
 	return domain.UsageEvent{
 		Tenant: l.Tenant, At: at, LicenseID: l.LicenseID, Item: l.Item, User: l.User, Client: l.Client,
-		HW: l.HW, LeaseID: l.ID, Event: event, Overage: l.Overage, Duration: d,
+		HW: l.HW, HWName: l.HWName, LeaseID: l.ID, Event: event, Overage: l.Overage, Duration: d,
 	}
 }
 

@@ -877,10 +877,10 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"at", "event", "license", "item", "user", "client", "hw", "lease", "code", "overage", "duration_s"})
+		_ = cw.Write([]string{"at", "event", "license", "item", "user", "client", "hw", "hw_name", "lease", "code", "overage", "duration_s"})
 		for _, e := range events {
 			_ = cw.Write([]string{e.At.UTC().Format(time.RFC3339Nano), e.Event, e.LicenseID, e.Item, e.User, e.Client, e.HW,
-				e.LeaseID, string(e.Code), strconv.FormatBool(e.Overage), strconv.FormatFloat(e.Duration.Seconds(), 'f', 3, 64)})
+				e.HWName, e.LeaseID, string(e.Code), strconv.FormatBool(e.Overage), strconv.FormatFloat(e.Duration.Seconds(), 'f', 3, 64)})
 		}
 		cw.Flush()
 		return
@@ -893,6 +893,7 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 		User      string    `json:"user,omitempty"`
 		Client    string    `json:"client,omitempty"`
 		HW        string    `json:"hw,omitempty"`
+		HWName    string    `json:"hw_name,omitempty"`
 		Lease     string    `json:"lease,omitempty"`
 		Code      string    `json:"code,omitempty"`
 		Overage   bool      `json:"overage,omitempty"`
@@ -900,7 +901,7 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]row, 0, len(events))
 	for _, e := range events {
-		out = append(out, row{e.At, e.Event, e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, string(e.Code), e.Overage, e.Duration.Seconds()})
+		out = append(out, row{e.At, e.Event, e.LicenseID, e.Item, e.User, e.Client, e.HW, e.HWName, e.LeaseID, string(e.Code), e.Overage, e.Duration.Seconds()})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "usage": out})
 }

@@ -228,6 +228,10 @@ var migrations = [][]string{
 		`ALTER TABLE leases ADD COLUMN IF NOT EXISTS chain_seq bigint NOT NULL DEFAULT 0`,
 		`ALTER TABLE leases ADD COLUMN IF NOT EXISTS chain_key bytea NOT NULL DEFAULT ''::bytea`,
 	},
+	// The hw name (hw=ID;name=NAME) in the usage history, for reports.
+	5: {
+		`ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS hw_name text NOT NULL DEFAULT ''`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

@@ -197,9 +197,10 @@ func (t *tx) DeleteHWLocks(ctx context.Context, tenant, hw string) (int, error) 
 func (t *tx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error {
 	for _, e := range events {
 		err := t.write(ctx, "append usage",
-			`INSERT INTO usage_events (tenant, at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			e.Tenant, ts(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration))
+			`INSERT INTO usage_events (tenant, at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration, hw_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			e.Tenant, ts(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration),
+			e.HWName)
 		if err != nil {
 			return err
 		}
@@ -213,14 +214,14 @@ func (t *tx) ListUsage(ctx context.Context, tenant string, from, to time.Time) (
 		to = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	}
 	return list(ctx, t, "list usage",
-		`SELECT at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration
+		`SELECT at, license_id, item, user_name, client, hw, lease_id, event, code, overage, duration, hw_name
 		FROM usage_events WHERE tenant = $1 AND at >= $2 AND at < $3 ORDER BY at, seq`,
 		[]any{tenant, ts(from), ts(to)},
 		func(r pgx.Rows) (domain.UsageEvent, error) {
 			e := domain.UsageEvent{Tenant: tenant}
 			var code string
 			var d int64
-			err := r.Scan(&e.At, &e.LicenseID, &e.Item, &e.User, &e.Client, &e.HW, &e.LeaseID, &e.Event, &code, &e.Overage, &d)
+			err := r.Scan(&e.At, &e.LicenseID, &e.Item, &e.User, &e.Client, &e.HW, &e.LeaseID, &e.Event, &code, &e.Overage, &d, &e.HWName)
 			e.At, e.Code, e.Duration = e.At.UTC(), domain.ErrorCode(code), time.Duration(d)
 			return e, err
 		})

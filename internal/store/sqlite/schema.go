@@ -232,6 +232,8 @@ CREATE INDEX leases_client ON leases (tenant, license_id, client);
 ALTER TABLE leases ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE leases ADD COLUMN chain_key BLOB NOT NULL DEFAULT x'';
 `,
+	// The hw name (hw=ID;name=NAME) in the usage history, for reports.
+	6: `ALTER TABLE usage ADD COLUMN hw_name TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several

@@ -822,10 +822,10 @@ func (t *tx) DeleteHWLocks(ctx context.Context, tenant, hw string) (int, error) 
 
 // ---- Usage ----
 
-const usageCols = `tenant, at, license_id, item, user, client, hw, lease_id, event, code, overage, duration`
+const usageCols = `tenant, at, license_id, item, user, client, hw, lease_id, event, code, overage, duration, hw_name`
 
 // Built once: a renewal appends a usage row every time.
-var qAppendUsage = `INSERT INTO usage (` + usageCols + `) VALUES (` + placeholders(12) + `)`
+var qAppendUsage = `INSERT INTO usage (` + usageCols + `) VALUES (` + placeholders(13) + `)`
 
 func (t *tx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error {
 	if err := t.writable(ctx); err != nil {
@@ -834,7 +834,8 @@ func (t *tx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error 
 	for i := range events {
 		e := &events[i]
 		_, err := t.exec(ctx, qAppendUsage,
-			e.Tenant, ms(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration))
+			e.Tenant, ms(e.At), e.LicenseID, e.Item, e.User, e.Client, e.HW, e.LeaseID, e.Event, string(e.Code), e.Overage, int64(e.Duration),
+			e.HWName)
 		if err != nil {
 			return wrap("append usage", err)
 		}
@@ -864,7 +865,7 @@ func (t *tx) ListUsage(ctx context.Context, tenant string, from, to time.Time) (
 		var at, dur int64
 		var code string
 		if err := rows.Scan(&e.Tenant, &at, &e.LicenseID, &e.Item, &e.User, &e.Client, &e.HW, &e.LeaseID, &e.Event,
-			&code, &e.Overage, &dur); err != nil {
+			&code, &e.Overage, &dur, &e.HWName); err != nil {
 			return nil, wrap("list usage", err)
 		}
 		e.At, e.Code, e.Duration = fromMS(at), domain.ErrorCode(code), time.Duration(dur)

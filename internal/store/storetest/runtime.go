@@ -765,7 +765,7 @@ func testUsage(t *testing.T, s store.Store) {
 	base := baseTime(t, s)
 	ev := func(tenant string, at time.Duration, lease, event string) domain.UsageEvent {
 		return domain.UsageEvent{Tenant: tenant, At: base.Add(at), LicenseID: "L1", Item: "Feature", User: "alice",
-			Client: "app", HW: "hw1", LeaseID: lease, Event: event, Duration: 15*time.Minute + 3}
+			Client: "app", HW: "hw1", HWName: "Build server 1", LeaseID: lease, Event: event, Duration: 15*time.Minute + 3}
 	}
 	e1 := ev("acme", 0, "a", domain.EventGrant)
 	e2 := ev("acme", time.Second, "b", domain.EventDeny)
