@@ -29,9 +29,33 @@ func TestOpenAPIDescribesRealRoutes(t *testing.T) {
 			u := ts.URL + fill.Replace(path)
 			resp := do(t, strings.ToUpper(method), u, map[string]string{"Authorization": "Bearer test-admin"}, "")
 			if resp.Status == http.StatusNotFound && strings.Contains(resp.Body, "no such route") ||
-				resp.Status == http.StatusMethodNotAllowed && !strings.Contains(resp.Body, "{") {
+				resp.Status == http.StatusMethodNotAllowed && (!strings.Contains(resp.Body, "{") || strings.Contains(resp.Body, "is not served at")) {
 				t.Errorf("%s %s is documented but not served: %d %s", method, path, resp.Status, resp.Body)
 			}
+		}
+	}
+}
+
+// TestWrongMethod: a path served under other methods answers 405 with Allow and a JSON
+// body naming them, also under the /t/{tenant}/ prefix; a path served by no route, and an
+// /authz/ format that does not exist, stay 404.
+func TestWrongMethod(t *testing.T) {
+	ts := start(t, coreConfig)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/oauth2/token", http.StatusMethodNotAllowed, "POST"},
+		{"PUT", "/t/acme/oauth2/token", http.StatusMethodNotAllowed, "POST"},
+		{"POST", "/healthz", http.StatusMethodNotAllowed, "GET"},
+		{"PATCH", "/session/documents/x", http.StatusMethodNotAllowed, "GET, PUT, DELETE"},
+		{"GET", "/no/such/route", http.StatusNotFound, ""},
+		{"GET", "/authz/.xml", http.StatusNotFound, ""},
+	} {
+		r := do(t, c.method, ts.URL+c.path, nil, "")
+		if r.Status != c.status || r.Header.Get("Allow") != c.allow || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d Allow %q %s; want %d Allow %q", c.method, c.path, r.Status, r.Header.Get("Allow"), r.Body, c.status, c.allow)
 		}
 	}
 }

@@ -97,8 +97,8 @@ func (s *Server) routes() {
 	s.sessionRoutes()
 	s.adminRoutes()
 	// The dialects' aliases (SPEC §5); a path no route matches may be a tenant-rooted
-	// dialect route (Jim2's /{tenant}/token), else it is a 404.
-	m.Handle("/", s.dialectRoutes(http.HandlerFunc(s.notFound)))
+	// dialect route (Jim2's /{tenant}/token), else it is a 405 or a 404.
+	m.Handle("/", s.dialectRoutes(http.HandlerFunc(s.unmatched)))
 }
 
 // Handler is the server's root handler, with the `/t/{tenant}/` prefix, logging, metrics
@@ -269,6 +269,34 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	}
 	s.log.Error("internal error", "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusServiceUnavailable, "unavailable", "the server could not complete the request; retry")
+}
+
+// unmatched answers a request no route took: 405 with Allow when the path is served under
+// other methods (RFC 9110 §15.5.6: the catch-all route would otherwise hide that), else 404.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	if allowed := s.allowedMethods(r); len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			r.Method+" is not served at "+r.URL.Path+"; use "+strings.Join(allowed, " or "))
+		return
+	}
+	s.notFound(w, r)
+}
+
+// allowedMethods lists the methods that some route other than the catch-all serves at r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allowed []string
+	probe := *r
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "" && pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
