@@ -203,16 +203,7 @@ func TestRejoinKeepsCache(t *testing.T) {
 // racing with them, end in one session and one seat, and every token they issued works; on
 // SQLite and, with LEASEHOLD_TEST_POSTGRES, on PostgreSQL (READ COMMITTED, real concurrency).
 func TestClientCredentialsConcurrent(t *testing.T) {
-	stores := map[string]func(t *testing.T) *oaHarness{
-		"sqlite": func(t *testing.T) *oaHarness { return newOAuthHarness(t, 0) },
-		"postgres": func(t *testing.T) *oaHarness {
-			dsn := newPostgres(t)
-			return newOAuthHarnessOn(t, 0, func(now func() time.Time) (store.Store, error) {
-				return postgres.Open(context.Background(), dsn, postgres.WithClock(now))
-			})
-		},
-	}
-	for name, open := range stores {
+	for name, open := range harnessStores {
 		t.Run(name, func(t *testing.T) {
 			h := open(t)
 			for round := range 2 { // first grants, then rejoins (before the refresh point)
@@ -245,6 +236,18 @@ func TestClientCredentialsConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// harnessStores opens an OAuth harness on SQLite and, with LEASEHOLD_TEST_POSTGRES, on a
+// fresh PostgreSQL database (READ COMMITTED, real concurrency).
+var harnessStores = map[string]func(t *testing.T) *oaHarness{
+	"sqlite": func(t *testing.T) *oaHarness { return newOAuthHarness(t, 0) },
+	"postgres": func(t *testing.T) *oaHarness {
+		dsn := newPostgres(t)
+		return newOAuthHarnessOn(t, 0, func(now func() time.Time) (store.Store, error) {
+			return postgres.Open(context.Background(), dsn, postgres.WithClock(now))
+		})
+	},
 }
 
 // newPostgres creates a fresh database (pgtest: the test is skipped without
@@ -310,16 +313,7 @@ func TestEndByLease(t *testing.T) {
 // every token of the session. After each race the session is ended once more and opened
 // anew: no token issued before that may work.
 func TestClientCredentialsRacingEnd(t *testing.T) {
-	stores := map[string]func(t *testing.T) *oaHarness{
-		"sqlite": func(t *testing.T) *oaHarness { return newOAuthHarness(t, 0) },
-		"postgres": func(t *testing.T) *oaHarness {
-			dsn := newPostgres(t)
-			return newOAuthHarnessOn(t, 0, func(now func() time.Time) (store.Store, error) {
-				return postgres.Open(context.Background(), dsn, postgres.WithClock(now))
-			})
-		},
-	}
-	for name, open := range stores {
+	for name, open := range harnessStores {
 		t.Run(name, func(t *testing.T) {
 			h := open(t)
 			conf := h.client("conf")
