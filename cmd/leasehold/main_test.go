@@ -93,3 +93,22 @@ func TestRedactDSN(t *testing.T) {
 		}
 	}
 }
+
+func TestServerGCPercent(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GOGC" {
+				return v
+			}
+			return ""
+		}
+	}
+	if p, ok := serverGCPercent(env("")); !ok || p != serverGCGoal {
+		t.Errorf("GOGC unset: %d, %v; want %d", p, ok, serverGCGoal)
+	}
+	for _, v := range []string{"100", "off"} {
+		if _, ok := serverGCPercent(env(v)); ok {
+			t.Errorf("GOGC=%s: serve overrides the operator's choice", v)
+		}
+	}
+}
