@@ -183,32 +183,40 @@ func (c *compiled) model(lic *domain.License) *compiledModel {
 // SeatKey is the seat key of license licenseID for anchor values given in the model's
 // anchor order as name=value pairs.
 func SeatKey(licenseID string, pairs ...string) string {
-	h := sha256.New()
-	h.Write([]byte(licenseID))
+	var buf [256]byte
+	b := append(buf[:0], licenseID...)
 	for _, p := range pairs {
 		// NUL cannot occur in a name or a parameter value, so keys cannot collide by
 		// shifting characters between fields.
-		h.Write([]byte{0})
-		h.Write([]byte(p))
+		b = append(append(b, 0), p...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hashKey(b)
 }
 
 // SessionKey is the session key of a seat key, an item and a process id.
 func SessionKey(seatKey, item, process string) string {
-	h := sha256.New()
-	h.Write([]byte(seatKey))
-	h.Write([]byte{0})
-	h.Write([]byte(item))
-	h.Write([]byte{0})
-	h.Write([]byte(process))
-	return hex.EncodeToString(h.Sum(nil))
+	var buf [256]byte
+	b := append(buf[:0], seatKey...)
+	b = append(append(b, 0), item...)
+	b = append(append(b, 0), process...)
+	return hashKey(b)
+}
+
+// hashKey is the hex SHA-256 of b: one allocation (the string), since every request
+// computes two keys.
+func hashKey(b []byte) string {
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // anchorKeys computes the seat and session keys of req on lic; missing names the first
-// anchor the request lacks.
+// anchor the request lacks. The seat key hashes what SeatKey(lic.ID, "anchor=value", …)
+// does, built in place.
 func anchorKeys(lic *domain.License, m *domain.LicenseModel, req *Request, item string) (seatKey, sessKey, missing string) {
-	pairs := make([]string, 0, len(m.Anchors))
+	var buf [256]byte
+	b := append(buf[:0], lic.ID...)
 	for _, a := range m.Anchors {
 		var v string
 		switch a {
@@ -228,9 +236,9 @@ func anchorKeys(lic *domain.License, m *domain.LicenseModel, req *Request, item 
 		if v == "" {
 			return "", "", a
 		}
-		pairs = append(pairs, a+"="+v)
+		b = append(append(append(append(b, 0), a...), '='), v...)
 	}
-	seatKey = SeatKey(lic.ID, pairs...)
+	seatKey = hashKey(b)
 	return seatKey, SessionKey(seatKey, item, req.Process), ""
 }
 
