@@ -32,10 +32,26 @@ func NewChainKey() []byte {
 
 // ChainedLeaseID returns the n-th (n ≥ 1) derived id of the chain rooted at root.
 func ChainedLeaseID(root string, key []byte, n int64) string {
-	prefix := root + "." + strconv.FormatInt(n, 10)
+	var buf [128]byte
+	b := chainPrefix(buf[:0], root, n)
+	var tag [chainTagLen]byte
+	chainTag(&tag, key, b)
+	b = base64.RawURLEncoding.AppendEncode(append(b, '.'), tag[:])
+	return string(b)
+}
+
+// chainPrefix appends "<root>.<n>", what the tag authenticates.
+func chainPrefix(b []byte, root string, n int64) []byte {
+	return strconv.AppendInt(append(append(b, root...), '.'), n, 10)
+}
+
+// chainTag computes the tag of prefix under key. A renewal derives an id and the store
+// checks one, so both avoid allocating what they can.
+func chainTag(tag *[chainTagLen]byte, key, prefix []byte) {
 	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(prefix))
-	return prefix + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:chainTagLen])
+	mac.Write(prefix)
+	var sum [sha256.Size]byte
+	copy(tag[:], mac.Sum(sum[:0]))
 }
 
 // ChainRoot returns the root a derived id names, and false for an id not of that form
@@ -68,9 +84,24 @@ func (l *Lease) DerivedChainID(id string) bool {
 		return false
 	}
 	rest := id[len(root)+1:]
-	n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, '.')], 10, 64)
+	dot := strings.IndexByte(rest, '.')
+	n, err := strconv.ParseInt(rest[:dot], 10, 64)
 	if err != nil || n < 1 || n > l.ChainSeq {
 		return false
 	}
-	return hmac.Equal([]byte(id), []byte(ChainedLeaseID(l.Root, l.ChainKey, n)))
+	var buf [128]byte
+	prefix := chainPrefix(buf[:0], root, n)
+	if string(prefix) != id[:len(root)+1+dot] {
+		return false // "+1" or "01" parse as 1 but are not the id that was issued
+	}
+	encoded := rest[dot+1:]
+	if base64.RawURLEncoding.EncodedLen(chainTagLen) != len(encoded) {
+		return false
+	}
+	var got, want [chainTagLen]byte
+	if m, err := base64.RawURLEncoding.Decode(got[:], []byte(encoded)); err != nil || m != chainTagLen {
+		return false
+	}
+	chainTag(&want, l.ChainKey, prefix)
+	return hmac.Equal(got[:], want[:])
 }
