@@ -169,5 +169,13 @@ func TestDialectsMountedPerTenant(t *testing.T) {
 	if tok == "" {
 		t.Fatal("no token under /t/jim-test/")
 	}
-	dlWant(t, "GET /jim-test/token", get(t, ts.URL+"/jim-test/token", ""), http.StatusNotFound)
+	// A method the route does not take: 405 with Allow on a tenant that mounts jim2, a 404
+	// where the path is not a route at all.
+	r = get(t, ts.URL+"/jim-test/token", "")
+	dlWant(t, "GET /jim-test/token", r, http.StatusMethodNotAllowed)
+	if r.Header.Get("Allow") != "POST" {
+		t.Errorf("GET /jim-test/token: Allow %q, want POST", r.Header.Get("Allow"))
+	}
+	dlWant(t, "GET /plain/token", get(t, ts.URL+"/plain/token", ""), http.StatusNotFound)
+	dlWant(t, "GET /nosuch/token", get(t, ts.URL+"/nosuch/token", ""), http.StatusNotFound)
 }

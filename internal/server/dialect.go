@@ -142,7 +142,17 @@ func (s *Server) serveTenantRooted(w http.ResponseWriter, r *http.Request, root 
 	u.Path, u.RawPath = "/"+rest, ""
 	sub.URL = &u
 	_, pattern := root.mux.Handler(sub)
-	if pattern == "" || !s.tenantMounts(r, name, d.name) {
+	if pattern == "" {
+		// A tenant-rooted route asked with another method (GET /{tenant}/token): 405, as
+		// for every other route, when the tenant mounts the dialect.
+		allowed := allowedMethods(root.mux, sub, "")
+		if len(allowed) == 0 || !s.tenantMounts(r, name, d.name) {
+			return false
+		}
+		methodNotAllowed(w, r, allowed)
+		return true
+	}
+	if !s.tenantMounts(r, name, d.name) {
 		return false
 	}
 	method, path, _ := strings.Cut(pattern, " ")

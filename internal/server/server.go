@@ -274,17 +274,22 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 // unmatched answers a request no route took: 405 with Allow when the path is served under
 // other methods (RFC 9110 §15.5.6: the catch-all route would otherwise hide that), else 404.
 func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
-	if allowed := s.allowedMethods(r); len(allowed) > 0 {
-		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
-			r.Method+" is not served at "+r.URL.Path+"; use "+strings.Join(allowed, " or "))
+	if allowed := allowedMethods(s.mux, r, "/"); len(allowed) > 0 {
+		methodNotAllowed(w, r, allowed)
 		return
 	}
 	s.notFound(w, r)
 }
 
-// allowedMethods lists the methods that some route other than the catch-all serves at r's path.
-func (s *Server) allowedMethods(r *http.Request) []string {
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+		r.Method+" is not served at "+r.URL.Path+"; use "+strings.Join(allowed, " or "))
+}
+
+// allowedMethods lists the methods that some route of mux other than catchAll serves at
+// r's path.
+func allowedMethods(mux *http.ServeMux, r *http.Request, catchAll string) []string {
 	var allowed []string
 	probe := *r
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
@@ -292,7 +297,7 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 			continue
 		}
 		probe.Method = m
-		if _, pattern := s.mux.Handler(&probe); pattern != "" && pattern != "/" {
+		if _, pattern := mux.Handler(&probe); pattern != "" && pattern != catchAll {
 			allowed = append(allowed, m)
 		}
 	}
