@@ -361,24 +361,9 @@ func TestRefreshClientCredentialsFamilies(t *testing.T) {
 func TestRefreshConcurrentWithinGrace(t *testing.T) {
 	h := newOAuthHarness(t, 10*time.Second)
 	g := h.codeGrant("conf", "all", ScopeOffline)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var grants []*Grant
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ng, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf")
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			grants = append(grants, ng)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	grants := concurrentGrants(t, 8, func(int) (*Grant, error) {
+		return h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf")
+	})
 	live := 0
 	for _, ng := range grants {
 		if h.live(ng.AccessToken) {

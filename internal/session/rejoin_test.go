@@ -207,22 +207,9 @@ func TestClientCredentialsConcurrent(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			h := open(t)
 			for round := range 2 { // first grants, then rejoins (before the refresh point)
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				var grants []*Grant
-				for range 16 {
-					wg.Go(func() {
-						g, err := h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "")
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						mu.Lock()
-						grants = append(grants, g)
-						mu.Unlock()
-					})
-				}
-				wg.Wait()
+				grants := concurrentGrants(t, 16, func(int) (*Grant, error) {
+					return h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "")
+				})
 				if len(grants) != 16 {
 					t.Fatalf("round %d: %d grants", round, len(grants))
 				}
@@ -236,6 +223,31 @@ func TestClientCredentialsConcurrent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// concurrentGrants runs grant(0) … grant(n-1) at once and returns the grants they made (a
+// nil grant with no error is an action that grants nothing); an error fails the test.
+func concurrentGrants(t *testing.T, n int, grant func(i int) (*Grant, error)) []*Grant {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var grants []*Grant
+	for i := range n {
+		wg.Go(func() {
+			g, err := grant(i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if g != nil {
+				mu.Lock()
+				grants = append(grants, g)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return grants
 }
 
 // harnessStores opens an OAuth harness on SQLite and, with LEASEHOLD_TEST_POSTGRES, on a
@@ -322,29 +334,18 @@ func TestClientCredentialsRacingEnd(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var wg sync.WaitGroup
-				var mu sync.Mutex
-				tokens := []string{first.AccessToken}
-				for i := range 8 {
+				// The ninth goroutine ends the session while the others grant.
+				grants := concurrentGrants(t, 9, func(i int) (*Grant, error) {
 					if i == 4 {
-						wg.Go(func() {
-							if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
-								t.Error(err)
-							}
-						})
+						_, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false)
+						return nil, err
 					}
-					wg.Go(func() {
-						g, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						mu.Lock()
-						tokens = append(tokens, g.AccessToken)
-						mu.Unlock()
-					})
+					return h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+				})
+				tokens := []string{first.AccessToken}
+				for _, g := range grants {
+					tokens = append(tokens, g.AccessToken)
 				}
-				wg.Wait()
 				if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
 					t.Fatal(err)
 				}
