@@ -84,16 +84,7 @@ func TestPayloadJSONMatchesEncodingJSON(t *testing.T) {
 	checkPayloadJSON(t, Payload{})
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	pick := func() string {
-		if rng.IntN(3) == 0 {
-			return awkward[rng.IntN(len(awkward))]
-		}
-		b := make([]byte, rng.IntN(12))
-		for i := range b {
-			b[i] = byte(rng.IntN(256))
-		}
-		return string(b)
-	}
+	pick := func() string { return randomString(rng, 3, 12) }
 	for range 5000 {
 		p := Payload{}
 		for range rng.IntN(16) {
@@ -200,16 +191,7 @@ func randomResult(rng *rand.Rand, pick func() string) (Meta, engine.Result) {
 // Payload the same result makes, encoded by encoding/json.
 func TestConsumeJSONMatchesPayload(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	pick := func() string {
-		if rng.IntN(2) == 0 {
-			return awkward[rng.IntN(len(awkward))]
-		}
-		b := make([]byte, rng.IntN(10))
-		for i := range b {
-			b[i] = byte(rng.IntN(256))
-		}
-		return string(b)
-	}
+	pick := func() string { return randomString(rng, 2, 10) }
 	sign := func(payload any) (string, error) {
 		raw, ok := payload.(json.RawMessage)
 		if !ok {
@@ -256,4 +238,17 @@ func TestLeaseJSONAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = RenderConsume(JSON, m, results, nil) }); n > 2 {
 		t.Errorf("RenderConsume(JSON) of a lease: %v allocations, want at most 2", n)
 	}
+}
+
+// randomString is one of the awkward strings once in awkwardOneIn, else up to maxLen-1
+// random bytes (invalid UTF-8 included).
+func randomString(rng *rand.Rand, awkwardOneIn, maxLen int) string {
+	if rng.IntN(awkwardOneIn) == 0 {
+		return awkward[rng.IntN(len(awkward))]
+	}
+	b := make([]byte, rng.IntN(maxLen))
+	for i := range b {
+		b[i] = byte(rng.IntN(256))
+	}
+	return string(b)
 }
