@@ -115,15 +115,23 @@ func TestAuthCacheBoundedByExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.clock.Advance(8*time.Minute + time.Millisecond)
-	hits := h.m.auth.hits.Load()
-	p, err := h.m.Authenticate(h.ctx, "", g.AccessToken)
+	wantExtendedPastRefresh(t, h.m, "", g.AccessToken, h.clock.Now(), 10*time.Minute)
+}
+
+// wantExtendedPastRefresh authenticates access (of tenant) past its session's refresh
+// point: the answer must come from the store, not the cache, with the session's deadline
+// moved to now + idle.
+func wantExtendedPastRefresh(t testing.TB, m *Manager, tenant, access string, now time.Time, idle time.Duration) {
+	t.Helper()
+	hits := m.auth.hits.Load()
+	p, err := m.Authenticate(t.Context(), tenant, access)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.m.auth.hits.Load() != hits {
-		t.Fatal("served from the cache past the refresh point")
+	if m.auth.hits.Load() != hits {
+		t.Fatal("an authentication past the refresh point was served from the cache")
 	}
-	if want := h.clock.Now().Add(10 * time.Minute); !p.Session.ExpiresAt.Equal(want) {
+	if want := now.Add(idle); !p.Session.ExpiresAt.Equal(want) {
 		t.Fatalf("not extended on use: expires %v, want %v", p.Session.ExpiresAt, want)
 	}
 }

@@ -184,17 +184,7 @@ func TestIntrospectPastRefreshPoint(t *testing.T) {
 	h.clock.Advance(16*time.Minute + time.Millisecond) // past 80 % of the window
 	h.introspect(g.AccessToken)
 	h.wantIntrospectHit(c, g.AccessToken)
-	hits := h.m.auth.hits.Load()
-	p, err := h.m.Authenticate(h.ctx, oaTenant, g.AccessToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.m.auth.hits.Load() != hits {
-		t.Fatal("an authentication past the refresh point was served from the cache")
-	}
-	if want := h.clock.Now().Add(20 * time.Minute); !p.Session.ExpiresAt.Equal(want) {
-		t.Fatalf("not extended on use: %v, want %v", p.Session.ExpiresAt, want)
-	}
+	wantExtendedPastRefresh(t, h.m, oaTenant, g.AccessToken, h.clock.Now(), 20*time.Minute)
 }
 
 // TestAuthCacheEntryBounds: an entry answers neither at its token's expiry nor at its
