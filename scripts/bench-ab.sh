@@ -7,8 +7,9 @@
 #
 #   scripts/bench-ab.sh SCENARIO ROUNDS VARIANT...
 #   VARIANT = BINARY or BINARY:ENV=VALUE (e.g. /tmp/lh:GOGC=100); the binary also drives the load.
+#   BINARY:CONFIG=FILE serves FILE instead of examples/bench.yaml (its store must be the same path).
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,9p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,10p' "$0"; exit 2; }
 scenario=$1 rounds=$2
 shift 2
 config="$(cd "$(dirname "$0")/.." && pwd)/examples/bench.yaml"
@@ -16,8 +17,10 @@ for round in $(seq 1 "$rounds"); do
   for variant in "$@"; do
     bin=${variant%%:*} env=()
     [ "$bin" != "$variant" ] && env=("${variant#*:}")
+    cfg=$config
+    if [[ ${env[0]:-} == CONFIG=* ]]; then cfg=${env[0]#CONFIG=} env=(); fi
     rm -rf /tmp/leasehold-bench
-    env -u GOGC "${env[@]}" "$bin" serve --config "$config" >/tmp/leasehold-bench-ab.log 2>&1 &
+    env -u GOGC "${env[@]}" "$bin" serve --config "$cfg" >/tmp/leasehold-bench-ab.log 2>&1 &
     pid=$!
     sleep 1.5
     "$bin" bench --scenario "$scenario" --duration 2s --connections 64 >/dev/null 2>&1
