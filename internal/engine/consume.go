@@ -225,11 +225,11 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if renewOn != "" {
 			break
 		}
-		_, sk, missing := anchorKeys(lic, a.comp.model(lic).m, req, item.Name)
+		seatKey, sessKey, missing := anchorKeys(lic, a.comp.model(lic).m, req, item.Name)
 		if missing != "" {
 			continue
 		}
-		l, err := leaseBySessionKey(ctx, tx, a.tenant, lic.ID, sk)
+		l, err := leaseBySessionKey(ctx, tx, a.tenant, lic.ID, seatKey, sessKey)
 		if err != nil {
 			return Result{}, err
 		}
@@ -394,7 +394,7 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 	}
 
 	if a.fast && lic.ID == a.renewOn && fastRenewable(cm.m, a.req, lic.ID) {
-		return a.tryFast(lic, cm, sessKey)
+		return a.tryFast(lic, cm, seatKey, sessKey)
 	}
 
 	var st *domain.LicenseState
@@ -437,11 +437,11 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 	var cur *domain.Lease
 	var err error
 	if a.dry {
-		cur, err = leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, sessKey)
+		cur, err = leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, seatKey, sessKey)
 	} else {
 		// Locked, so that a renewal under the lease lock alone (tryFast) and this decision
 		// take turns on it.
-		cur, err = a.lockLease(lic.ID, sessKey)
+		cur, err = a.lockLease(lic.ID, seatKey, sessKey)
 	}
 	if err != nil {
 		return outcome{}, err
@@ -477,11 +477,11 @@ func fastRenewable(m *domain.LicenseModel, r *Request, licenseID string) bool {
 // lock (the lease is gone or expired, its seat must be rebuilt, use time to refund) rolls
 // the attempt back with errSlowPath, so that it runs again under the license lock; no
 // other lock is ever taken after a lease's.
-func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, sessKey string) (outcome, error) {
+func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, seatKey, sessKey string) (outcome, error) {
 	if p := a.pinned; p != nil && p.LicenseID == lic.ID {
-		sessKey = p.SessionKey
+		seatKey, sessKey = p.SeatKey, p.SessionKey
 	}
-	cur, err := a.lockLease(lic.ID, sessKey)
+	cur, err := a.lockLease(lic.ID, seatKey, sessKey)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -504,14 +504,14 @@ func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, sessKey string
 // lockLease is the package's lockLease, except that the lease decide saw (a.seen) answers
 // for itself, once: it is the first lease this attempt locks, and only the license lock
 // (LockLicense, which writes no lease) may have come in between.
-func (a *attempt) lockLease(licenseID, sessKey string) (*domain.Lease, error) {
+func (a *attempt) lockLease(licenseID, seatKey, sessKey string) (*domain.Lease, error) {
 	if l := a.seen; l != nil {
 		a.seen = nil
-		if l.LicenseID == licenseID && l.SessionKey == sessKey {
+		if l.LicenseID == licenseID && l.SeatKey == seatKey && l.SessionKey == sessKey {
 			return l, nil
 		}
 	}
-	return lockLease(a.ctx, a.tx, a.tenant, licenseID, sessKey)
+	return lockLease(a.ctx, a.tx, a.tenant, licenseID, seatKey, sessKey)
 }
 
 // reclaimable reports whether a login token may take seat key on lic: the seat lingers, or

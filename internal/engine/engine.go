@@ -320,8 +320,8 @@ func getSeat(ctx context.Context, tx store.Tx, tenant, licenseID, key string) (*
 	return s, err
 }
 
-func leaseBySessionKey(ctx context.Context, tx store.Tx, tenant, licenseID, key string) (*domain.Lease, error) {
-	l, err := tx.GetLeaseBySessionKey(ctx, tenant, licenseID, key)
+func leaseBySessionKey(ctx context.Context, tx store.Tx, tenant, licenseID, seatKey, sessKey string) (*domain.Lease, error) {
+	l, err := tx.GetLeaseBySessionKey(ctx, tenant, licenseID, seatKey, sessKey)
 	if notFound(err) {
 		return nil, nil
 	}
@@ -329,8 +329,8 @@ func leaseBySessionKey(ctx context.Context, tx store.Tx, tenant, licenseID, key 
 }
 
 // lockLease is LockLease with "not found" as nil.
-func lockLease(ctx context.Context, tx store.Tx, tenant, licenseID, key string) (*domain.Lease, error) {
-	l, err := tx.LockLease(ctx, tenant, licenseID, key)
+func lockLease(ctx context.Context, tx store.Tx, tenant, licenseID, seatKey, sessKey string) (*domain.Lease, error) {
+	l, err := tx.LockLease(ctx, tenant, licenseID, seatKey, sessKey)
 	if notFound(err) {
 		return nil, nil
 	}

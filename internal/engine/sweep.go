@@ -69,7 +69,7 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 			now := tx.Now()
 			for _, l := range byLicense[r] {
 				// Locked: a renewal under the lease lock alone may be extending it right now.
-				cur, err := lockLease(ctx, tx, l.Tenant, l.LicenseID, l.SessionKey)
+				cur, err := lockLease(ctx, tx, l.Tenant, l.LicenseID, l.SeatKey, l.SessionKey)
 				if err != nil {
 					return err
 				}

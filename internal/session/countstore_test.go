@@ -129,9 +129,9 @@ func (t *countingTx) UpdateLease(ctx context.Context, l *domain.Lease) error {
 	return t.Tx.UpdateLease(ctx, l)
 }
 
-func (t *countingTx) LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+func (t *countingTx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	t.c.note("LockLease")
-	return t.Tx.LockLease(ctx, tenant, licenseID, sessionKey)
+	return t.Tx.LockLease(ctx, tenant, licenseID, seatKey, sessionKey)
 }
 
 func (t *countingTx) AppendUsage(ctx context.Context, events []domain.UsageEvent) error {

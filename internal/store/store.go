@@ -154,11 +154,14 @@ type Tx interface {
 	DeleteLease(ctx context.Context, tenant, root string) (bool, error)
 	// FindLease resolves any id of a chain (current or earlier) to its lease.
 	FindLease(ctx context.Context, tenant, id string) (*domain.Lease, error) // domain.ErrNotFound
-	GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error)
+	// GetLeaseBySessionKey returns the lease of a session key (one at most), which is on
+	// the seat seatKey: the seat key comes along so that one index of the seat's leases
+	// serves both lookups (a new lease then writes one index entry for the two).
+	GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) // domain.ErrNotFound
 	// LockLease is GetLeaseBySessionKey in an Update that also row-locks the lease until the
 	// transaction ends (PostgreSQL: FOR UPDATE). A renewal that changes no counter holds it
 	// instead of the license lock; every change of a lease found by its session key takes it.
-	LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) // domain.ErrNotFound
+	LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) // domain.ErrNotFound
 	CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error)
 	// CountLiveLeasesByHolder counts live leases on the license held by user (when client is
 	// "") or by client (when user is "").

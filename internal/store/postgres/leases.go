@@ -152,20 +152,22 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 }
 
 // GetLeaseBySessionKey returns the session key's lease: a point lookup on the unique index
-// (a session key has one lease at most).
-func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+// (a session key has one lease at most); the seat key is checked on the row, as SQLite's
+// index of a seat's leases checks it.
+func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	return t.getLease(ctx, "get lease by session key",
-		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3`,
-		tenant, licenseID, sessionKey)
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4`,
+		tenant, licenseID, sessionKey, seatKey)
 }
 
 // LockLease row-locks the session key's lease: a renewal holding it needs no license lock,
 // and it makes every later GetSeat of the transaction lock the seat too (see GetSeat).
-func (t *tx) LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	t.locked = true
 	return t.getLease(ctx, "lock lease",
-		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 FOR UPDATE`,
-		tenant, licenseID, sessionKey)
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4
+		FOR UPDATE`,
+		tenant, licenseID, sessionKey, seatKey)
 }
 
 func (t *tx) CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error) {

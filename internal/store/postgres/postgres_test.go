@@ -832,10 +832,10 @@ func TestWritesAreNoted(t *testing.T) {
 		"SeatsExpiredBetween":      func(tx store.Tx) error { _, err := tx.SeatsExpiredBetween(ctx, now, now, 1); return err },
 		"FindLease":                func(tx store.Tx) error { _, err := tx.FindLease(ctx, "acme", "l"); return err },
 		"GetLeaseBySessionKey": func(tx store.Tx) error {
-			_, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "sk")
+			_, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat", "sk")
 			return err
 		},
-		"LockLease": func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L", "sk"); return err },
+		"LockLease": func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L", "seat", "sk"); return err },
 		"CountLiveLeasesOnSeat": func(tx store.Tx) error {
 			_, err := tx.CountLiveLeasesOnSeat(ctx, "acme", "L", "k", now)
 			return err

@@ -150,12 +150,12 @@ func BenchmarkStoreViewLeaseBySessionKey(b *testing.B) {
 			var i int
 			for b.Loop() {
 				i++
-				key := "sess-" + strconv.Itoa(i%n)
+				seat, key := "seat-"+strconv.Itoa(i%n), "sess-"+strconv.Itoa(i%n)
 				if !hit {
 					key = "none-" + strconv.Itoa(i)
 				}
 				err := s.View(ctx, func(tx store.Tx) error {
-					_, err := tx.GetLeaseBySessionKey(ctx, "bench", "lic-1", key)
+					_, err := tx.GetLeaseBySessionKey(ctx, "bench", "lic-1", seat, key)
 					if hit || err != domain.ErrNotFound {
 						return err
 					}
@@ -185,9 +185,10 @@ func BenchmarkLeaseLookupShape(b *testing.B) {
 	db.SetMaxOpenConns(1)
 	ctx := context.Background()
 	for _, q := range []struct{ name, sql string }{
-		{"point", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`},
-		{"order-by-limit", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ? ORDER BY expires_at DESC LIMIT 1`},
-		{"max", `SELECT MAX(expires_at) FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`},
+		{"point", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND session_key = ?`},
+		{"order-by-limit", `SELECT id FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND session_key = ?
+			ORDER BY expires_at DESC LIMIT 1`},
+		{"max", `SELECT MAX(expires_at) FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND session_key = ?`},
 	} {
 		b.Run(q.name, func(b *testing.B) {
 			st, err := db.PrepareContext(ctx, q.sql)
@@ -200,7 +201,8 @@ func BenchmarkLeaseLookupShape(b *testing.B) {
 			for b.Loop() {
 				i++
 				var v any
-				if err := st.QueryRowContext(ctx, "bench", "lic-1", "sess-"+strconv.Itoa(i%n)).Scan(&v); err != nil {
+				j := strconv.Itoa(i % n)
+				if err := st.QueryRowContext(ctx, "bench", "lic-1", "seat-"+j, "sess-"+j).Scan(&v); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -275,7 +277,8 @@ func BenchmarkStoreRenewLarge(b *testing.B) {
 				i := rnd.IntN(n)
 				start := time.Now()
 				err := s.Update(ctx, func(tx store.Tx) error {
-					l, err := tx.GetLeaseBySessionKey(ctx, "bench", "lic-1", "sess-"+strconv.Itoa(i))
+					j := strconv.Itoa(i)
+					l, err := tx.GetLeaseBySessionKey(ctx, "bench", "lic-1", "seat-"+j, "sess-"+j)
 					if err != nil {
 						return err
 					}

@@ -658,7 +658,7 @@ func TestQueryPlans(t *testing.T) {
 		`SELECT DISTINCT tenant, license_id FROM seats WHERE held_until <= ? LIMIT ?`,
 		`SELECT ` + seatCols + ` FROM seats WHERE held_until > ? AND held_until <= ? ORDER BY held_until LIMIT ?`,
 		`SELECT ` + leaseCols + ` FROM leases WHERE tenant = ? AND root = (SELECT root FROM lease_ids WHERE tenant = ? AND id = ?)`,
-		`SELECT ` + leaseCols + ` FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ? ORDER BY expires_at DESC LIMIT 1`,
+		`SELECT ` + leaseCols + ` FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND session_key = ?`,
 		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND seat_key = ? AND expires_at > ?`,
 		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND user = ? AND expires_at > ?`,
 		`SELECT COUNT(*) FROM leases WHERE tenant = ? AND license_id = ? AND client = ? AND expires_at > ?`,
@@ -802,7 +802,9 @@ func TestMigrationSessionKeyUnique(t *testing.T) {
 		t.Fatalf("Open (migration 3): %v", err)
 	}
 	defer s.Close()
-	got := read(t, s, func(tx store.Tx) (*domain.Lease, error) { return tx.GetLeaseBySessionKey(ctx, "acme", "L1", "sk") })
+	got := read(t, s, func(tx store.Tx) (*domain.Lease, error) {
+		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", "seat", "sk")
+	})
 	if got.Root != "new" {
 		t.Errorf("lease of the session key after migration = %s, want new", got.Root)
 	}

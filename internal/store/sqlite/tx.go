@@ -695,12 +695,13 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 	return &l, nil
 }
 
-func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	if err := t.ready(ctx); err != nil {
 		return nil, err
 	}
-	l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases WHERE tenant = ? AND license_id = ? AND session_key = ?`,
-		tenant, licenseID, sessionKey))
+	l, err := scanLease(t.row(ctx, `SELECT `+leaseCols+` FROM leases
+		WHERE tenant = ? AND license_id = ? AND seat_key = ? AND session_key = ?`,
+		tenant, licenseID, seatKey, sessionKey))
 	if err != nil {
 		return nil, notFound("lease by session key", err)
 	}
@@ -708,11 +709,11 @@ func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, sessio
 }
 
 // LockLease needs no lock on SQLite: the writer's transaction excludes every other writer.
-func (t *tx) LockLease(ctx context.Context, tenant, licenseID, sessionKey string) (*domain.Lease, error) {
+func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	if err := t.writable(ctx); err != nil {
 		return nil, err
 	}
-	return t.GetLeaseBySessionKey(ctx, tenant, licenseID, sessionKey)
+	return t.GetLeaseBySessionKey(ctx, tenant, licenseID, seatKey, sessionKey)
 }
 
 func (t *tx) CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error) {

@@ -328,24 +328,26 @@ func testLeaseChain(t *testing.T, s store.Store) {
 	err = s.Update(ctx, func(tx store.Tx) error { c := l; return tx.InsertLease(ctx, &c) })
 	wantConflict(t, "InsertLease of an existing root", err)
 
-	bySK := func(tenant, license, sk string) (*domain.Lease, error) {
+	bySK := func(tenant, license, seat, sk string) (*domain.Lease, error) {
 		var l *domain.Lease
 		err := readErr(t, s, func(tx store.Tx) error {
 			var err error
-			l, err = tx.GetLeaseBySessionKey(ctx, tenant, license, sk)
+			l, err = tx.GetLeaseBySessionKey(ctx, tenant, license, seat, sk)
 			return err
 		})
 		return l, err
 	}
-	got, err = bySK("acme", "L1", l.SessionKey)
+	got, err = bySK("acme", "L1", l.SeatKey, l.SessionKey)
 	if err != nil {
 		t.Fatalf("GetLeaseBySessionKey: %v", err)
 	}
 	same(t, "lease by session key", *got, l)
-	_, err = bySK("acme", "L2", l.SessionKey)
+	_, err = bySK("acme", "L2", l.SeatKey, l.SessionKey)
 	wantNotFound(t, "GetLeaseBySessionKey on another license", err)
-	_, err = bySK("acme", "L1", "nope")
+	_, err = bySK("acme", "L1", l.SeatKey, "nope")
 	wantNotFound(t, "GetLeaseBySessionKey of an unknown key", err)
+	_, err = bySK("acme", "L1", "another-seat", l.SessionKey)
+	wantNotFound(t, "GetLeaseBySessionKey on another seat", err)
 
 	// Renewals chain new ids; every id of the chain resolves to the current lease.
 	ids := []string{"l1-a"}
@@ -386,7 +388,7 @@ func testLeaseChain(t *testing.T, s store.Store) {
 	moved.LicenseID, moved.Item, moved.SeatKey, moved.SessionKey = "L2", "Other", "seat-x", "session-x"
 	moved.User, moved.Client, moved.HW, moved.Process, moved.IssuedAt = "mallory", "other-app", "hw-x", "p-x", base.Add(time.Hour)
 	update(t, s, func(tx store.Tx) error { return tx.UpdateLease(ctx, &moved) })
-	got, err = bySK("acme", "L1", l.SessionKey)
+	got, err = bySK("acme", "L1", l.SeatKey, l.SessionKey)
 	if err != nil {
 		t.Fatalf("GetLeaseBySessionKey after renewals: %v", err)
 	}
@@ -417,7 +419,7 @@ func testLeaseChain(t *testing.T, s store.Store) {
 		_, err := findLease(t, s, "acme", id)
 		wantNotFound(t, "FindLease("+id+") after DeleteLease", err)
 	}
-	_, err = bySK("acme", "L1", l.SessionKey)
+	_, err = bySK("acme", "L1", l.SeatKey, l.SessionKey)
 	wantNotFound(t, "GetLeaseBySessionKey after DeleteLease", err)
 	if got, err := findLease(t, s, "acme", "l2-a"); err != nil {
 		t.Errorf("other lease after DeleteLease: %v", err)
@@ -490,6 +492,7 @@ func testLeaseDerivedIDs(t *testing.T, s store.Store) {
 
 // testLeaseSessionKeyUnique: a session key has one lease at most, live or expired; the
 // engine deletes an expired one before granting the key again, in the same transaction.
+// (A session key is derived from its seat key, so its leases are all on one seat.)
 func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	base := baseTime(t, s)
@@ -507,7 +510,7 @@ func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
 		wantNotFound(t, "FindLease("+id+") after the refused InsertLease", err)
 	}
 	got := read(t, s, func(tx store.Tx) (*domain.Lease, error) {
-		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SessionKey)
+		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SeatKey, old.SessionKey)
 	})
 	same(t, "lease by session key after the refused InsertLease", *got, old)
 
@@ -543,7 +546,7 @@ func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
 		return tx.InsertLease(ctx, &c)
 	})
 	got = read(t, s, func(tx store.Tx) (*domain.Lease, error) {
-		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SessionKey)
+		return tx.GetLeaseBySessionKey(ctx, "acme", "L1", old.SeatKey, old.SessionKey)
 	})
 	if got.Root != "u5" {
 		t.Errorf("lease by session key after delete + insert = %s, want u5", got.Root)
@@ -552,9 +555,11 @@ func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
 	wantNotFound(t, "FindLease of the deleted expired lease", err)
 
 	// LockLease answers as GetLeaseBySessionKey does.
-	locked := write(t, s, func(tx store.Tx) (*domain.Lease, error) { return tx.LockLease(ctx, "acme", "L1", old.SessionKey) })
+	locked := write(t, s, func(tx store.Tx) (*domain.Lease, error) {
+		return tx.LockLease(ctx, "acme", "L1", old.SeatKey, old.SessionKey)
+	})
 	same(t, "LockLease", *locked, *got)
-	err = s.Update(ctx, func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L1", "nope"); return err })
+	err = s.Update(ctx, func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L1", old.SeatKey, "nope"); return err })
 	wantNotFound(t, "LockLease of an unknown key", err)
 }
 

@@ -270,7 +270,8 @@ func testViewRejectsWrites(t *testing.T, s store.Store) {
 		},
 		"InsertLease": func(tx store.Tx) error { l := fullLease("acme", "acme-lease", base); return tx.InsertLease(ctx, &l) },
 		"LockLease": func(tx store.Tx) error {
-			_, err := tx.LockLease(ctx, "kept", "L1", fullLease("kept", "kept-lease", base).SessionKey)
+			l := fullLease("kept", "kept-lease", base)
+			_, err := tx.LockLease(ctx, "kept", "L1", l.SeatKey, l.SessionKey)
 			return err
 		},
 		"LockHW": func(tx store.Tx) error { _, err := tx.LockHW(ctx, "acme", "m", "hw-1", "L1"); return err },
