@@ -166,10 +166,17 @@ type attempt struct {
 	// (see tryFast); renewOn is the license where a live lease of the request was seen.
 	fast    bool
 	renewOn string
-	// seen is the live lease that made renewOn the renewal's license, kept when tx is a
-	// store.SerialTx: no other writer can change it before this attempt's lockLease, which
-	// then takes it instead of reading it again.
-	seen *domain.Lease
+	// seen holds what decide found under each session key it looked up (a lease, or none),
+	// kept when tx is a store.SerialTx: no other writer can change it before this attempt's
+	// lockLease of that key, which then takes it instead of reading it again. A new seat
+	// thus reads its session key once, not twice.
+	seen []seenLease
+}
+
+// seenLease is what a session key of a license held when decide looked: Lease nil for none.
+type seenLease struct {
+	licenseID, seatKey, sessKey string
+	lease                       *domain.Lease
 }
 
 // outcome of trying one candidate license.
@@ -233,11 +240,11 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if err != nil {
 			return Result{}, err
 		}
+		if st, ok := tx.(store.SerialTx); ok && !dry && st.Serial() {
+			a.seen = append(a.seen, seenLease{licenseID: lic.ID, seatKey: seatKey, sessKey: sessKey, lease: l})
+		}
 		if l != nil && l.Live(a.now) {
 			renewOn = lic.ID
-			if st, ok := tx.(store.SerialTx); ok && !dry && st.Serial() {
-				a.seen = l
-			}
 			break
 		}
 	}
@@ -501,14 +508,18 @@ func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, seatKey, sessK
 	return o, nil
 }
 
-// lockLease is the package's lockLease, except that the lease decide saw (a.seen) answers
-// for itself, once: it is the first lease this attempt locks, and only the license lock
-// (LockLicense, which writes no lease) may have come in between.
+// lockLease is the package's lockLease, except that what decide saw under the key (a.seen)
+// answers for itself, once: until this attempt locks a lease of the license it writes none
+// there (only the license lock, LockLicense, may have come in between, and trying another
+// license writes nothing to this one's leases), and no other writer runs.
 func (a *attempt) lockLease(licenseID, seatKey, sessKey string) (*domain.Lease, error) {
-	if l := a.seen; l != nil {
-		a.seen = nil
-		if l.LicenseID == licenseID && l.SeatKey == seatKey && l.SessionKey == sessKey {
-			return l, nil
+	for i, s := range a.seen {
+		if s.licenseID == licenseID {
+			a.seen = append(a.seen[:i], a.seen[i+1:]...)
+			if s.seatKey == seatKey && s.sessKey == sessKey {
+				return s.lease, nil
+			}
+			break
 		}
 	}
 	return lockLease(a.ctx, a.tx, a.tenant, licenseID, seatKey, sessKey)
