@@ -246,16 +246,24 @@ func (h *harness) state(lic string) domain.LicenseState {
 	return *st
 }
 
+// liveSeats counts the license's live and lingering seat rows, and checks that SeatsUsed
+// (the seat counter less the expired rows) says the same.
 func (h *harness) liveSeats(lic string) int {
 	h.t.Helper()
-	var n int
+	var n, used int
 	err := h.st.View(h.ctx, func(tx store.Tx) error {
 		var err error
-		n, err = tx.CountLiveSeats(h.ctx, tenant, lic, tx.Now())
+		if n, err = tx.CountLiveSeats(h.ctx, tenant, lic, tx.Now()); err != nil {
+			return err
+		}
+		used, err = engine.SeatsUsed(h.ctx, tx, tenant, lic, tx.Now())
 		return err
 	})
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if used != n {
+		h.t.Errorf("SeatsUsed(%s) = %d, but %d seat rows are live or lingering", lic, used, n)
 	}
 	return n
 }

@@ -151,7 +151,7 @@ func (c *seatCollector) Collect(ch chan<- prometheus.Metric) {
 				if n++; n > maxLicensesScraped {
 					return nil
 				}
-				held, err := tx.CountLiveSeats(ctx, t.Name, id, now)
+				held, err := engine.SeatsUsed(ctx, tx, t.Name, id, now)
 				if err != nil {
 					return err
 				}

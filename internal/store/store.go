@@ -134,6 +134,8 @@ type Tx interface {
 	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
 	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	// CountExpiredSeats counts the license's seat rows with HeldUntil <= now (not reaped yet).
+	CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	// UsersHoldingSeats returns which of users hold a live (or lingering) seat on the license.
 	UsersHoldingSeats(ctx context.Context, tenant, licenseID string, users []string, now time.Time) (map[string]bool, error)
 	// LicensesWithExpiredSeats lists (up to limit) licenses having seats with HeldUntil <= now.

@@ -824,6 +824,10 @@ func TestWritesAreNoted(t *testing.T) {
 		"GetLicenseState": func(tx store.Tx) error { _, err := tx.GetLicenseState(ctx, "acme", "L"); return err },
 		"GetSeat":         func(tx store.Tx) error { _, err := tx.GetSeat(ctx, "acme", "L", "k"); return err },
 		"CountLiveSeats":  func(tx store.Tx) error { _, err := tx.CountLiveSeats(ctx, "acme", "L", now); return err },
+		"CountExpiredSeats": func(tx store.Tx) error {
+			_, err := tx.CountExpiredSeats(ctx, "acme", "L", now)
+			return err
+		},
 		"UsersHoldingSeats": func(tx store.Tx) error {
 			_, err := tx.UsersHoldingSeats(ctx, "acme", "L", []string{"u"}, now)
 			return err

@@ -120,6 +120,14 @@ func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now t
 	return n, err
 }
 
+func (t *tx) CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	var n int
+	err := t.get(ctx, "count expired seats",
+		`SELECT count(*) FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until <= $3`,
+		[]any{tenant, licenseID, ts(now)}, &n)
+	return n, err
+}
+
 func (t *tx) UsersHoldingSeats(ctx context.Context, tenant, licenseID string, users []string, now time.Time) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(users) == 0 {

@@ -489,6 +489,16 @@ func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now t
 	return n, wrap("count live seats", err)
 }
 
+func (t *tx) CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	if err := t.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	err := t.row(ctx, `SELECT COUNT(*) FROM seats WHERE tenant = ? AND license_id = ? AND held_until <= ?`,
+		tenant, licenseID, ms(now)).Scan(&n)
+	return n, wrap("count expired seats", err)
+}
+
 func (t *tx) UsersHoldingSeats(ctx context.Context, tenant, licenseID string, users []string, now time.Time) (map[string]bool, error) {
 	if err := t.ready(ctx); err != nil {
 		return nil, err

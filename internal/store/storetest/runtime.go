@@ -199,6 +199,21 @@ func testSeatQueries(t *testing.T, s store.Store) {
 	if n := count("acme", "L2", base); n != 0 {
 		t.Errorf("CountLiveSeats(L2) = %d, want 0", n)
 	}
+	expired := func(tenant, license string, now time.Time) int {
+		return read(t, s, func(tx store.Tx) (int, error) { return tx.CountExpiredSeats(ctx, tenant, license, now) })
+	}
+	if n := expired("acme", "L1", base); n != 2 {
+		t.Errorf("CountExpiredSeats(L1) = %d, want 2 (b, c)", n)
+	}
+	if n := expired("acme", "L1", base.Add(-time.Minute)); n != 1 {
+		t.Errorf("CountExpiredSeats(L1, now-1m) = %d, want 1 (b is due then)", n)
+	}
+	if n := expired("acme", "L2", base); n != 1 {
+		t.Errorf("CountExpiredSeats(L2) = %d, want 1", n)
+	}
+	if n := expired("acme", "L3", base); n != 0 {
+		t.Errorf("CountExpiredSeats(L3) = %d, want 0", n)
+	}
 
 	users := read(t, s, func(tx store.Tx) (map[string]bool, error) {
 		return tx.UsersHoldingSeats(ctx, "acme", "L1", []string{"alice", "bob", "carol", "dave", "zed"}, base)
