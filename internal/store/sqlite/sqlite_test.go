@@ -941,3 +941,27 @@ func TestDerivedIDsNeedNoChainRows(t *testing.T) {
 		t.Errorf("lease_ids holds %d rows after an id of the caller's choosing, want 1", n)
 	}
 }
+
+// Past largeFile bytes the checkpointer sets the shorter cadence (checkpointEveryLarge);
+// under it, the longer one.
+func TestCheckpointCadenceFollowsFileSize(t *testing.T) {
+	if got := checkpointCadence(largeFile / 2); got != checkpointEvery {
+		t.Errorf("cadence of a small file = %d, want %d", got, checkpointEvery)
+	}
+	old := largeFile
+	largeFile = 1 // every file is large; set before Open, restored after Close (cleanups run last first)
+	t.Cleanup(func() { largeFile = old })
+	s, _ := openTemp(t)
+	ctx := t.Context()
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Heartbeat(ctx, "p", time.Now()) }); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * checkpointPeriod)
+	for s.ckptEvery.Load() != checkpointEveryLarge {
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint cadence of a large file = %d commits after %v, want %d",
+				s.ckptEvery.Load(), 5*checkpointPeriod, checkpointEveryLarge)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
