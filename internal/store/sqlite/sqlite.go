@@ -59,10 +59,8 @@ const (
 	checkpointEveryLarge = 20
 	checkpointPeriod     = time.Second
 	writerAutoCheckpoint = 20000
+	defaultLargeFile     = 256 << 20
 )
-
-// largeFile is a variable so that a test can lower it.
-var largeFile int64 = 256 << 20
 
 var (
 	// ErrClosed is returned by every call on a closed store.
@@ -75,8 +73,9 @@ var (
 type Option func(*config)
 
 type config struct {
-	clock   func() time.Time
-	readers int
+	clock     func() time.Time
+	readers   int
+	largeFile int64
 }
 
 // WithClock sets the store's clock (Store.Now and every Tx.Now); engine tests move it.
@@ -103,6 +102,7 @@ type Store struct {
 
 	checkpointer *sql.Conn
 	ckptEvery    atomic.Int64  // commits between checkpoints (checkpointEvery or checkpointEveryLarge)
+	largeFile    int64         // bytes past which a file gets checkpointEveryLarge
 	kick         chan struct{} // asks the checkpointer for a checkpoint
 	stopCkpt     chan struct{}
 	ckptDone     chan struct{}
@@ -131,7 +131,7 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := config{clock: time.Now, readers: max(4, runtime.GOMAXPROCS(0))}
+	cfg := config{clock: time.Now, readers: max(4, runtime.GOMAXPROCS(0)), largeFile: defaultLargeFile}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -143,6 +143,7 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 	s := &Store{
 		path:       st.path,
 		clock:      cfg.clock,
+		largeFile:  cfg.largeFile,
 		nReaders:   cfg.readers,
 		readers:    make(chan *conn, cfg.readers),
 		queue:      make(chan *request, 4*maxBatch),
@@ -443,13 +444,13 @@ func (s *Store) checkpointLoop() {
 		err := s.checkpointer.QueryRowContext(ctx,
 			"SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()").Scan(&size)
 		if err == nil {
-			s.ckptEvery.Store(checkpointCadence(size))
+			s.ckptEvery.Store(checkpointCadence(size, s.largeFile))
 		}
 	}
 }
 
 // checkpointCadence is how many commits go between checkpoints for a file of size bytes.
-func checkpointCadence(size int64) int64 {
+func checkpointCadence(size, largeFile int64) int64 {
 	if size > largeFile {
 		return checkpointEveryLarge
 	}

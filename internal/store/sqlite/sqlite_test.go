@@ -945,13 +945,10 @@ func TestDerivedIDsNeedNoChainRows(t *testing.T) {
 // Past largeFile bytes the checkpointer sets the shorter cadence (checkpointEveryLarge);
 // under it, the longer one.
 func TestCheckpointCadenceFollowsFileSize(t *testing.T) {
-	if got := checkpointCadence(largeFile / 2); got != checkpointEvery {
+	if got := checkpointCadence(defaultLargeFile/2, defaultLargeFile); got != checkpointEvery {
 		t.Errorf("cadence of a small file = %d, want %d", got, checkpointEvery)
 	}
-	old := largeFile
-	largeFile = 1 // every file is large; set before Open, restored after Close (cleanups run last first)
-	t.Cleanup(func() { largeFile = old })
-	s, _ := openTemp(t)
+	s, _ := openTemp(t, withLargeFile(1)) // every file is large
 	ctx := t.Context()
 	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Heartbeat(ctx, "p", time.Now()) }); err != nil {
 		t.Fatal(err)
@@ -965,3 +962,6 @@ func TestCheckpointCadenceFollowsFileSize(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// withLargeFile sets the size past which a file gets the shorter checkpoint cadence.
+func withLargeFile(bytes int64) Option { return func(c *config) { c.largeFile = bytes } }
