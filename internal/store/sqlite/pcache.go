@@ -10,7 +10,7 @@ import "C"
 // and, when the transaction ends, scans every slot of its hash table for pages past the
 // end of the file: with the writer's 64 MiB cache, 16,384 slots and as many cache misses,
 // in most commits of a load that inserts into random places of an index (a new seat does,
-// in three). Profiled, the scan was 8 % of the server's CPU for new seats and an eighth of
+// in three before migration 7, in two since). Profiled, the scan was 8 % of the server's CPU for new seats and an eighth of
 // the single writer's time. pcache.c wraps the default cache and lets a truncation through
 // only when a page can be past its limit; the default cache does all the rest.
 

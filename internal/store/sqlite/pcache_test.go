@@ -76,47 +76,6 @@ func TestPageCacheSkipsNeedlessTruncation(t *testing.T) {
 	integrityOK(t, db)
 }
 
-// A transaction that grows the file and rolls back ends with a truncation that has pages to
-// drop (SQLite also drops the dirty ones itself as it undoes them); the rows rolled back
-// must stay gone when the file grows again over the same page numbers.
-func TestPageCacheDropsPagesOfRolledBackGrowth(t *testing.T) {
-	db := openRaw(t)
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	insertRandom(t, tx, 2000)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	for round := range 20 {
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		insertRandom(t, tx, 500) // grows the file by dozens of pages
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		tx, err = db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec("INSERT INTO t (k, v) VALUES (?, ?)", "round-"+string(rune('a'+round)), "kept"); err != nil {
-			t.Fatal(err)
-		}
-		insertRandom(t, tx, 300)
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	integrityOK(t, db)
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 2000+20*301 {
-		t.Fatalf("rows: %d, %v; want %d (rolled-back rows gone, committed ones kept)", n, err, 2000+20*301)
-	}
-}
-
 // A connection that sees another one's commit empties its cache (a truncation to nothing
 // but page 1): that one must never be skipped, or it would read its stale pages.
 func TestPageCacheSeesOtherConnectionsCommits(t *testing.T) {
