@@ -131,7 +131,7 @@ func verifyJWT(t *testing.T, base, compact string) map[string]any {
 	if err := json.Unmarshal([]byte(r.Body), &set); err != nil {
 		t.Fatalf("jwks: %v %s", err, r.Body)
 	}
-	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatalf("parse %q: %v", compact, err)
 	}

@@ -65,6 +65,7 @@ func NormalizeLoginTokenRequest(products []string, usage, lifetime string) (Logi
 	case strings.EqualFold(usage, UsageSingle):
 		r.Usage = UsageSingle
 	default:
+		//lint:ignore ST1005 the message begins with the seed's field name
 		return r, fmt.Errorf("Usage must be Multi or Single, got %q", usage)
 	}
 	if len(products) > maxTargetProducts {
@@ -85,9 +86,11 @@ func NormalizeLoginTokenRequest(products []string, usage, lifetime string) (Logi
 	if lifetime != "" {
 		d, err := ParseTimeSpan(lifetime)
 		if err != nil {
+			//lint:ignore ST1005 the message begins with the seed's field name
 			return r, fmt.Errorf("Lifetime: %v", err)
 		}
 		if d <= 0 || d > MaxLoginTokenLifetime {
+			//lint:ignore ST1005 the message begins with the seed's field name
 			return r, fmt.Errorf("Lifetime must be more than 0 and at most %d days", int(MaxLoginTokenLifetime/(24*time.Hour)))
 		}
 		r.Lifetime = d

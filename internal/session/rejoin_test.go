@@ -146,7 +146,7 @@ func TestRejoinWritesWhatChanges(t *testing.T) {
 		t.Fatalf("free-scope session: %+v", g.Session)
 	}
 	h.clock.Advance(time.Minute)
-	g = h.clientCredentials("view")
+	h.clientCredentials("view")
 	if calls := c.lastCalls(); calls["UpdateSession"] != 0 {
 		t.Fatalf("same scopes: %v", calls)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -240,13 +239,4 @@ func limitTo(q string, args []any, n int) (string, []any) {
 	}
 	args = append(args, n)
 	return q + fmt.Sprintf(` LIMIT $%d`, len(args)), args
-}
-
-// prefixed qualifies each column of a column list with p.
-func prefixed(p, columns string) string {
-	cols := strings.Split(columns, ",")
-	for i, c := range cols {
-		cols[i] = p + strings.TrimSpace(c)
-	}
-	return strings.Join(cols, ", ")
 }

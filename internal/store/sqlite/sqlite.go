@@ -462,7 +462,7 @@ func checkpointCadence(size, largeFile int64) int64 {
 // can undo that.
 func (s *Store) runBare(r *request) bool {
 	t := &tx{c: s.writer, now: s.now(), write: true}
-	r.err, r.panic = call(r.fn, t)
+	r.panic, r.err = call(r.fn, t)
 	t.done = true
 	return (r.err == nil && r.panic == nil) || (!t.wrote && !s.writer.autocommit())
 }
@@ -477,7 +477,7 @@ func (s *Store) runOne(r *request) bool {
 		return !w.autocommit()
 	}
 	t := &tx{c: w, now: s.now(), write: true}
-	r.err, r.panic = call(r.fn, t)
+	r.panic, r.err = call(r.fn, t)
 	t.done = true
 	if r.err == nil && r.panic == nil {
 		if err := w.execNoCtx("RELEASE u"); err != nil {
@@ -515,13 +515,13 @@ func (s *Store) abort(batch []*request) {
 	}
 }
 
-func call(fn func(store.Tx) error, t store.Tx) (err error, p any) {
+func call(fn func(store.Tx) error, t store.Tx) (p any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p = v
 		}
 	}()
-	return fn(t), nil
+	return nil, fn(t)
 }
 
 // View implements store.Store: fn reads one consistent snapshot on a reader connection.
