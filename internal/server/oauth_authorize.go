@@ -240,7 +240,7 @@ func (s *Server) oauthCookieUser(r *http.Request, tenant string) (user, device s
 	}
 	for _, v := range values {
 		p, err := s.deps.Sessions.AuthenticateCookie(r.Context(), tenant, v)
-		if err != nil || p.Session.Kind == domain.SessionClientCredentials || snap.Users[p.Session.User] == nil {
+		if err != nil || !session.ActsAsUser(p.Session.Kind) || snap.Users[p.Session.User] == nil {
 			continue
 		}
 		return p.Session.User, p.Session.Device, true

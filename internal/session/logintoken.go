@@ -54,6 +54,44 @@ type loginTokenData struct {
 	SeatKey string `json:"seat_key,omitempty"`
 	Device  string `json:"device,omitempty"`
 	Session string `json:"session,omitempty"`
+	// Kind and Scopes bound the session the token opens: at most the scopes of the
+	// credential that made it, and a kind that keeps a third-party client's authority
+	// from turning into the user's own (see sessionKindFor). A token made before they
+	// were recorded has no Kind and opens a session as a password login would.
+	Kind   string   `json:"kind,omitempty"`
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// mayMintLoginToken reports whether a session of this kind may make login tokens: only
+// one the user opened interactively (a password, their cookie, a login token made by
+// such a session, or an authorization code they consented to). A client_credentials
+// session acts for a user without them, and a trusted external token is another
+// system's credential: neither may turn itself into the user's interactive session.
+func mayMintLoginToken(kind string) bool {
+	switch kind {
+	case domain.SessionPassword, domain.SessionLoginToken, domain.SessionAuthorizationCode:
+		return true
+	}
+	return false
+}
+
+// ActsAsUser reports whether a session of this kind is the user's own sign-in, which the
+// authorization endpoint may take as the user's consent to sign in to any client: a
+// password login or a login token made by one. An authorization-code session is a
+// third-party client's grant, a client_credentials session the client's own.
+func ActsAsUser(kind string) bool {
+	return kind == domain.SessionPassword || kind == domain.SessionLoginToken
+}
+
+// loginTokenKind is the kind of the session a login token opens: a token made by an
+// authorization-code session opens an authorization-code session again (a third-party
+// client's grant, which the authorization endpoint never takes as the user's own login);
+// any other opens a login_token session.
+func loginTokenKind(creator string) string {
+	if creator == domain.SessionAuthorizationCode {
+		return domain.SessionAuthorizationCode
+	}
+	return domain.SessionLoginToken
 }
 
 // NormalizeLoginTokenRequest checks and completes a login token request.
@@ -181,6 +219,15 @@ func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTok
 	if u := snap.Users[user]; u == nil || !u.Enabled {
 		return "", time.Time{}, fmt.Errorf("%w: login tokens are for users; this session acts as no local user", ErrNotAllowed)
 	}
+	if !mayMintLoginToken(p.Session.Kind) {
+		return "", time.Time{}, fmt.Errorf("%w: only a session the user signed in to (password, cookie, login token or authorization code) may make login tokens; this one is a %s session", ErrNotAllowed, p.Session.Kind)
+	}
+	// The credential's own scopes: an access token may carry fewer than its session.
+	scopes := p.Session.Scopes
+	if p.Token != nil && p.Token.Scopes != nil {
+		scopes = p.Token.Scopes
+	}
+	scopes = append([]string{}, scopes...)
 	plain, hash := NewToken()
 	var exp time.Time
 	err = m.update(ctx, func(tx store.Tx) error {
@@ -192,7 +239,11 @@ func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTok
 		} else if err != nil {
 			return err
 		}
-		data := loginTokenData{Usage: r.Usage, Products: r.Products, Session: s.ID}
+		if !mayMintLoginToken(s.Kind) {
+			return fmt.Errorf("%w: this session may not make login tokens", ErrNotAllowed)
+		}
+		data := loginTokenData{Usage: r.Usage, Products: r.Products, Session: s.ID,
+			Kind: loginTokenKind(s.Kind), Scopes: scopes}
 		if s.LeaseRoot != "" {
 			l, err := tx.FindLease(ctx, s.Tenant, s.LeaseRoot)
 			if err != nil && !errors.Is(err, domain.ErrNotFound) {
@@ -260,6 +311,7 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 	}
 	hash := HashToken(token)
 	var user string
+	kind := domain.SessionLoginToken
 	check := func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*seatReclaim, error) {
 		t, err := tx.GetToken(ctx, hash)
 		if errors.Is(err, domain.ErrNotFound) {
@@ -297,7 +349,15 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 		if t.Kind != domain.TokenLogin || t.Tenant != tenant {
 			return ErrInvalidToken
 		}
+		var d loginTokenData
+		if err := json.Unmarshal(t.Data, &d); err != nil {
+			return ErrInvalidToken
+		}
 		user = t.User
+		if d.Kind != "" {
+			// Never more than the credential that made the token (see loginTokenData).
+			kind, o.Scopes = d.Kind, append([]string{}, d.Scopes...)
+		}
 		return nil
 	})
 	if err != nil {
@@ -310,7 +370,7 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 	if u := snap.Users[user]; u == nil || !u.Enabled {
 		return nil, ErrInvalidToken
 	}
-	return m.openLogin(ctx, tenant, user, domain.SessionLoginToken, o, check)
+	return m.openLogin(ctx, tenant, user, kind, o, check)
 }
 
 // RevokeLoginTokensTx deletes every login token of a user (a password change revokes them).
