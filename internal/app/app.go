@@ -107,6 +107,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
 		AdminToken:     cfg.AdminToken,
+		AdminTokenHash: cfg.AdminTokenHash,
 		GeoIP:          geo != nil,
 		Logger:         log,
 		Metrics:        met,

@@ -37,6 +37,16 @@ const (
 // AdminTokenEnv, when set and not empty, provides (or replaces) admin_token.
 const AdminTokenEnv = "LEASEHOLD_ADMIN_TOKEN"
 
+// MinAdminTokenLen is the shortest admin token `leasehold serve` accepts (unless told it
+// runs a demo): the token guards every tenant, and a short one falls to guessing.
+const MinAdminTokenLen = 24
+
+// AdminTokenTooShort reports whether the configured plain admin token is shorter than
+// MinAdminTokenLen (a hash is never too short: what it hashes is not known).
+func (c *Config) AdminTokenTooShort() bool {
+	return c.AdminToken != "" && len(c.AdminToken) < MinAdminTokenLen
+}
+
 // MaxFileSize bounds the configuration file Load reads.
 const MaxFileSize = 32 << 20
 
@@ -52,9 +62,12 @@ type Config struct {
 	Store              string
 	GeoIPDatabase      string
 	AdminToken         string
-	Signing            Signing
-	Documents          string
-	Tenants            []Tenant
+	// AdminTokenHash is an argon2id or bcrypt PHC string of the admin token, for a file
+	// that should hold no secret (exclusive with AdminToken).
+	AdminTokenHash string
+	Signing        Signing
+	Documents      string
+	Tenants        []Tenant
 }
 
 // Signing chooses the algorithm of tenant signing keys.
@@ -96,6 +109,7 @@ type fileConfig struct {
 	Store          string            `json:"store"`
 	GeoIPDatabase  string            `json:"geoip_database"`
 	AdminToken     string            `json:"admin_token"`
+	AdminTokenHash string            `json:"admin_token_hash"`
 	Signing        Signing           `json:"signing"`
 	Documents      string            `json:"documents"`
 	Tenants        []json.RawMessage `json:"tenants"`
@@ -160,14 +174,15 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 	}
 
 	cfg := &Config{
-		Listen:        fc.Listen,
-		PublicURL:     fc.PublicURL,
-		Store:         fc.Store,
-		GeoIPDatabase: fc.GeoIPDatabase,
-		AdminToken:    fc.AdminToken,
-		Signing:       fc.Signing,
-		Documents:     fc.Documents,
-		Tenants:       tenants,
+		Listen:         fc.Listen,
+		PublicURL:      fc.PublicURL,
+		Store:          fc.Store,
+		GeoIPDatabase:  fc.GeoIPDatabase,
+		AdminToken:     fc.AdminToken,
+		AdminTokenHash: fc.AdminTokenHash,
+		Signing:        fc.Signing,
+		Documents:      fc.Documents,
+		Tenants:        tenants,
 	}
 	if envAdminToken != "" {
 		cfg.AdminToken = envAdminToken

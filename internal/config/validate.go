@@ -112,6 +112,14 @@ func (v *validator) top(c *Config, fc fileConfig, adminFromEnv bool) {
 		// It travels as a Bearer token: printable ASCII only.
 		v.add(tokenPath, "must be printable ASCII without spaces")
 	}
+	if c.AdminTokenHash != "" {
+		if err := secret.ValidHash(c.AdminTokenHash); err != nil {
+			v.add("admin_token_hash", "%v (make one with `leasehold hash-password`)", err)
+		}
+		if c.AdminToken != "" {
+			v.add(tokenPath, "set either admin_token or admin_token_hash, not both")
+		}
+	}
 	v.filePath("documents", c.Documents)
 	v.filePath("geoip_database", c.GeoIPDatabase)
 }

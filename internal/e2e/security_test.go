@@ -3,8 +3,11 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/leasehold/leasehold/internal/secret"
 )
 
 // securityConfig: one tenant whose 1-seat license is held through the session item, a
@@ -15,6 +18,7 @@ listen: "{{LISTEN}}"
 public_url: "{{URL}}"
 store: "{{STORE}}"
 admin_token: test-admin
+trusted_proxies: [127.0.0.1/32]
 documents: "{{DIR}}/documents"
 tenants:
   - name: sec
@@ -102,4 +106,102 @@ func TestSecurityLoginTokenNotFromClientCredentials(t *testing.T) {
 	sessWant(t, "logoff", do(t, http.MethodPost, base+"/oauth2/logoff", sessBearer(cc), ""), http.StatusOK)
 	tok, _, _ := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, nil))
 	sessWant(t, "password mint", mintLoginToken(t, base, sessBearer(tok)), http.StatusOK)
+}
+
+func from(addr string, h ...map[string]string) map[string]string {
+	return sessMerge(append(h, map[string]string{"X-Forwarded-For": addr})...)
+}
+
+func wantRetryAfter(t *testing.T, what string, r response) {
+	t.Helper()
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Fatalf("%s: Retry-After %q", what, r.Header.Get("Retry-After"))
+	}
+}
+
+// TestSecurityLoginLockoutIsPerAddress: failures for a user from one address throttle that
+// user there, never from an address that has not failed (lockout as a weapon).
+func TestSecurityLoginLockoutIsPerAddress(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	for i := range 5 {
+		sessWant(t, "guess "+strconv.Itoa(i), sessLogin(t, base, "alice", "wrong", from("203.0.113.1"), nil), http.StatusUnauthorized)
+	}
+	r := sessLogin(t, base, "alice", "alice-pw", from("203.0.113.1"), nil)
+	sessWant(t, "throttled at the guessing address", r, http.StatusTooManyRequests)
+	wantRetryAfter(t, "login", r)
+	sessWant(t, "alice from her own address", sessLogin(t, base, "alice", "alice-pw", from("198.51.100.20"), nil), http.StatusOK)
+	// DocuWare's Logon shares the rule.
+	dw := func(addr, pw string) response {
+		return postForm(t, base+"/DocuWare/Platform/Account/Logon", url.Values{"UserName": {"alice"}, "Password": {pw}}, from(addr))
+	}
+	if r := dw("203.0.113.1", "alice-pw"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("DocuWare Logon from the guessing address: %d", r.Status)
+	}
+}
+
+// TestSecurityClientSecretThrottled: wrong client secrets are throttled per (client,
+// address): after a few, even the right secret waits there; the same client from another
+// address, and another client from the guessing address, are not held back.
+func TestSecurityClientSecretThrottled(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	grant := func(id, secretValue, addr string) response {
+		return postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"view"}},
+			from(addr, map[string]string{"Authorization": oaBasic(id, secretValue)}))
+	}
+	for i := range 5 {
+		oaWantError(t, grant("cc-alice", "wrong-"+strconv.Itoa(i), "203.0.113.5"), http.StatusUnauthorized, "invalid_client")
+	}
+	r := grant("cc-alice", "cc-secret", "203.0.113.5")
+	oaWantError(t, r, http.StatusTooManyRequests, "too_many_attempts")
+	wantRetryAfter(t, "token", r)
+	if r := grant("cc-alice", "cc-secret", "198.51.100.30"); r.Status != http.StatusOK {
+		t.Fatalf("the client from another address: %d %s", r.Status, r.Body)
+	}
+	if r := grant("tf-app", "tf-secret", "203.0.113.5"); r.Status == http.StatusTooManyRequests {
+		t.Fatalf("another client from the guessing address: %d %s", r.Status, r.Body)
+	}
+	// Unknown client ids are refused like a wrong secret.
+	oaWantError(t, grant("no-such-client", "x", "203.0.113.6"), http.StatusUnauthorized, "invalid_client")
+}
+
+// TestSecurityAdminTokenThrottled: wrong admin tokens are throttled per address.
+func TestSecurityAdminTokenThrottled(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	admin := func(tok, addr string) response {
+		return do(t, http.MethodGet, base+"/admin/v1/tenants", from(addr, map[string]string{"Authorization": "Bearer " + tok}), "")
+	}
+	for i := range 10 {
+		if r := admin("guess-"+strconv.Itoa(i), "203.0.113.9"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, r.Status)
+		}
+	}
+	r := admin("test-admin", "203.0.113.9")
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("after 10 wrong admin tokens: %d %s", r.Status, r.Body)
+	}
+	wantRetryAfter(t, "admin", r)
+	if r := admin("test-admin", "198.51.100.40"); r.Status != http.StatusOK {
+		t.Fatalf("the admin from another address: %d", r.Status)
+	}
+}
+
+// TestSecurityAdminTokenHash: a configuration may hold the admin token's hash instead.
+func TestSecurityAdminTokenHash(t *testing.T) {
+	const token = "an-admin-token-of-thirty-two-chars"
+	phc, err := secret.Hash(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := start(t, strings.Replace(securityConfig, "admin_token: test-admin", "admin_token_hash: '"+phc+"'", 1))
+	for i := range 2 { // the second answer comes from the verification cache
+		if r := get(t, ts.URL+"/admin/v1/tenants", token); r.Status != http.StatusOK {
+			t.Fatalf("right token (%d): %d %s", i, r.Status, r.Body)
+		}
+	}
+	if r := get(t, ts.URL+"/admin/v1/tenants", "test-admin"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", r.Status)
+	}
 }

@@ -76,7 +76,7 @@ func (c *VerifyCache) Verify(tenant, clientID, secret, phc string) (bool, error)
 		return true, nil
 	}
 
-	ok, err := Verify(secret, phc)
+	ok, err := verify(secret, phc, clientSlots)
 	if err != nil || !ok {
 		return ok, err
 	}

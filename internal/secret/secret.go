@@ -55,11 +55,19 @@ const dummyPHC = "$argon2id$v=19$m=19456,t=2,p=1$wgxtol6bXZkLnRN20tUlTw$b0Kc5Vgr
 // holds its memory cost (19 MiB by default, up to 256 MiB for a configured hash) for its
 // whole run: without a bound, a burst of logins could take the process's memory. Callers
 // beyond the bound wait their turn, which also spreads a guessing burst out in time.
-var slowSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+//
+// Client secrets (VerifyCache) have a pool of their own, half the size: a stream of wrong
+// client secrets then queues behind itself, never in front of a user's password login.
+var (
+	slowSlots   = make(chan struct{}, max(2, runtime.NumCPU()))
+	clientSlots = make(chan struct{}, max(1, runtime.NumCPU()/2))
+)
 
-func acquireSlow() func() {
-	slowSlots <- struct{}{}
-	return func() { <-slowSlots }
+func acquireSlow() func() { return acquire(slowSlots) }
+
+func acquire(slots chan struct{}) func() {
+	slots <- struct{}{}
+	return func() { <-slots }
 }
 
 // Hash returns the argon2id PHC string of plain.
@@ -75,6 +83,10 @@ func Hash(plain string) (string, error) {
 // Verify reports whether plain matches phc (argon2id or bcrypt). A malformed or
 // out-of-bounds phc is an error, never a match.
 func Verify(plain, phc string) (bool, error) {
+	return verify(plain, phc, slowSlots)
+}
+
+func verify(plain, phc string, slots chan struct{}) (bool, error) {
 	kind, err := check(phc)
 	if err != nil {
 		return false, err
@@ -84,7 +96,7 @@ func Verify(plain, phc string) (bool, error) {
 		DummyVerify("")
 		return false, nil
 	}
-	defer acquireSlow()()
+	defer acquire(slots)()
 	switch kind {
 	case kindArgon2id:
 		ok, err := argon2id.ComparePasswordAndHash(plain, phc)

@@ -53,24 +53,6 @@ func (s *Server) adminRoutes() {
 	m.Handle("POST /admin/v1/apply", a(s.adminApply))
 }
 
-// requireAdmin checks the admin Bearer token in constant time. Without a configured token
-// the admin API is off.
-func (s *Server) requireAdmin(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken == "" {
-			writeError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set admin_token or LEASEHOLD_ADMIN_TOKEN")
-			return
-		}
-		tok := bearerToken(r)
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.AdminToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold-admin"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid admin Bearer token is required")
-			return
-		}
-		h(w, r)
-	})
-}
-
 var adminKinds = map[string]domain.Kind{
 	"organizations": domain.KindOrganization, "users": domain.KindUser, "clients": domain.KindClient,
 	"products": domain.KindProduct, "models": domain.KindModel, "licenses": domain.KindLicense,

@@ -3,13 +3,17 @@ package server
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/throttle"
 )
 
 // tokenResponse is RFC 6749 §5.1.
@@ -188,12 +192,11 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tena
 		return nil, false
 	}
 	client := snap.Clients[id]
-	hash := ""
-	if client != nil {
-		hash = client.ClientSecretHash
-	}
 	if client == nil || !client.Enabled {
-		secret.DummyVerify(secretValue) // same cost as a real check: no client enumeration by timing
+		// Client ids are public (they travel in every authorization URL), so answering
+		// an unknown one without a KDF run tells nothing secret, and a stream of made-up
+		// ids costs the server nothing. The comparison keeps the time flat anyway.
+		secret.Equal(secretValue, unknownClientSecret)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return nil, false
 	}
@@ -204,12 +207,40 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tena
 		}
 		return client, true
 	}
-	ok, err := s.secrets.Verify(tenant, id, secretValue, hash)
+	clientKey, addrKey := clientThrottleKeys(tenant, id, clientAddr(r, s.opts.TrustedProxies))
+	if wait := s.guesses.Wait(time.Now(), clientKey, addrKey); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(throttle.RetrySeconds(wait)))
+		writeOAuthError(w, http.StatusTooManyRequests, "too_many_attempts",
+			"too many failed client authentications for this client from this address; retry in "+strconv.Itoa(throttle.RetrySeconds(wait))+" s")
+		return nil, false
+	}
+	ok, err := s.secrets.Verify(tenant, id, secretValue, client.ClientSecretHash)
 	if err != nil || !ok {
+		s.guesses.Fail(time.Now(), clientKey, addrKey)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return nil, false
 	}
 	return client, true
+}
+
+// unknownClientSecret is what a secret sent for an unknown or disabled client is compared
+// with: nothing anybody could know.
+const unknownClientSecret = "\x00leasehold: no such client\x00"
+
+// Client secrets may fail a few times freely per (client, address), and more per address,
+// before they wait: a client is never throttled from an address that has not failed.
+const (
+	throttleClientFree     = 5
+	throttleClientAddrFree = 20
+)
+
+func clientThrottleKeys(tenant, client string, addr netip.Addr) (clientAtAddr, address throttle.Key) {
+	a := throttle.Addr(addr)
+	clientAtAddr = throttle.Key{ID: "c\x00" + tenant + "\x00" + client + "\x00" + a, Free: throttleClientFree}
+	if a != "" {
+		address = throttle.Key{ID: "ca\x00" + a, Free: throttleClientAddrFree}
+	}
+	return clientAtAddr, address
 }
 
 // logoff ends the caller's session now; its seat lingers (SPEC §4).

@@ -21,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/internal/server/openapi"
 	"github.com/leasehold/leasehold/internal/session"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/throttle"
 )
 
 // Options are the server settings taken from the configuration file.
@@ -28,6 +29,8 @@ type Options struct {
 	PublicURL      string // no trailing slash
 	TrustedProxies []netip.Prefix
 	AdminToken     string
+	// AdminTokenHash, when set, is the PHC hash of the admin token (instead of AdminToken).
+	AdminTokenHash string
 	GeoIP          bool // a GeoIP database is configured (models may use `countries`)
 	Logger         *slog.Logger
 	Metrics        *Metrics // nil: a private registry
@@ -51,6 +54,9 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	secrets *secret.VerifyCache
+	// guesses throttles failed client-secret and admin-token checks (passwords are the
+	// session manager's).
+	guesses throttle.Limiter
 	metrics *Metrics
 	mux     *http.ServeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/leasehold/leasehold/internal/catalog"
@@ -14,6 +13,7 @@ import (
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/throttle"
 )
 
 // ErrBadCredentials is every refused password login: unknown user, wrong password or a
@@ -21,23 +21,18 @@ import (
 var ErrBadCredentials = errors.New("invalid username or password")
 
 // ThrottledError refuses a login attempt made too soon after repeated failures for the
-// same user or from the same address (HTTP 429 with Retry-After).
+// same user from the same address, or from the same address (HTTP 429 with Retry-After).
 type ThrottledError struct {
 	RetryAfter time.Duration
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("too many login attempts (failed or still in progress) for this user or address; retry in %d s", retrySeconds(e.RetryAfter))
+	return fmt.Sprintf("too many login attempts (failed or still in progress) for this user or address; retry in %d s", throttle.RetrySeconds(e.RetryAfter))
 }
 
 // RetryAfterSeconds is RetryAfter rounded up to whole seconds (at least 1), for the
 // Retry-After header.
-func (e *ThrottledError) RetryAfterSeconds() int { return retrySeconds(e.RetryAfter) }
-
-func retrySeconds(d time.Duration) int {
-	s := int((d + time.Second - 1) / time.Second)
-	return max(s, 1)
-}
+func (e *ThrottledError) RetryAfterSeconds() int { return throttle.RetrySeconds(e.RetryAfter) }
 
 // SessionLimitError refuses a login when the user already has max_sessions_per_user live
 // sessions.
@@ -51,17 +46,15 @@ func (e *SessionLimitError) Error() string {
 }
 
 // CheckPassword verifies a user's password. It costs the same whether or not the user
-// exists, refuses disabled users, and throttles repeated failures per user and per client
-// address (ThrottledError) before spending anything on a hash.
+// exists, refuses disabled users, and throttles repeated failures per (user, client address)
+// and per address (ThrottledError) before spending anything on a hash.
 func (m *Manager) CheckPassword(ctx context.Context, tenant, username, password string, addr netip.Addr) (*domain.User, error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}
-	userKey, addrKey := throttleUserKey(tenant, username), throttleAddrKey(addr)
-	// The attempt counts as a failure until it succeeds, so that concurrent guesses cannot
-	// all slip in before the first of them has failed.
-	if wait := m.guard.attempt(time.Now(), userKey, addrKey); wait > 0 {
+	userKey, addrKey := passwordThrottleKeys(tenant, username, addr)
+	if wait := m.guard.Attempt(time.Now(), userKey, addrKey); wait > 0 {
 		return nil, &ThrottledError{RetryAfter: wait}
 	}
 	u := snap.Users[username]
@@ -77,7 +70,7 @@ func (m *Manager) CheckPassword(ctx context.Context, tenant, username, password 
 	if !ok || !u.Enabled {
 		return nil, ErrBadCredentials
 	}
-	m.guard.succeed(userKey, addrKey)
+	m.guard.Succeed(userKey, addrKey)
 	return u, nil
 }
 
@@ -295,135 +288,24 @@ func (m *Manager) checkSessionLimit(ctx context.Context, tx store.Tx, snap *cata
 	return nil
 }
 
-// Throttling of failed logins. Each key (a user of a tenant, a client address) may fail a
-// few times freely; after that every further failure doubles the wait before the next
-// attempt, up to throttleMaxWait. A key forgets its failures throttleWindow after the last
-// one. The table is bounded: when full, forgotten keys are dropped first, then arbitrary
-// ones (an attacker flooding it from many addresses gains at most a fresh start for some
-// keys, never unbounded memory).
+// Password logins may fail a few times freely per (user, address) before they wait, and a
+// few more per address (many users guessed from one place). A user is never throttled
+// across addresses: failures from elsewhere cannot keep them out.
 const (
 	throttleUserFree = 5
 	throttleAddrFree = 20
-	throttleBaseWait = time.Second
-	throttleMaxWait  = 15 * time.Minute
-	throttleWindow   = 15 * time.Minute
-	throttleMaxKeys  = 100_000
 )
 
-type loginGuard struct {
-	mu      sync.Mutex
-	entries map[string]*failures
-}
-
-type failures struct {
-	n     int
-	last  time.Time
-	until time.Time
-}
-
-func throttleUserKey(tenant, user string) string {
+func passwordThrottleKeys(tenant, user string, addr netip.Addr) (userAtAddr, address throttle.Key) {
 	if len(user) > 256 {
 		user = user[:256]
 	}
-	return "u\x00" + tenant + "\x00" + user
-}
-
-// throttleAddrKey groups IPv6 clients by /64: one host usually owns the whole prefix.
-func throttleAddrKey(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
+	a := throttle.Addr(addr)
+	userAtAddr = throttle.Key{ID: "u\x00" + tenant + "\x00" + user + "\x00" + a, Free: throttleUserFree}
+	if a != "" {
+		address = throttle.Key{ID: "a\x00" + a, Free: throttleAddrFree}
 	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return "a\x00" + p.String()
-	}
-	return "a\x00" + a.String()
-}
-
-func (g *loginGuard) wait(now time.Time, keys ...string) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var w time.Duration
-	for _, k := range keys {
-		if e := g.entries[k]; e != nil && now.Before(e.until) {
-			w = max(w, e.until.Sub(now))
-		}
-	}
-	return w
-}
-
-// attempt answers how long the caller must wait (0: go ahead); when it may go ahead, the
-// attempt is counted as a failure at once (succeed takes it back).
-func (g *loginGuard) attempt(now time.Time, userKey, addrKey string) time.Duration {
-	if w := g.wait(now, userKey, addrKey); w > 0 {
-		return w
-	}
-	g.fail(now, userKey, addrKey)
-	return 0
-}
-
-func (g *loginGuard) fail(now time.Time, userKey, addrKey string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.failLocked(now, userKey, throttleUserFree)
-	if addrKey != "" {
-		g.failLocked(now, addrKey, throttleAddrFree)
-	}
-}
-
-func (g *loginGuard) failLocked(now time.Time, key string, free int) {
-	if g.entries == nil {
-		g.entries = map[string]*failures{}
-	}
-	e := g.entries[key]
-	if e == nil {
-		if len(g.entries) >= throttleMaxKeys {
-			g.evictLocked(now)
-		}
-		e = &failures{}
-		g.entries[key] = e
-	} else if now.Sub(e.last) > throttleWindow {
-		*e = failures{}
-	}
-	e.n++
-	e.last = now
-	if over := e.n - free; over >= 0 {
-		wait := throttleMaxWait
-		if over < 20 && throttleBaseWait<<over < throttleMaxWait {
-			wait = throttleBaseWait << over
-		}
-		e.until = now.Add(wait)
-	}
-}
-
-func (g *loginGuard) evictLocked(now time.Time) {
-	for k, e := range g.entries {
-		if now.Sub(e.last) > throttleWindow && !now.Before(e.until) {
-			delete(g.entries, k)
-		}
-	}
-	for k := range g.entries {
-		if len(g.entries) < throttleMaxKeys*9/10 {
-			break
-		}
-		delete(g.entries, k)
-	}
-}
-
-// succeed forgets a user's failures. The address only gets back the attempt that
-// succeeded: one valid account must not let an address go on guessing the passwords of
-// others.
-func (g *loginGuard) succeed(userKey, addrKey string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.entries, userKey)
-	if e := g.entries[addrKey]; addrKey != "" && e != nil {
-		e.n = max(e.n-1, 0)
-		if e.n < throttleAddrFree {
-			e.until = time.Time{}
-		}
-	}
+	return userAtAddr, address
 }
 
 // SetEndHook registers fn to run after a transaction that ended a session has committed

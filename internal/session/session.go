@@ -17,6 +17,7 @@ import (
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/throttle"
 )
 
 // Errors callers map to HTTP answers.
@@ -42,7 +43,7 @@ type Manager struct {
 	cat *catalog.Cache
 	eng *engine.Engine
 	// guard throttles failed password logins (login.go).
-	guard loginGuard
+	guard throttle.Limiter
 	// onEnd, when set, runs after a transaction that ended sessions has committed (to
 	// delete their documents); see SetEndHook.
 	onEnd func(tenant, sessionID string)
