@@ -205,3 +205,33 @@ func TestSecurityAdminTokenHash(t *testing.T) {
 		t.Fatalf("wrong token: %d", r.Status)
 	}
 }
+
+// TestSecurityLoginCSRF: a login form posted from another site is refused (it would sign
+// the victim in to the attacker's account) on the session API and DocuWare's Logon and
+// TokenLogOn; the same login from the same site, or from an API client, is not.
+func TestSecurityLoginCSRF(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	form := url.Values{"username": {"alice"}, "password": {"alice-pw"}}
+	dwForm := url.Values{"UserName": {"alice"}, "Password": {"alice-pw"}}
+	for name, h := range map[string]map[string]string{
+		"sec-fetch-site": {"Sec-Fetch-Site": "cross-site"},
+		"foreign origin": {"Origin": "https://evil.example"},
+	} {
+		for path, f := range map[string]url.Values{
+			"/session/login": form, "/DocuWare/Platform/Account/Logon": dwForm,
+			"/session/token-login": {"token": {"x"}}, "/DocuWare/Platform/Account/TokenLogOn": {"Token": {"x"}},
+		} {
+			r := postForm(t, base+path, f, h)
+			if m := sessWant(t, name+" "+path, r, http.StatusForbidden); m["error"] != "cross_site_request" {
+				t.Fatalf("%s %s: %v", name, path, m)
+			}
+			if len(r.Header.Values("Set-Cookie")) != 0 {
+				t.Fatalf("%s %s set cookies: %v", name, path, r.Header.Values("Set-Cookie"))
+			}
+		}
+	}
+	tok, _ := sessWant(t, "same-origin form", postForm(t, base+"/session/login", form, map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": base}), http.StatusOK)["token"].(string)
+	sessWant(t, "logout", do(t, http.MethodPost, base+"/session/logout", sessBearer(tok), ""), http.StatusOK)
+	sessWant(t, "API client", sessLogin(t, base, "alice", "alice-pw", nil, nil), http.StatusOK)
+}

@@ -40,6 +40,9 @@ type dwLogonResult struct {
 // dwLogon is Account/Logon: form (or JSON) UserName, Password and, optionally, Organization:
 // the name of the user's organization.
 func (s *Server) dwLogon(w http.ResponseWriter, r *http.Request, c *dialectCall) {
+	if s.crossSiteLogin(w, r) {
+		return
+	}
 	raw, isJSON, form, ok := readSessionBody(w, r)
 	if !ok {
 		return
@@ -97,6 +100,9 @@ func (s *Server) dwLogon(w http.ResponseWriter, r *http.Request, c *dialectCall)
 // Organizations/LoginToken; it reclaims the seat of the session that made the token while
 // that seat lingers.
 func (s *Server) dwTokenLogOn(w http.ResponseWriter, r *http.Request, c *dialectCall) {
+	if s.crossSiteLogin(w, r) {
+		return
+	}
 	in, ok := readLoginInput(w, r)
 	if !ok {
 		return

@@ -32,6 +32,18 @@ func newCrossOriginProtection(publicURL string) *http.CrossOriginProtection {
 	return cop
 }
 
+// crossSiteLogin refuses a login that a browser marks cross-site (Sec-Fetch-Site, Origin),
+// as the authorization endpoint's form does: another site's form must not sign a victim in
+// to the attacker's account (login CSRF). API clients send neither header and pass. It
+// answers itself when it refuses.
+func (s *Server) crossSiteLogin(w http.ResponseWriter, r *http.Request) bool {
+	if err := s.cop.Check(r); err != nil {
+		writeError(w, http.StatusForbidden, "cross_site_request", "a login must come from the same site; this one was sent from another site")
+		return true
+	}
+	return false
+}
+
 // authenticateBrowser authenticates a browser-facing route (SPEC §4: /session/*,
 // /entitlements/*, /ui/*, dialects): a Bearer token when there is one, else the session
 // cookie. A cookie-authenticated request with an unsafe method is refused when the browser

@@ -158,6 +158,9 @@ func jsonReason(err error) string {
 
 // sessionLogin is POST /session/login.
 func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
+	if s.crossSiteLogin(w, r) {
+		return
+	}
 	tenant, ok := s.entryTenant(w, r)
 	if !ok {
 		return
@@ -192,6 +195,9 @@ func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
 
 // sessionTokenLogin is POST /session/token-login: a login with a login token.
 func (s *Server) sessionTokenLogin(w http.ResponseWriter, r *http.Request) {
+	if s.crossSiteLogin(w, r) {
+		return
+	}
 	tenant, ok := s.entryTenant(w, r)
 	if !ok {
 		return
