@@ -108,6 +108,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		TrustedProxies: cfg.TrustedProxies,
 		AdminToken:     cfg.AdminToken,
 		AdminTokenHash: cfg.AdminTokenHash,
+		MetricsToken:   cfg.MetricsToken,
 		GeoIP:          geo != nil,
 		Logger:         log,
 		Metrics:        met,

@@ -65,9 +65,11 @@ type Config struct {
 	// AdminTokenHash is an argon2id or bcrypt PHC string of the admin token, for a file
 	// that should hold no secret (exclusive with AdminToken).
 	AdminTokenHash string
-	Signing        Signing
-	Documents      string
-	Tenants        []Tenant
+	// MetricsToken is the Bearer token /metrics asks for (the admin token works too).
+	MetricsToken string
+	Signing      Signing
+	Documents    string
+	Tenants      []Tenant
 }
 
 // Signing chooses the algorithm of tenant signing keys.
@@ -110,6 +112,7 @@ type fileConfig struct {
 	GeoIPDatabase  string            `json:"geoip_database"`
 	AdminToken     string            `json:"admin_token"`
 	AdminTokenHash string            `json:"admin_token_hash"`
+	MetricsToken   string            `json:"metrics_token"`
 	Signing        Signing           `json:"signing"`
 	Documents      string            `json:"documents"`
 	Tenants        []json.RawMessage `json:"tenants"`
@@ -180,6 +183,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 		GeoIPDatabase:  fc.GeoIPDatabase,
 		AdminToken:     fc.AdminToken,
 		AdminTokenHash: fc.AdminTokenHash,
+		MetricsToken:   fc.MetricsToken,
 		Signing:        fc.Signing,
 		Documents:      fc.Documents,
 		Tenants:        tenants,

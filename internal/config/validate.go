@@ -112,6 +112,12 @@ func (v *validator) top(c *Config, fc fileConfig, adminFromEnv bool) {
 		// It travels as a Bearer token: printable ASCII only.
 		v.add(tokenPath, "must be printable ASCII without spaces")
 	}
+	switch {
+	case len(c.MetricsToken) > maxTokenLen:
+		v.add("metrics_token", "longer than %d bytes", maxTokenLen)
+	case strings.ContainsFunc(c.MetricsToken, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		v.add("metrics_token", "must be printable ASCII without spaces")
+	}
 	if c.AdminTokenHash != "" {
 		if err := secret.ValidHash(c.AdminTokenHash); err != nil {
 			v.add("admin_token_hash", "%v (make one with `leasehold hash-password`)", err)

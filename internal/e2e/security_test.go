@@ -235,3 +235,25 @@ func TestSecurityLoginCSRF(t *testing.T) {
 	sessWant(t, "logout", do(t, http.MethodPost, base+"/session/logout", sessBearer(tok), ""), http.StatusOK)
 	sessWant(t, "API client", sessLogin(t, base, "alice", "alice-pw", nil, nil), http.StatusOK)
 }
+
+// TestSecurityMetricsProtected: /metrics (every tenant's licenses and their use) answers
+// only to metrics_token or the admin token.
+func TestSecurityMetricsProtected(t *testing.T) {
+	ts := start(t, strings.Replace(securityConfig, "admin_token: test-admin", "admin_token: test-admin\nmetrics_token: scrape-me", 1))
+	if r := get(t, ts.URL+"/metrics", ""); r.Status != http.StatusUnauthorized || strings.Contains(r.Body, "lic-s") {
+		t.Fatalf("anonymous /metrics: %d", r.Status)
+	}
+	if r := get(t, ts.URL+"/metrics", "not-it"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", r.Status)
+	}
+	for _, tok := range []string{"scrape-me", "test-admin"} {
+		if r := get(t, ts.URL+"/metrics", tok); r.Status != http.StatusOK || !strings.Contains(r.Body, "leasehold_") {
+			t.Fatalf("/metrics with %s: %d", tok, r.Status)
+		}
+	}
+	// Without either token configured, /metrics is off.
+	off := start(t, strings.Replace(securityConfig, "admin_token: test-admin\n", "", 1))
+	if r := get(t, off.URL+"/metrics", "test-admin"); r.Status != http.StatusForbidden {
+		t.Fatalf("/metrics with no token configured: %d", r.Status)
+	}
+}

@@ -39,6 +39,33 @@ func (s *Server) requireAdmin(h http.HandlerFunc) http.Handler {
 	})
 }
 
+// requireMetricsToken guards /metrics, which names every tenant's licenses and their use:
+// it takes metrics_token or the admin token as a Bearer token, throttled like the admin
+// token. With neither configured it is off.
+func (s *Server) requireMetricsToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.MetricsToken == "" && s.opts.AdminToken == "" && s.opts.AdminTokenHash == "" {
+			writeError(w, http.StatusForbidden, "metrics_disabled", "/metrics is off: set metrics_token (or admin_token) and scrape with it as a Bearer token")
+			return
+		}
+		key := throttle.Key{ID: "admin\x00" + throttle.Addr(clientAddr(r, s.opts.TrustedProxies)), Free: throttleAdminFree}
+		if wait := s.guesses.Wait(time.Now(), key); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(throttle.RetrySeconds(wait)))
+			writeError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed tokens from this address")
+			return
+		}
+		tok := bearerToken(r)
+		metricsOK := s.opts.MetricsToken != "" && secret.Equal(tok, s.opts.MetricsToken)
+		if !metricsOK && !((s.opts.AdminToken != "" || s.opts.AdminTokenHash != "") && s.adminTokenValid(tok)) {
+			s.guesses.Fail(time.Now(), key)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold-metrics"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a metrics_token (or admin) Bearer token is required")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) adminTokenValid(tok string) bool {
 	if s.opts.AdminTokenHash != "" {
 		if tok == "" || len(tok) > secret.MaxSecretLen {

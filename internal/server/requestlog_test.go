@@ -95,6 +95,8 @@ func TestRequestLog(t *testing.T) {
 	expect(do("GET", "/healthz?password=alice-pw&client_secret=app-secret", "", map[string]string{"Cookie": "lh_session=" + tok.AccessToken}), "GET", "/healthz", 200, "")
 	expect(do("GET", "/t/Not_A_Tenant/healthz", "", nil), "GET", "/t/Not_A_Tenant/healthz", 404, "")
 	expect(do("GET", "/no/such/route", "", nil), "GET", "/no/such/route", 404, "")
+	// A client-named tenant that is no tenant name is not written as sent.
+	expect(do("GET", "/.well-known/jwks.json?tenant="+strings.Repeat("x", 5000)+"%0Aforged=1", "", nil), "GET", "/.well-known/jwks.json", 404, "(invalid)")
 
 	log := out.String()
 	for _, secret := range []string{tok.AccessToken, tok.RefreshToken, "app-secret", "alice-pw"} {

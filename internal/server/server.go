@@ -31,9 +31,11 @@ type Options struct {
 	AdminToken     string
 	// AdminTokenHash, when set, is the PHC hash of the admin token (instead of AdminToken).
 	AdminTokenHash string
-	GeoIP          bool // a GeoIP database is configured (models may use `countries`)
-	Logger         *slog.Logger
-	Metrics        *Metrics // nil: a private registry
+	// MetricsToken is the Bearer token /metrics takes besides the admin token.
+	MetricsToken string
+	GeoIP        bool // a GeoIP database is configured (models may use `countries`)
+	Logger       *slog.Logger
+	Metrics      *Metrics // nil: a private registry
 }
 
 // Deps are the services the handlers drive.
@@ -93,7 +95,7 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
-	m.Handle("GET /metrics", s.metrics.handler())
+	m.Handle("GET /metrics", s.requireMetricsToken(s.metrics.handler()))
 	m.HandleFunc("/authz/", s.authz)
 	m.HandleFunc("POST /oauth2/token", s.token)
 	m.HandleFunc("POST /oauth2/logoff", s.logoff)
@@ -166,12 +168,22 @@ func (s *Server) logRequest(r *http.Request, status int, elapsed time.Duration, 
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.String("client", addr.String()),
-		slog.String("tenant", explicitTenant(r)),
+		slog.String("tenant", loggedTenant(explicitTenant(r))),
 	)
 	_ = s.log.Handler().Handle(ctx, rec)
 }
 
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// loggedTenant is what the request log says of a client-named tenant: the name when it is
+// one, else a fixed word, so that a client cannot write what it likes (megabytes, line
+// breaks, a forged field) into the log.
+func loggedTenant(t string) string {
+	if t == "" || tenantName.MatchString(t) {
+		return t
+	}
+	return "(invalid)"
+}
 
 type tenantPrefixKey struct{}
 
