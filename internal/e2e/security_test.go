@@ -257,3 +257,111 @@ func TestSecurityMetricsProtected(t *testing.T) {
 		t.Fatalf("/metrics with no token configured: %d", r.Status)
 	}
 }
+
+// isolationConfig: two tenants with the same user, client and item names, different
+// secrets and licenses.
+const isolationConfig = `
+listen: "{{LISTEN}}"
+public_url: "{{URL}}"
+store: "{{STORE}}"
+admin_token: test-admin
+documents: "{{DIR}}/documents"
+tenants:
+  - name: ta
+    default: true
+    dialects: [docuware, webpdf]
+    session: {item: PlatformService}
+    organizations: [{id: org-a}]
+    users: [{username: alice, password: alice-pw, organization: org-a}]
+    clients: [{client_id: app, client_secret: a-secret, organization: org-a, grant_types: [client_credentials, refresh_token], refresh_with_client_credentials: true}]
+    products: [{name: PlatformService, items: [AppFeature-XYZ]}]
+    models: [{name: seat}]
+    licenses: [{id: lic-a, product: PlatformService, model: seat, seats: 5, owner: {organization: org-a}}]
+  - name: tb
+    dialects: [docuware, webpdf]
+    session: {item: PlatformService}
+    organizations: [{id: org-b}]
+    users: [{username: alice, password: b-alice-pw, organization: org-b}]
+    clients: [{client_id: app, client_secret: b-secret, organization: org-b, grant_types: [client_credentials, refresh_token], refresh_with_client_credentials: true}]
+    products: [{name: PlatformService, items: [AppFeature-XYZ]}]
+    models: [{name: seat}]
+    licenses: [{id: lic-b, product: PlatformService, model: seat, seats: 5, owner: {organization: org-b}}]
+`
+
+// TestSecurityTenantIsolation: a credential of one tenant is worth nothing in another, on
+// every route family that takes one, and nothing of one tenant shows in another.
+func TestSecurityTenantIsolation(t *testing.T) {
+	ts := start(t, isolationConfig)
+	base := ts.URL
+	tok, refresh, cookies := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"refresh": true}))
+	cookie := sessCookieHeader(cookies["lh_session"])
+	ccA := ccToken(t, base, "app", "a-secret", "")
+	json := map[string]string{"Content-Type": "application/json"}
+
+	for name, r := range map[string]response{
+		"authz under /t/tb":         get(t, base+"/t/tb/authz/.json?AppFeature-XYZ", tok),
+		"authz with tenant=tb":      get(t, base+"/authz/.json?AppFeature-XYZ&tenant=tb", tok),
+		"cc token under /t/tb":      get(t, base+"/t/tb/authz/.json?AppFeature-XYZ", ccA),
+		"entitlements under /t/tb":  get(t, base+"/t/tb/entitlements/licenses", tok),
+		"documents under /t/tb":     get(t, base+"/t/tb/session/documents", tok),
+		"cookie under /t/tb":        do(t, http.MethodGet, base+"/t/tb/session/documents", cookie, ""),
+		"logoff under /t/tb":        do(t, http.MethodPost, base+"/t/tb/oauth2/logoff", sessBearer(tok), ""),
+		"login token under /t/tb":   do(t, http.MethodPost, base+"/t/tb/session/login-token", sessMerge(sessBearer(tok), json), `{}`),
+		"webPDF logout under /t/tb": get(t, base+"/t/tb/webPDF/rest/authentication/user/logout", tok),
+	} {
+		if r.Status != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	// tb's client cannot use ta's refresh token, nor revoke or introspect ta's tokens.
+	oaWantError(t, postForm(t, base+"/t/tb/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}},
+		map[string]string{"Authorization": oaBasic("app", "b-secret")}), http.StatusBadRequest, "invalid_grant")
+	if m := oaIntrospect(t, base, "tb", "app", "b-secret", tok); m["active"] != false {
+		t.Errorf("tb introspects ta's token: %v", m)
+	}
+	postForm(t, base+"/t/tb/oauth2/revoke", url.Values{"token": {refresh}}, map[string]string{"Authorization": oaBasic("app", "b-secret")})
+	if r := get(t, base+"/session/documents", tok); r.Status != http.StatusOK {
+		t.Errorf("tb's revoke of ta's refresh token ended the session: %d", r.Status)
+	}
+	sessWant(t, "session refresh under /t/tb", do(t, http.MethodPost, base+"/t/tb/session/refresh", json, `{"refreshToken":"`+refresh+`"}`), http.StatusUnauthorized)
+	// The same client id with the other tenant's secret is refused.
+	oaWantError(t, postForm(t, base+"/t/tb/oauth2/token", url.Values{"grant_type": {"client_credentials"}},
+		map[string]string{"Authorization": oaBasic("app", "a-secret")}), http.StatusUnauthorized, "invalid_client")
+	// Only the tenant's own licenses and sessions show.
+	if r := get(t, base+"/entitlements/licenses", tok); !strings.Contains(r.Body, "lic-a") || strings.Contains(r.Body, "lic-b") {
+		t.Errorf("entitlements: %s", r.Body)
+	}
+	if r := get(t, base+"/admin/v1/tenants/tb/sessions", "test-admin"); r.Status != http.StatusOK || strings.Contains(r.Body, "alice") {
+		t.Errorf("tb's sessions show ta's: %s", r.Body)
+	}
+	if t.Failed() {
+		return
+	}
+	// And ta's credentials all still work at home.
+	sessWant(t, "ta authz", get(t, base+"/authz/.json?AppFeature-XYZ", tok), http.StatusOK)
+}
+
+// TestSecurityTokenKindsNotInterchangeable: each kind of credential works only where it is
+// meant to: a refresh token, cookie or login token is no Bearer access token, and an access
+// token is no refresh or login token.
+func TestSecurityTokenKindsNotInterchangeable(t *testing.T) {
+	ts := start(t, isolationConfig)
+	base := ts.URL
+	json := map[string]string{"Content-Type": "application/json"}
+	tok, refresh, cookies := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"refresh": true}))
+	lt, _ := sessWant(t, "login token", do(t, http.MethodPost, base+"/session/login-token", sessMerge(sessBearer(tok), json), `{}`), http.StatusOK)["token"].(string)
+	for name, bearer := range map[string]string{
+		"refresh token": refresh, "cookie": cookies["lh_session"].Value, "login token": lt,
+	} {
+		if r := get(t, base+"/authz/.json?AppFeature-XYZ", bearer); r.Status != http.StatusUnauthorized {
+			t.Errorf("%s as a Bearer token: %d", name, r.Status)
+		}
+	}
+	sessWant(t, "access token as a refresh token", do(t, http.MethodPost, base+"/session/refresh", json, `{"refreshToken":"`+tok+`"}`), http.StatusUnauthorized)
+	sessWant(t, "access token as a login token", do(t, http.MethodPost, base+"/session/token-login", json, `{"token":"`+tok+`"}`), http.StatusUnauthorized)
+	sessWant(t, "refresh token as a login token", do(t, http.MethodPost, base+"/session/token-login", json, `{"token":"`+refresh+`"}`), http.StatusUnauthorized)
+	cc := ccToken(t, base, "app", "a-secret", "")
+	oaWantError(t, postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cc}},
+		map[string]string{"Authorization": oaBasic("app", "a-secret")}), http.StatusBadRequest, "invalid_grant")
+	sessWant(t, "the access token still works", get(t, base+"/authz/.json?AppFeature-XYZ", tok), http.StatusOK)
+}
