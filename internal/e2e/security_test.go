@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -364,4 +367,38 @@ func TestSecurityTokenKindsNotInterchangeable(t *testing.T) {
 	oaWantError(t, postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {cc}},
 		map[string]string{"Authorization": oaBasic("app", "a-secret")}), http.StatusBadRequest, "invalid_grant")
 	sessWant(t, "the access token still works", get(t, base+"/authz/.json?AppFeature-XYZ", tok), http.StatusOK)
+}
+
+// TestSecuritySecretsAtRest: no password, client secret or token a client holds is kept in
+// the store as it was sent (only hashes are), in the database file or its WAL.
+func TestSecuritySecretsAtRest(t *testing.T) {
+	ts := start(t, isolationConfig)
+	base := ts.URL
+	tok, refresh, cookies := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"refresh": true}))
+	lt, _ := sessWant(t, "login token", do(t, http.MethodPost, base+"/session/login-token",
+		sessMerge(sessBearer(tok), map[string]string{"Content-Type": "application/json"}), `{}`), http.StatusOK)["token"].(string)
+	cc := ccToken(t, base, "app", "a-secret", "")
+	var stored []byte
+	for _, name := range []string{"leasehold.db", "leasehold.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(ts.Dir, name))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		stored = append(stored, b...)
+	}
+	if len(stored) == 0 {
+		t.Fatal("found no store files: the test would prove nothing")
+	}
+	for name, plain := range map[string]string{
+		"password": "alice-pw", "client secret": "a-secret", "access token": tok, "refresh token": refresh,
+		"cookie": cookies["lh_session"].Value, "login token": lt, "client_credentials token": cc,
+	} {
+		if bytes.Contains(stored, []byte(plain)) {
+			t.Errorf("the store holds the %s as sent", name)
+		}
+	}
+	// The hashes are there, so the files read were the right ones.
+	if !bytes.Contains(stored, []byte("$argon2id$")) {
+		t.Fatal("no password hash in the files read: wrong files?")
+	}
 }
