@@ -35,8 +35,8 @@ type Metrics struct {
 }
 
 type routeStatus struct {
-	route  string
-	status int
+	method, route string
+	status        int
 }
 
 // NewMetrics registers Leasehold's metrics on reg (nil: a new registry). Seats held are read
@@ -49,9 +49,9 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		reg: reg,
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leasehold_http_request_duration_seconds",
-			Help:    "HTTP request latency by route and status.",
+			Help:    "HTTP request latency by method, route and status.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
-		}, []string{"route", "code"}),
+		}, []string{"method", "route", "code"}),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leasehold_license_grants_total",
 			Help: "License leases granted or renewed, by tenant.",
@@ -74,12 +74,19 @@ func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
-func (m *Metrics) observe(route string, status int, d time.Duration) {
-	m.observer(route, status).Observe(d.Seconds())
+func (m *Metrics) observe(method, route string, status int, d time.Duration) {
+	m.observer(method, route, status).Observe(d.Seconds())
 }
 
-func (m *Metrics) observer(route string, status int) prometheus.Observer {
-	k := routeStatus{route, status}
+// observer's method label is one of the methods the server answers, or "other": a client
+// must not be able to grow the label set.
+func (m *Metrics) observer(method, route string, status int) prometheus.Observer {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other"
+	}
+	k := routeStatus{method, route, status}
 	if cur := m.observers.Load(); cur != nil {
 		if o, ok := (*cur)[k]; ok {
 			return o
@@ -96,7 +103,7 @@ func (m *Metrics) observer(route string, status int) prometheus.Observer {
 	} else {
 		next = map[routeStatus]prometheus.Observer{}
 	}
-	o := m.latency.WithLabelValues(route, strconv.Itoa(status))
+	o := m.latency.WithLabelValues(method, route, strconv.Itoa(status))
 	next[k] = o
 	m.observers.Store(&next)
 	return o

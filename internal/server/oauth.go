@@ -205,6 +205,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tena
 			writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 			return nil, false
 		}
+		actedAs(r, tenant, "", client.ClientID)
 		return client, true
 	}
 	clientKey, addrKey := clientThrottleKeys(tenant, id, clientAddr(r, s.opts.TrustedProxies))
@@ -220,6 +221,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tena
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		return nil, false
 	}
+	actedAs(r, tenant, "", client.ClientID)
 	return client, true
 }
 

@@ -74,29 +74,37 @@ func TestRequestLog(t *testing.T) {
 	type want struct {
 		method, path string
 		status       int
-		tenant       string
+		// tenant is the credential's tenant, else the one the request names; user and
+		// client are the credential's.
+		tenant, user, client string
+		requestID            string // "": any
 	}
 	var wants []want
-	expect := func(rec *httptest.ResponseRecorder, method, path string, status int, tenant string) {
+	expect := func(rec *httptest.ResponseRecorder, w want) {
 		t.Helper()
-		if rec.Code != status {
-			t.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body)
+		if rec.Code != w.status {
+			t.Fatalf("%s %s: %d %s", w.method, w.path, rec.Code, rec.Body)
 		}
-		wants = append(wants, want{method, path, status, tenant})
+		if id := rec.Header().Get("X-Request-Id"); id == "" || (w.requestID != "" && id != w.requestID) {
+			t.Fatalf("%s %s: X-Request-Id %q, want %q", w.method, w.path, id, w.requestID)
+		}
+		wants = append(wants, w)
 	}
-	wants = append(wants, want{"POST", "/oauth2/token", 200, ""})
-	expect(do("GET", "/authz/.json?AppFeature-XYZ&hw=log-test", "", bearer), "GET", "/authz/.json", 200, "")
-	expect(do("GET", "/t/bench/authz/.json?AppFeature-XYZ&hw=log-test-2&access_token="+tok.AccessToken, "", bearer), "GET", "/authz/.json", 200, "bench")
-	expect(do("GET", "/authz/?AppFeature-XYZ&tenant=bench", "", map[string]string{"Authorization": "Bearer not-" + tok.AccessToken}), "GET", "/authz/", 401, "bench")
+	wants = append(wants, want{method: "POST", path: "/oauth2/token", status: 200, tenant: "bench", client: "app"})
+	expect(do("GET", "/authz/.json?AppFeature-XYZ&hw=log-test", "", bearer), want{method: "GET", path: "/authz/.json", status: 200, tenant: "bench", user: "alice", client: "app"})
+	expect(do("GET", "/t/bench/authz/.json?AppFeature-XYZ&hw=log-test-2&access_token="+tok.AccessToken, "", map[string]string{"Authorization": bearer["Authorization"], "X-Request-Id": "trace-42"}),
+		want{method: "GET", path: "/authz/.json", status: 200, tenant: "bench", user: "alice", client: "app", requestID: "trace-42"})
+	expect(do("GET", "/authz/?AppFeature-XYZ&tenant=bench", "", map[string]string{"Authorization": "Bearer not-" + tok.AccessToken}), want{method: "GET", path: "/authz/", status: 401, tenant: "bench"})
 	expect(do("POST", "/oauth2/token?tenant=b%65nch", "grant_type=refresh_token&refresh_token="+tok.RefreshToken+"&client_id=app&client_secret=app-secret", form),
-		"POST", "/oauth2/token", 200, "bench")
-	expect(do("POST", "/session/login", "username=alice&password=alice-pw", form), "POST", "/session/login", 200, "")
-	expect(do("POST", "/session/login", `{"username":"alice","password":"wrong-alice-pw"}`, map[string]string{"Content-Type": "application/json"}), "POST", "/session/login", 401, "")
-	expect(do("GET", "/healthz?password=alice-pw&client_secret=app-secret", "", map[string]string{"Cookie": "lh_session=" + tok.AccessToken}), "GET", "/healthz", 200, "")
-	expect(do("GET", "/t/Not_A_Tenant/healthz", "", nil), "GET", "/t/Not_A_Tenant/healthz", 404, "")
-	expect(do("GET", "/no/such/route", "", nil), "GET", "/no/such/route", 404, "")
+		want{method: "POST", path: "/oauth2/token", status: 200, tenant: "bench", client: "app"})
+	expect(do("POST", "/session/login", "username=alice&password=alice-pw", form), want{method: "POST", path: "/session/login", status: 200, tenant: "bench", user: "alice"})
+	expect(do("POST", "/session/login", `{"username":"alice","password":"wrong-alice-pw"}`, map[string]string{"Content-Type": "application/json"}), want{method: "POST", path: "/session/login", status: 401})
+	expect(do("GET", "/healthz?password=alice-pw&client_secret=app-secret", "", map[string]string{"Cookie": "lh_session=" + tok.AccessToken}), want{method: "GET", path: "/healthz", status: 200})
+	expect(do("GET", "/t/Not_A_Tenant/healthz", "", nil), want{method: "GET", path: "/t/Not_A_Tenant/healthz", status: 404})
+	// A request id that is not a plain token is replaced, not logged as sent.
+	expect(do("GET", "/no/such/route", "", map[string]string{"X-Request-Id": "bad id\nforged"}), want{method: "GET", path: "/no/such/route", status: 404})
 	// A client-named tenant that is no tenant name is not written as sent.
-	expect(do("GET", "/.well-known/jwks.json?tenant="+strings.Repeat("x", 5000)+"%0Aforged=1", "", nil), "GET", "/.well-known/jwks.json", 404, "(invalid)")
+	expect(do("GET", "/.well-known/jwks.json?tenant="+strings.Repeat("x", 5000)+"%0Aforged=1", "", nil), want{method: "GET", path: "/.well-known/jwks.json", status: 404, tenant: "(invalid)"})
 
 	log := out.String()
 	for _, secret := range []string{tok.AccessToken, tok.RefreshToken, "app-secret", "alice-pw"} {
@@ -119,15 +127,27 @@ func TestRequestLog(t *testing.T) {
 	}
 	for i, w := range wants {
 		m := lines[i]
+		user, _ := m["user"].(string)
+		client, _ := m["client_id"].(string)
 		if m["level"] != "INFO" || m["method"] != w.method || m["path"] != w.path || m["status"] != float64(w.status) ||
-			m["client"] != "192.0.2.7" || m["tenant"] != w.tenant {
+			m["client"] != "192.0.2.7" || m["tenant"] != w.tenant || user != w.user || client != w.client {
 			t.Errorf("line %d: %v, want %+v", i, m, w)
+		}
+		if id, _ := m["request_id"].(string); id == "" || (w.requestID != "" && id != w.requestID) || strings.ContainsAny(id, " \n") {
+			t.Errorf("line %d: request_id %q", i, m["request_id"])
 		}
 		if d, ok := m["duration_ms"].(float64); !ok || d < 0 {
 			t.Errorf("line %d: duration_ms %v", i, m["duration_ms"])
 		}
-		if len(m) != 9 {
-			t.Errorf("line %d: fields %v, want time, level, msg and six", i, m)
+		n := 10 // time, level, msg, method, path, status, duration_ms, client, tenant, request_id
+		if w.user != "" {
+			n++
+		}
+		if w.client != "" {
+			n++
+		}
+		if len(m) != n {
+			t.Errorf("line %d: fields %v, want time, level, msg, seven and the user and client when known", i, m)
 		}
 	}
 }

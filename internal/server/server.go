@@ -4,12 +4,16 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/internal/catalog"
@@ -119,24 +123,21 @@ func (s *Server) Handler() http.Handler {
 // recorder, one derived request, the client address parsed once.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, requestID: requestID(r.Header.Get("X-Request-Id"))}
+	w.Header().Set("X-Request-Id", rec.requestID)
 	addr := clientAddr(r, s.opts.TrustedProxies)
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("panic", "path", r.URL.Path, "panic", v)
+			s.log.Error("panic", "path", r.URL.Path, "request_id", rec.requestID, "panic", v)
 			if !rec.wrote {
 				writeError(rec, http.StatusInternalServerError, "internal_error", "internal error")
 			}
 		}
 		elapsed := time.Since(start)
-		pattern := r.Pattern
-		if pattern == "" {
-			pattern = "unmatched"
-		}
-		s.metrics.observe(pattern, rec.status, elapsed)
-		s.logRequest(r, rec.status, elapsed, addr)
+		s.metrics.observe(r.Method, routeOf(r.Pattern), rec.status, elapsed)
+		s.logRequest(r, rec, elapsed, addr)
 	}()
-	ctx := session.WithClientAddr(r.Context(), addr)
+	ctx := context.WithValue(session.WithClientAddr(r.Context(), addr), recorderKey{}, rec)
 	if strings.HasPrefix(r.URL.Path, "/t/") {
 		rest := r.URL.Path[len("/t/"):]
 		name, sub, _ := strings.Cut(rest, "/")
@@ -154,23 +155,89 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // logRequest writes the one line per request (SPEC §6). It names no query parameter and no
 // header, so that no token, password or secret can reach the log.
-func (s *Server) logRequest(r *http.Request, status int, elapsed time.Duration, addr netip.Addr) {
+// A 5xx is the server's failure and logs at ERROR; a 4xx is the client's, at INFO.
+func (s *Server) logRequest(r *http.Request, rw *statusRecorder, elapsed time.Duration, addr netip.Addr) {
 	ctx := context.Background()
-	if !s.log.Enabled(ctx, slog.LevelInfo) {
+	level := slog.LevelInfo
+	if rw.status >= 500 {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(ctx, level) {
 		return
+	}
+	tenant := rw.tenant
+	if tenant == "" {
+		tenant = loggedTenant(explicitTenant(r))
 	}
 	// Straight to the handler, as Logger.LogAttrs would but without the runtime.Callers
 	// walk for a source position, which would name this function on every line anyway.
-	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	rec := slog.NewRecord(time.Now(), level, "request", 0)
 	rec.AddAttrs(
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.Int("status", status),
+		slog.Int("status", rw.status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.String("client", addr.String()),
-		slog.String("tenant", loggedTenant(explicitTenant(r))),
+		slog.String("tenant", tenant),
+		slog.String("request_id", rw.requestID),
 	)
+	if rw.user != "" {
+		rec.AddAttrs(slog.String("user", rw.user))
+	}
+	if rw.clientID != "" {
+		rec.AddAttrs(slog.String("client_id", rw.clientID))
+	}
 	_ = s.log.Handler().Handle(ctx, rec)
+}
+
+// routeOf is the route label of a ServeMux pattern: its path, without the method (which
+// has a label of its own).
+func routeOf(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		return path
+	}
+	return pattern
+}
+
+type recorderKey struct{}
+
+// actedAs records, for the request's log line, the tenant, user and client its credential
+// belongs to.
+func actedAs(r *http.Request, tenant, user, client string) {
+	if rw, ok := r.Context().Value(recorderKey{}).(*statusRecorder); ok {
+		rw.tenant, rw.user, rw.clientID = tenant, user, client
+	}
+}
+
+func actedAsPrincipal(r *http.Request, p *session.Principal) {
+	if p != nil && p.Session != nil {
+		actedAs(r, p.Tenant, p.Session.User, p.Session.Client)
+	}
+}
+
+// requestIDs: a random prefix per process and a counter make an id unique without a
+// crypto/rand read per request.
+var (
+	requestIDPrefix = func() string {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:])
+	}()
+	requestIDSeq atomic.Uint64
+)
+
+// requestID is the client's X-Request-Id when it is a plain token of at most 64 characters
+// (so a client cannot write what it likes into the log), else a new one.
+func requestID(given string) string {
+	if given != "" && len(given) <= 64 && !strings.ContainsFunc(given, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':')
+	}) {
+		return given
+	}
+	return requestIDPrefix + "-" + strconv.FormatUint(requestIDSeq.Add(1), 36)
 }
 
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -278,6 +345,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*session.
 		}
 		return nil, false
 	}
+	actedAsPrincipal(r, p)
 	return p, true
 }
 
@@ -285,8 +353,17 @@ func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error
 	if r.Context().Err() != nil {
 		return // the client went away; nothing to answer
 	}
-	s.log.Error("internal error", "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusServiceUnavailable, "unavailable", "the server could not complete the request; retry")
+	rid := ""
+	if rw, ok := r.Context().Value(recorderKey{}).(*statusRecorder); ok {
+		rid = rw.requestID
+	}
+	s.log.Error("internal error", "path", r.URL.Path, "request_id", rid, "err", err)
+	if store.Unavailable(err) {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store could not be reached; retry")
+		return
+	}
+	// A bug: retrying will not help, and a 503 would say it might.
+	writeError(w, http.StatusInternalServerError, "internal_error", "internal error (request "+rid+"); the server's log has the cause")
 }
 
 // unmatched answers a request no route took: 405 with Allow when the path is served under
@@ -351,6 +428,9 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	// For the log line: the request's id, and who its credential acted as.
+	requestID              string
+	tenant, user, clientID string
 }
 
 func (r *statusRecorder) WriteHeader(code int) {

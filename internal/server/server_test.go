@@ -2,13 +2,18 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -94,10 +99,10 @@ func TestRequestLatencyMetric(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/openapi.json", nil))
 	want := map[string]string{
-		`{code="200",route="GET /healthz"}`:      "4",
-		`{code="200",route="GET /openapi.json"}`: "1",
-		`{code="404",route="unmatched"}`:         "1",
-		`{code="405",route="/"}`:                 "1", // the catch-all: POST where only GET is served
+		`{code="200",method="GET",route="/healthz"}`:      "4",
+		`{code="200",method="GET",route="/openapi.json"}`: "1",
+		`{code="404",method="GET",route="unmatched"}`:     "1",
+		`{code="405",method="POST",route="/"}`:            "1", // the catch-all: POST where only GET is served
 	}
 	if got := latencyCounts(t, s.metrics); !maps.Equal(got, want) {
 		t.Errorf("counts %v, want %v", got, want)
@@ -113,12 +118,41 @@ func TestRequestLogLineShape(t *testing.T) {
 	s.Handler().ServeHTTP(httptest.NewRecorder(), r)
 	line := log.String()
 	for _, want := range []string{`"level":"INFO","msg":"request","method":"GET","path":"/healthz","status":200,"duration_ms":`,
-		`,"client":"198.51.100.4","tenant":"acme"}` + "\n"} {
+		`,"client":"198.51.100.4","tenant":"acme","request_id":"`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line %s lacks %s", line, want)
 		}
 	}
 	if strings.Count(line, "\n") != 1 || strings.Contains(line, "source") {
 		t.Errorf("line %q", line)
+	}
+}
+
+// A request the server failed (5xx) logs at ERROR; one the client got wrong (4xx) at INFO.
+func TestRequestLogLevels(t *testing.T) {
+	s, log := newTestServer()
+	r := httptest.NewRequest(http.MethodGet, "/authz/", nil)
+	for _, status := range []int{404, 503} {
+		s.logRequest(r, &statusRecorder{status: status, requestID: "x"}, time.Millisecond, netip.MustParseAddr("192.0.2.1"))
+	}
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"level":"INFO"`) || !strings.Contains(lines[1], `"level":"ERROR"`) {
+		t.Fatalf("levels: %q", lines)
+	}
+}
+
+// A store that cannot be reached answers 503 (retry); a plain bug answers 500, which a
+// retry would not fix.
+func TestInternalErrorStatus(t *testing.T) {
+	s, _ := newTestServer()
+	for err, want := range map[error]int{
+		errors.New("unexpected state"):                    http.StatusInternalServerError,
+		fmt.Errorf("begin: %w", context.DeadlineExceeded): http.StatusServiceUnavailable,
+	} {
+		rec := httptest.NewRecorder()
+		s.internalError(rec, httptest.NewRequest(http.MethodGet, "/authz/", nil), err)
+		if rec.Code != want {
+			t.Errorf("%v: %d, want %d", err, rec.Code, want)
+		}
 	}
 }

@@ -102,6 +102,7 @@ func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request) (p 
 		}
 		return nil, true, false
 	}
+	actedAsPrincipal(r, p)
 	return p, true, true
 }
 

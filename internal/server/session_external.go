@@ -49,6 +49,7 @@ func (s *Server) authenticateExternal(w http.ResponseWriter, r *http.Request, to
 	var limit *session.SessionLimitError
 	switch {
 	case err == nil:
+		actedAsPrincipal(r, p)
 		return p, true
 	case errors.Is(err, session.ErrInvalidToken):
 		return refuse("the external token's user is unknown to this tenant or disabled")

@@ -189,6 +189,7 @@ func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, r, err)
 		return
 	}
+	actedAs(r, tenant, u.Username, "")
 	s.setSessionCookies(w, r, g, sessionCookie, deviceCookie)
 	writeJSON(w, http.StatusOK, sessionGrant{Token: g.AccessToken, ExpiresIn: g.ExpiresIn, RefreshToken: g.RefreshToken})
 }
