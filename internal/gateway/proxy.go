@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// admission is what the gateway decided about a request it proxies: the clean path to send,
+// who the request acts as, and which credentials to strip.
+type admission struct {
+	path       string
+	identity   Identity
+	usedBearer bool
+	docuware   bool
+	clientAddr netip.Addr
+	proto      string // http or https, as the client reached the gateway
+}
+
+type admissionKey struct{}
+
+func withAdmission(ctx context.Context, a *admission) context.Context {
+	return context.WithValue(ctx, admissionKey{}, a)
+}
+
+// newProxy proxies admitted requests to upstream. Bodies stream both ways (never buffered
+// whole), a streamed response is flushed as it comes (server-sent events), upgrades
+// (WebSocket) and trailers pass; an unreachable upstream is a 502, one that sends no
+// response headers within timeout a 504.
+func newProxy(upstream *url.URL, timeout time.Duration, log *slog.Logger) *httputil.ReverseProxy {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.ResponseHeaderTimeout = timeout
+	transport.Proxy = nil // the upstream is named in the configuration, never via the environment
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			a, _ := pr.In.Context().Value(admissionKey{}).(*admission)
+			pr.SetURL(upstream)
+			// The clean path, under the upstream's own prefix; Go escapes it again.
+			pr.Out.URL.Path = singleJoin(upstream.Path, a.path)
+			pr.Out.URL.RawPath = ""
+			h := pr.Out.Header
+			scrubInbound(h)
+			stripCredentials(h, a.usedBearer, a.docuware)
+			setIdentity(h, a.identity)
+			if a.clientAddr.IsValid() {
+				h.Set("X-Forwarded-For", a.clientAddr.String())
+			}
+			h.Set("X-Forwarded-Proto", a.proto)
+			h.Set("X-Forwarded-Host", pr.In.Host)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				writeJSON(w, http.StatusGatewayTimeout, errorBody{Error: "upstream_timeout", Message: "the upstream sent no response in time"})
+				return
+			}
+			log.Warn("gateway upstream", "err", err)
+			writeJSON(w, http.StatusBadGateway, errorBody{Error: "upstream_unreachable", Message: "the upstream could not be reached"})
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func singleJoin(prefix, path string) string {
+	if prefix == "" || prefix == "/" {
+		return path
+	}
+	return strings.TrimSuffix(prefix, "/") + path
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
