@@ -167,7 +167,7 @@ type attempt struct {
 	fast    bool
 	renewOn string
 	// seen holds what decide found under each session key it looked up (a lease, or none),
-	// kept when tx is a store.SerialTx: no other writer can change it before this attempt's
+	// kept when tx is Serial: no other writer can change it before this attempt's
 	// lockLease of that key, which then takes it instead of reading it again. A new seat
 	// thus reads its session key once, not twice.
 	seen []seenLease
@@ -240,7 +240,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if err != nil {
 			return Result{}, err
 		}
-		if st, ok := tx.(store.SerialTx); ok && !dry && st.Serial() {
+		if !dry && tx.Serial() {
 			a.seen = append(a.seen, seenLease{licenseID: lic.ID, seatKey: seatKey, sessKey: sessKey, lease: l})
 		}
 		if l != nil && l.Live(a.now) {
@@ -884,17 +884,15 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 	return outcome{res: Result{Lease: &next, License: lic, Renewed: true}}, nil
 }
 
-// extendSeat is holdSeat in one statement, where the store offers it and cur is extended:
-// the seat then holds until max(HeldUntil, exp), for the reason holdSeat gives. false
-// (nothing written) leaves the case to holdSeat: no such store, a lease not extended (its
-// seat already covers it, unless it must stop lingering), a missing seat, or one that
-// already holds long enough for another lease.
+// extendSeat is holdSeat in one statement when cur is extended: the seat then holds until
+// max(HeldUntil, exp), for the reason holdSeat gives. false (nothing written) leaves the
+// case to holdSeat: a lease not extended (its seat already covers it, unless it must stop
+// lingering), a missing seat, or one that already holds long enough for another lease.
 func (a *attempt) extendSeat(cur *domain.Lease, exp time.Time) (bool, error) {
-	se, ok := a.tx.(store.SeatExtender)
-	if !ok || !exp.After(cur.ExpiresAt) {
+	if !exp.After(cur.ExpiresAt) {
 		return false, nil
 	}
-	return se.ExtendSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, exp)
+	return a.tx.ExtendSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, exp)
 }
 
 // holdSeat makes seat (read in this transaction, or new with a zero HeldUntil) hold until

@@ -136,22 +136,14 @@ func clientSessionID(tenant, client string) string {
 }
 
 // lockSession makes a client_credentials grant and the end of the client's session run one
-// after the other where Updates run side by side (store.KeyLocker: PostgreSQL, READ
+// after the other where Updates run side by side (Tx.LockKey: PostgreSQL, READ
 // COMMITTED). Otherwise a grant that read the live session could add its tokens after the
 // end deleted the session's tokens; and since the client's session id is always the same
 // (clientSessionID), the client's next session would bring those tokens back to life. With
 // the lock, the end deletes every token a grant committed before it, and a grant after it
 // reads no session and opens a new one.
 func lockSession(ctx context.Context, tx store.Tx, id string) error {
-	return lockKey(ctx, tx, "session:"+id)
-}
-
-// lockKey holds a lock on key until tx ends, where the store needs one (store.KeyLocker).
-func lockKey(ctx context.Context, tx store.Tx, key string) error {
-	if kl, ok := tx.(store.KeyLocker); ok {
-		return kl.LockKey(ctx, key)
-	}
-	return nil
+	return tx.LockKey(ctx, "session:"+id)
 }
 
 // deadline is when a session ends if nothing extends it.
