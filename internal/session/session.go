@@ -584,8 +584,8 @@ func (m *Manager) endSessionsOfLease(ctx context.Context, tx store.Tx, snap *cat
 		ended = append(ended, list[i].ID)
 	}
 	if len(list) == 0 {
-		// A seat lease whose sessions are gone already: free it all the same.
-		_, err = m.eng.ReleaseTx(ctx, tx, snap, l, false)
+		// A seat lease whose sessions are gone already: the engine frees it all the same.
+		err = m.eng.EndSessionSeat(ctx, tx, snap, l.Tenant, l.Root, false)
 	}
 	return ended, err
 }

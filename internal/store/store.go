@@ -21,7 +21,8 @@ type Store interface {
 	// Update runs fn in a read-write transaction and commits it; fn's result is durable when
 	// Update returns nil. fn may run more than once (a backend may retry on a serialization
 	// conflict), so it must reset any result it captures at its start and have no side
-	// effects outside tx. If fn returns an error nothing it wrote is kept.
+	// effects outside tx: what must happen once it committed is registered with
+	// Tx.AfterCommit. If fn returns an error nothing it wrote is kept.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// View runs fn in a read-only transaction (write methods fail).
 	View(ctx context.Context, fn func(tx Tx) error) error
@@ -30,14 +31,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
-
-// SerialTx is the Tx: every Tx reports Serial. The name is kept for code that still
-// asserts it (always true).
-type SerialTx = Tx
-
-// SeatExtender is the Tx: every Tx has ExtendSeat. The name is kept for code that still
-// asserts it (always true).
-type SeatExtender = Tx
 
 // Object is a configurable object in its serialized (config-file) form.
 type Object struct {
