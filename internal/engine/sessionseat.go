@@ -69,7 +69,7 @@ func (e *SeatError) Error() string {
 // A refusal is a *SeatError.
 func (e *Engine) TakeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat) (SessionGrant, error) {
 	req := sessionRequest(s)
-	if rc := s.Reclaim; rc != nil && snap.Licenses[rc.License] != nil {
+	if rc := s.Reclaim; rc != nil && snap.Tenant.Session.Item != "" && snap.Licenses[rc.License] != nil {
 		// Locked first: whether the seat is reclaimable must not change before the
 		// decision takes it.
 		if _, err := tx.LockLicense(ctx, s.Tenant, rc.License); err != nil {
