@@ -254,9 +254,8 @@ func rejoinsAsIs(policy domain.SessionPolicy, s *domain.Session, scopes []string
 		(s.Licensed || !Licensed(policy, scopes))
 }
 
-// takeSeat takes the seat of session s, when its scopes make it licensed, from the engine
-// (which may hand it the reclaimable seat rc instead of one of its own anchors), and records
-// the seat, its hw anchor and the deadline it allows on s.
+// takeSeat takes the seat of session s when its scopes make it licensed; rc, a login
+// token's seat, is the engine's to grant or not.
 func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr, rc *engine.Reclaim) error {
 	s.Licensed = Licensed(snap.Tenant.Session, s.Scopes)
 	if !s.Licensed {
@@ -268,13 +267,12 @@ func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	if err != nil {
 		return err
 	}
-	s.Device = g.Device
 	recordSeat(s, g)
 	return nil
 }
 
-// extendSeat moves the seat lease of a licensed session to the session's new deadline
-// (s.ExpiresAt), which it may shorten when the license ends first.
+// extendSeat moves the seat lease of a licensed session to its new deadline (s.ExpiresAt),
+// which the engine may bring forward to the license's end.
 func (m *Manager) extendSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) error {
 	if !s.Licensed || s.LeaseRoot == "" {
 		return nil
@@ -297,7 +295,11 @@ func seatOf(snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) engine.S
 	}
 }
 
+// recordSeat keeps what the engine decided for the session: its lease, its hw anchor (a
+// reclaimed seat's, so that the seat's keys stay those its lease was made with) and a
+// deadline no later than the license's end.
 func recordSeat(s *domain.Session, g engine.SessionGrant) {
+	s.Device = g.Device
 	if g.Lease != nil {
 		s.LeaseLicense, s.LeaseRoot = g.Lease.LicenseID, g.Lease.Root
 	}
