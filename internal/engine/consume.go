@@ -87,7 +87,6 @@ func (e *Engine) consumeItem(ctx context.Context, snap *catalog.Snapshot, req *R
 			return e.consumeOnce(ctx, snap, req, item)
 		})
 	}
-	e.Observe(req.Tenant, res)
 	return res, nil
 }
 
@@ -135,14 +134,14 @@ func (e *Engine) abandon(ctx context.Context, tenant string, results []Result) {
 			continue
 		}
 		e.q.wake(tenant, l.LicenseID)
-		e.observeRelease(tenant, l.LicenseID, domain.EventEnd)
 	}
 }
 
 // ConsumeTx decides one item inside tx, so that a caller can take a seat in the same
-// transaction that creates what holds it (a session). It writes nothing when the answer is
-// a refusal other than the housekeeping of expired rows. The caller reports the result with
-// Observe after commit. The error is only for store failures.
+// transaction that creates what holds it (a session: see TakeSessionSeat). It writes
+// nothing when the answer is a refusal other than the housekeeping of expired rows. The
+// result is reported to the observers once tx commits. The error is only for store
+// failures.
 func (e *Engine) ConsumeTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req Request, item ItemRequest) (Result, error) {
 	// The caller's transaction cannot be rolled back and run again, so it always takes the
 	// license lock.
@@ -167,7 +166,7 @@ type attempt struct {
 	fast    bool
 	renewOn string
 	// seen holds what decide found under each session key it looked up (a lease, or none),
-	// kept when tx is a store.SerialTx: no other writer can change it before this attempt's
+	// kept when tx is Serial: no other writer can change it before this attempt's
 	// lockLease of that key, which then takes it instead of reading it again. A new seat
 	// thus reads its session key once, not twice.
 	seen []seenLease
@@ -187,7 +186,21 @@ type outcome struct {
 	final bool // a refused renewal: no other candidate may be tried
 }
 
+// decide decides one item in tx and, unless dry, has its answer reported after commit. A
+// queued request's licenseQuotaExceeded is not: it may still be granted, and WaitForSeat
+// reports the answer the wait ends with.
 func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req *Request, item ItemRequest, dry, fast bool) (Result, error) {
+	res, err := e.decideItem(ctx, tx, snap, req, item, dry, fast)
+	if err != nil || dry || (req.Queue > 0 && res.Err != nil && res.Err.Code == domain.CodeQuotaExceeded) {
+		return res, err
+	}
+	if ev, ok := resultEvent(req.Tenant, res); ok {
+		e.report(tx, ev)
+	}
+	return res, nil
+}
+
+func (e *Engine) decideItem(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, req *Request, item ItemRequest, dry, fast bool) (Result, error) {
 	a := &attempt{
 		ctx: ctx, tx: tx, e: e, req: req, item: item, tenant: req.Tenant,
 		now: tx.Now(), dry: dry, leaseID: item.LeaseID, comp: e.compiledFor(req.Tenant, snap), fast: fast && !dry,
@@ -240,7 +253,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if err != nil {
 			return Result{}, err
 		}
-		if st, ok := tx.(store.SerialTx); ok && !dry && st.Serial() {
+		if !dry && tx.Serial() {
 			a.seen = append(a.seen, seenLease{licenseID: lic.ID, seatKey: seatKey, sessKey: sessKey, lease: l})
 		}
 		if l != nil && l.Live(a.now) {
@@ -432,7 +445,7 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 	if p := a.pinned; p != nil && p.LicenseID == lic.ID {
 		seatKey, sessKey = p.SeatKey, p.SessionKey
 	} else if a.req.ReclaimSeat != "" && a.req.ReclaimLicense == lic.ID {
-		ok, err := a.reclaimable(lic, a.req.ReclaimSeat)
+		ok, err := reclaimable(a.ctx, a.tx, a.tenant, lic.ID, a.req.ReclaimSeat, a.req.Caller.User, a.now)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -465,6 +478,7 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 		if err := a.e.expireTx(a.ctx, a.tx, cur, a.now); err != nil {
 			return outcome{}, err
 		}
+		a.e.report(a.tx, endEvent(cur, domain.EventExpire))
 	}
 	return a.grant(lic, cm, st, seatKey, sessKey)
 }
@@ -523,20 +537,6 @@ func (a *attempt) lockLease(licenseID, seatKey, sessKey string) (*domain.Lease, 
 		}
 	}
 	return lockLease(a.ctx, a.tx, a.tenant, licenseID, seatKey, sessKey)
-}
-
-// reclaimable reports whether a login token may take seat key on lic: the seat lingers, or
-// is held with no live lease (restart grace, an ended checkout).
-func (a *attempt) reclaimable(lic *domain.License, key string) (bool, error) {
-	seat, err := getSeat(a.ctx, a.tx, a.tenant, lic.ID, key)
-	if err != nil || seat == nil || !seat.HeldUntil.After(a.now) || seat.User != a.req.Caller.User {
-		return false, err
-	}
-	if seat.Lingering {
-		return true, nil
-	}
-	n, err := a.tx.CountLiveLeasesOnSeat(a.ctx, a.tenant, lic.ID, key, a.now)
-	return n == 0, err
 }
 
 // leaseLength is the duration a grant or renewal may have, before max_use_time.
@@ -884,17 +884,15 @@ func (a *attempt) renew(lic *domain.License, cm *compiledModel, st *domain.Licen
 	return outcome{res: Result{Lease: &next, License: lic, Renewed: true}}, nil
 }
 
-// extendSeat is holdSeat in one statement, where the store offers it and cur is extended:
-// the seat then holds until max(HeldUntil, exp), for the reason holdSeat gives. false
-// (nothing written) leaves the case to holdSeat: no such store, a lease not extended (its
-// seat already covers it, unless it must stop lingering), a missing seat, or one that
-// already holds long enough for another lease.
+// extendSeat is holdSeat in one statement when cur is extended: the seat then holds until
+// max(HeldUntil, exp), for the reason holdSeat gives. false (nothing written) leaves the
+// case to holdSeat: a lease not extended (its seat already covers it, unless it must stop
+// lingering), a missing seat, or one that already holds long enough for another lease.
 func (a *attempt) extendSeat(cur *domain.Lease, exp time.Time) (bool, error) {
-	se, ok := a.tx.(store.SeatExtender)
-	if !ok || !exp.After(cur.ExpiresAt) {
+	if !exp.After(cur.ExpiresAt) {
 		return false, nil
 	}
-	return se.ExtendSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, exp)
+	return a.tx.ExtendSeat(a.ctx, a.tenant, cur.LicenseID, cur.SeatKey, exp)
 }
 
 // holdSeat makes seat (read in this transaction, or new with a zero HeldUntil) hold until

@@ -43,6 +43,16 @@
 //     while others wait makes one immediate attempt before joining the line, and requests
 //     without `queue` never wait. Waiters on other processes are served by polling.
 //   - Usage events: grant, renew, release, end (admin, abandoned grants, session end
-//     without linger), expire (sweeper). Refusals are counted by Metrics.OnDeny, not written
-//     to the store, so a polling waiter costs no write per attempt.
+//     without linger), expire (sweeper). Refusals are reported as events (Event, deny), not
+//     written to the store, so a polling waiter costs no write per attempt.
+//   - Events (events.go): every operation that decides registers its grants, refusals and
+//     ends on its transaction's AfterCommit, so observers (Options.Metrics, Observers) see
+//     exactly what was made durable, whoever ran the transaction (/authz, a session, the
+//     admin API, the sweeper). A queued request's licenseQuotaExceeded is reported once,
+//     when its wait ends. A seat refused inside a session's transaction rolls that
+//     transaction back (nothing of the login is kept), so it is not reported either.
+//   - Session seats (sessionseat.go): the session code says when (open, use, end); the
+//     engine decides which seat, how long, whether a login token's lingering seat may be
+//     reclaimed (reclaimable, the one statement of that rule) and when a shared seat lease
+//     is released.
 package engine

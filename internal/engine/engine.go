@@ -21,8 +21,9 @@ import (
 	"github.com/leasehold/leasehold/internal/store"
 )
 
-// Metrics receives what the engine decided. Calls are made after the transaction committed,
-// from the request's goroutine; implementations must be cheap and safe for concurrent use.
+// Metrics receives what the engine decided, counted one by one: an Observer of the
+// engine's events (events.go) feeds it, after the transaction committed, on the goroutine
+// that ran it. Implementations must be cheap and safe for concurrent use.
 type Metrics interface {
 	// OnGrant is called for every lease granted or renewed.
 	OnGrant(tenant, licenseID, item string, renewal, overage bool)
@@ -38,7 +39,9 @@ type Options struct {
 	// such models answer unresolvedGeolocation.
 	Geo     geoip.Locator
 	Metrics Metrics
-	Logger  *slog.Logger
+	// Observers receive every decision after its commit (Event), beside Metrics.
+	Observers []Observer
+	Logger    *slog.Logger
 	// HeartbeatPeriod is how often Run beats and sweeps (default 5s). Start treats the store
 	// as unattended when no other process beat for twice this long.
 	HeartbeatPeriod time.Duration
@@ -55,6 +58,8 @@ type Engine struct {
 	cat  *catalog.Cache
 	opts Options
 	log  *slog.Logger
+
+	observers []Observer
 
 	mu       sync.Mutex
 	compiled map[string]*compiled // by tenant
@@ -77,28 +82,11 @@ func New(st store.Store, cat *catalog.Cache, opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{st: st, cat: cat, opts: opts, log: log, compiled: map[string]*compiled{}, q: newQueue()}
-}
-
-// Observe reports a result to the metrics hooks. Consume does it itself; code that calls
-// ConsumeTx calls it after its transaction committed.
-func (e *Engine) Observe(tenant string, r Result) {
-	m := e.opts.Metrics
-	if m == nil {
-		return
+	observers := append([]Observer(nil), opts.Observers...)
+	if opts.Metrics != nil {
+		observers = append(observers, metricsObserver{opts.Metrics})
 	}
-	switch {
-	case r.Err != nil:
-		m.OnDeny(tenant, r.Item, r.Err.Code)
-	case r.Lease != nil && r.License != nil:
-		m.OnGrant(tenant, r.License.ID, r.Item, r.Renewed, r.Lease.Overage)
-	}
-}
-
-func (e *Engine) observeRelease(tenant, licenseID, event string) {
-	if e.opts.Metrics != nil {
-		e.opts.Metrics.OnRelease(tenant, licenseID, event)
-	}
+	return &Engine{st: st, cat: cat, opts: opts, log: log, observers: observers, compiled: map[string]*compiled{}, q: newQueue()}
 }
 
 // compiledModel is a license model with its constraints parsed once per catalog version.

@@ -144,7 +144,10 @@ func (e *Engine) WaitForSeat(ctx context.Context, req Request, item ItemRequest,
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		case <-deadline.C:
-			e.Observe(req.Tenant, last)
+			// The last attempt committed already: its refusal is reported now.
+			if ev, ok := resultEvent(req.Tenant, last); ok {
+				e.deliver([]Event{ev})
+			}
 			return last, nil
 		case <-w.wake:
 		case <-poll.C:
@@ -157,8 +160,7 @@ func (e *Engine) WaitForSeat(ctx context.Context, req Request, item ItemRequest,
 			return Result{}, err
 		}
 		if res.Err == nil || res.Err.Code != domain.CodeQuotaExceeded {
-			e.Observe(req.Tenant, res)
-			return res, nil
+			return res, nil // reported by its transaction
 		}
 		last = res
 	}

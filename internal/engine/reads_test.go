@@ -21,20 +21,11 @@ func (s *leaseReads) Update(ctx context.Context, fn func(tx store.Tx) error) err
 	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(&leaseReadsTx{Tx: tx, n: &s.n}) })
 }
 
-// leaseReadsTx forwards the optional interfaces of the SQLite Tx, so that the engine takes
-// the same paths as without it.
+// leaseReadsTx counts the lease reads of the SQLite Tx it wraps; every other method is the
+// wrapped Tx's, so the engine takes the same paths as without it.
 type leaseReadsTx struct {
 	store.Tx
 	n *atomic.Int64
-}
-
-func (t *leaseReadsTx) Serial() bool {
-	s, ok := t.Tx.(store.SerialTx)
-	return ok && s.Serial()
-}
-
-func (t *leaseReadsTx) ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error) {
-	return t.Tx.(store.SeatExtender).ExtendSeat(ctx, tenant, licenseID, key, until)
 }
 
 func (t *leaseReadsTx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessKey string) (*domain.Lease, error) {

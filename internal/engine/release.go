@@ -54,7 +54,6 @@ func (e *Engine) Release(ctx context.Context, tenant string, caller Caller, ids 
 		}
 		if freed != nil {
 			e.q.wake(tenant, freed.LicenseID)
-			e.observeRelease(tenant, freed.LicenseID, domain.EventRelease)
 		}
 		out = append(out, rr)
 	}
@@ -151,6 +150,7 @@ func (e *Engine) ReleaseTx(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(cur, now, event, refund)}); err != nil {
 		return false, err
 	}
+	e.report(tx, endEvent(cur, event))
 	e.q.wake(cur.Tenant, cur.LicenseID)
 	return true, nil
 }
@@ -167,7 +167,8 @@ type EndResult struct {
 
 // EndLease ends a lease for the admin API: the seat is freed at once, without linger,
 // except for a live checkout lease without force (see EndResult). A session's seat lease
-// (Lease.SessionID set) should be ended by ending its session, which releases it.
+// (Lease.SessionID set) should be ended by ending its sessions, which releases it
+// (session.Manager.EndLease does both).
 func (e *Engine) EndLease(ctx context.Context, tenant, id string, force bool) (EndResult, error) {
 	snap, err := e.cat.Get(ctx, tenant)
 	if err != nil {
@@ -181,14 +182,8 @@ func (e *Engine) EndLease(ctx context.Context, tenant, id string, force bool) (E
 		if err != nil || l == nil {
 			return err
 		}
-		now := tx.Now()
-		if l.Mode == domain.ModeCheckout && !force && l.Live(now) {
-			ok, until, err := e.endCheckoutTx(ctx, tx, l)
-			res.Found, res.CountsUntil = ok, until
-			return err
-		}
-		ok, err := e.ReleaseTx(ctx, tx, snap, l, false)
-		res.Found, res.Freed, licenseID = ok, ok, l.LicenseID
+		licenseID = l.LicenseID
+		res, err = e.EndLeaseTx(ctx, tx, snap, l, force)
 		return err
 	})
 	if err != nil {
@@ -196,9 +191,18 @@ func (e *Engine) EndLease(ctx context.Context, tenant, id string, force bool) (E
 	}
 	if res.Freed {
 		e.q.wake(tenant, licenseID)
-		e.observeRelease(tenant, licenseID, domain.EventEnd)
 	}
 	return res, nil
+}
+
+// EndLeaseTx is EndLease of lease l inside tx.
+func (e *Engine) EndLeaseTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, l *domain.Lease, force bool) (EndResult, error) {
+	if l.Mode == domain.ModeCheckout && !force && l.Live(tx.Now()) {
+		ok, until, err := e.endCheckoutTx(ctx, tx, l)
+		return EndResult{Found: ok, CountsUntil: until}, err
+	}
+	ok, err := e.ReleaseTx(ctx, tx, snap, l, false)
+	return EndResult{Found: ok, Freed: ok}, err
 }
 
 // endCheckoutTx removes a live checkout lease but keeps its seat held (lingering, so only
@@ -241,11 +245,13 @@ func (e *Engine) endCheckoutTx(ctx context.Context, tx store.Tx, l *domain.Lease
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(cur, now, domain.EventEnd, 0)}); err != nil {
 		return false, time.Time{}, err
 	}
+	e.report(tx, endEvent(cur, domain.EventEnd))
 	return true, cur.ExpiresAt, nil
 }
 
 // expireTx removes a lease whose exp has passed. Its seat is left to ReapSeats: it expired
-// with its last lease (HeldUntil is never before a live lease's exp).
+// with its last lease (HeldUntil is never before a live lease's exp). The caller reports
+// it (endEvent), so that a sweep reports its transaction's expiries together.
 func (e *Engine) expireTx(ctx context.Context, tx store.Tx, l *domain.Lease, now time.Time) error {
 	if _, err := tx.DeleteLease(ctx, l.Tenant, l.Root); err != nil {
 		return err

@@ -67,6 +67,7 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 				return err
 			}
 			now := tx.Now()
+			var events []Event
 			for _, l := range byLicense[r] {
 				// Locked: a renewal under the lease lock alone may be extending it right now.
 				cur, err := lockLease(ctx, tx, l.Tenant, l.LicenseID, l.SeatKey, l.SessionKey)
@@ -79,8 +80,10 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 				if err := e.expireTx(ctx, tx, cur, now); err != nil {
 					return err
 				}
+				events = append(events, endEvent(cur, domain.EventExpire))
 				expired++
 			}
+			e.report(tx, events...)
 			if reaped, err = tx.ReapSeats(ctx, r.tenant, r.license, now); err != nil {
 				return err
 			}
@@ -94,9 +97,6 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 			return total, err
 		}
 		total += expired + reaped
-		for range expired {
-			e.observeRelease(r.tenant, r.license, domain.EventExpire)
-		}
 		if reaped > 0 {
 			e.q.wake(r.tenant, r.license)
 		}

@@ -674,17 +674,7 @@ func (s *Server) adminEndLease(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// A session's seat lease ends with its sessions: none may outlive its seat.
-	isSession, err := s.deps.Sessions.EndByLease(r.Context(), snap.Tenant.Name, r.PathValue("id"))
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if isSession {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "freed": true})
-		return
-	}
-	res, err := s.deps.Engine.EndLease(r.Context(), snap.Tenant.Name, r.PathValue("id"), r.URL.Query().Get("force") == "true")
+	res, err := s.deps.Sessions.EndLease(r.Context(), snap.Tenant.Name, r.PathValue("id"), r.URL.Query().Get("force") == "true")
 	if err != nil {
 		s.internalError(w, r, err)
 		return

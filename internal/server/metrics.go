@@ -19,7 +19,9 @@ import (
 )
 
 // Metrics is the Prometheus instrumentation. It also receives the engine's decisions
-// (it implements engine.Metrics), so grants and denials are counted wherever they happen.
+// (it implements engine.Metrics, fed by the engine's post-commit events), so grants,
+// denials and ends are counted wherever they happen: /authz, sessions of every kind, the
+// admin API, the sweeper.
 type Metrics struct {
 	reg      *prometheus.Registry
 	latency  *prometheus.HistogramVec

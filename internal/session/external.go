@@ -10,7 +10,6 @@ import (
 
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
-	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
 )
 
@@ -143,7 +142,7 @@ func (m *Manager) External(ctx context.Context, tenant string, id ExternalIdenti
 			if err := m.checkSessionLimit(ctx, tx, snap, id.User, now); err != nil {
 				return err
 			}
-			if err := m.takeSessionSeat(ctx, tx, snap, ns, addr, nil); err != nil {
+			if err := m.takeSeat(ctx, tx, snap, ns, addr, nil); err != nil {
 				return err
 			}
 			if err := tx.InsertSession(ctx, ns); err != nil {
@@ -185,22 +184,8 @@ func (m *Manager) extendExternal(ctx context.Context, tx store.Tx, snap *catalog
 	if !s.HardExpiry.IsZero() && s.HardExpiry.Before(exp) {
 		s.ExpiresAt = s.HardExpiry
 	}
-	if s.Licensed && s.LeaseRoot != "" {
-		req := engine.Request{
-			Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, ClientIP: addr,
-		}
-		res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: snap.Tenant.Session.Item})
-		if err != nil {
-			return err
-		}
-		if res.Err != nil {
-			return &SeatError{User: s.User, Err: res.Err}
-		}
-		s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
-		if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
-			s.ExpiresAt = res.Lease.ExpiresAt
-		}
+	if err := m.extendSeat(ctx, tx, snap, s, addr); err != nil {
+		return err
 	}
 	return tx.UpdateSession(ctx, s)
 }

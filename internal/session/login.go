@@ -131,18 +131,12 @@ func (m *Manager) Login(ctx context.Context, tenant string, u *domain.User, o Lo
 	return m.openLogin(ctx, tenant, u.Username, domain.SessionPassword, o, nil)
 }
 
-// seatReclaim names a lingering seat a new session may take instead of one of its own
-// anchors: the seat of the session that made a login token.
-type seatReclaim struct {
-	License string
-	SeatKey string
-	Device  string // the hw anchor of that seat, which the new session takes over
-}
-
 // openLogin opens a session for user. before, when set, runs first in the transaction
-// (a login token is checked and spent there) and may name a seat to reclaim.
+// (a login token is checked and spent there) and may name a seat to reclaim: the seat of
+// the session that made the token, which the engine lets the new session take over while
+// it is reclaimable.
 func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o LoginOptions,
-	before func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*seatReclaim, error)) (*LoginGrant, error) {
+	before func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*engine.Reclaim, error)) (*LoginGrant, error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -160,7 +154,7 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 	err = m.update(ctx, func(tx store.Tx) error {
 		lg = nil
 		now := tx.Now()
-		var rc *seatReclaim
+		var rc *engine.Reclaim
 		if before != nil {
 			var err error
 			if rc, err = before(tx, snap, now); err != nil {
@@ -178,7 +172,7 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 			s.HardExpiry = now.Add(policy.MaxLifetime.D())
 		}
 		s.ExpiresAt = deadline(policy, s, o.Refresh, now)
-		if err := m.takeSessionSeat(ctx, tx, snap, s, o.ClientIP, rc); err != nil {
+		if err := m.takeSeat(ctx, tx, snap, s, o.ClientIP, rc); err != nil {
 			return err
 		}
 		if err := tx.InsertSession(ctx, s); err != nil {
@@ -199,71 +193,6 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 		return nil, err
 	}
 	return lg, nil
-}
-
-// takeSessionSeat is takeSeat for logins: it passes the caller's address, and takes over
-// the lingering seat rc when it is still reclaimable. Otherwise the session takes a seat
-// from its own device, like a fresh login, so a login token never lets two devices share
-// one seat.
-func (m *Manager) takeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr, rc *seatReclaim) error {
-	s.Licensed = Licensed(snap.Tenant.Session, s.Scopes)
-	item := snap.Tenant.Session.Item
-	if !s.Licensed || item == "" {
-		return nil
-	}
-	req := engine.Request{
-		Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-		HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, ClientIP: addr,
-	}
-	if rc != nil && snap.Licenses[rc.License] != nil {
-		// Lock first: whether the seat still lingers must not change before the engine takes it.
-		if _, err := tx.LockLicense(ctx, s.Tenant, rc.License); err != nil {
-			return err
-		}
-		ok, err := reclaimable(ctx, tx, s.Tenant, rc.License, rc.SeatKey)
-		if err != nil {
-			return err
-		}
-		if ok {
-			// The session takes over the seat's hw anchor, so that its later renewals
-			// (touch) compute the same seat and session keys.
-			s.Device = rc.Device
-			req.HW = rc.Device
-			req.ReclaimLicense, req.ReclaimSeat = rc.License, rc.SeatKey
-		}
-	}
-	res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: item})
-	if err != nil {
-		return err
-	}
-	if res.Err != nil {
-		return &SeatError{User: s.User, Err: res.Err}
-	}
-	s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
-	if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
-		s.ExpiresAt = res.Lease.ExpiresAt
-	}
-	return nil
-}
-
-// reclaimable mirrors the engine's rule: a seat may be reclaimed while it lingers, or while
-// it is held with no live lease (restart grace).
-func reclaimable(ctx context.Context, tx store.Tx, tenant, license, key string) (bool, error) {
-	now := tx.Now()
-	seat, err := tx.GetSeat(ctx, tenant, license, key)
-	if errors.Is(err, domain.ErrNotFound) {
-		return false, nil
-	} else if err != nil {
-		return false, err
-	}
-	if !seat.HeldUntil.After(now) {
-		return false, nil
-	}
-	if seat.Lingering {
-		return true, nil
-	}
-	n, err := tx.CountLiveLeasesOnSeat(ctx, tenant, license, key, now)
-	return n == 0, err
 }
 
 // checkSessionLimit enforces max_sessions_per_user (free-scope sessions included).

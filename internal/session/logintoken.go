@@ -13,6 +13,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
 )
 
@@ -312,7 +313,7 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 	hash := HashToken(token)
 	var user string
 	kind := domain.SessionLoginToken
-	check := func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*seatReclaim, error) {
+	check := func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*engine.Reclaim, error) {
 		t, err := tx.GetToken(ctx, hash)
 		if errors.Is(err, domain.ErrNotFound) {
 			return nil, ErrInvalidToken
@@ -335,7 +336,7 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 		if d.License == "" || d.SeatKey == "" {
 			return nil, nil
 		}
-		return &seatReclaim{License: d.License, SeatKey: d.SeatKey, Device: d.Device}, nil
+		return &engine.Reclaim{License: d.License, SeatKey: d.SeatKey, Device: d.Device}, nil
 	}
 	// The user is read first (outside the transaction) so that the session can be opened
 	// for it; check refuses the token if it names another user by then.

@@ -210,7 +210,7 @@ func (m *Manager) ExchangeCode(ctx context.Context, tenant string, client *domai
 			if err := m.checkSessionLimit(ctx, tx, snap, s.User, now); err != nil {
 				return err
 			}
-			if err := m.takeSessionSeat(ctx, tx, snap, s, x.ClientIP, nil); err != nil {
+			if err := m.takeSeat(ctx, tx, snap, s, x.ClientIP, nil); err != nil {
 				return err
 			}
 			if err := tx.InsertSession(ctx, s); err != nil {

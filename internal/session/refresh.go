@@ -51,7 +51,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 			// Concurrent retries of one refresh token run one after the other: otherwise one
 			// could read the rotation record while another displaces its successor, and take
 			// a grace retry for a replay (PostgreSQL, READ COMMITTED).
-			if err := lockKey(ctx, tx, "refresh:"+hash); err != nil {
+			if err := tx.LockKey(ctx, "refresh:"+hash); err != nil {
 				return err
 			}
 			t, err := tx.GetToken(ctx, hash)

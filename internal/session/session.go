@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -27,15 +28,9 @@ var (
 	ErrTenantUnknown = errors.New("unknown tenant")
 )
 
-// SeatError is a licensed grant refused for want of a seat (or of a license).
-type SeatError struct {
-	User string
-	Err  *domain.LicenseError
-}
-
-func (e *SeatError) Error() string {
-	return fmt.Sprintf("None of the registered licenses are available for client %s", e.User)
-}
+// SeatError is a licensed grant refused for want of a seat (or of a license): the engine's
+// answer, which callers map to their protocol's error.
+type SeatError = engine.SeatError
 
 // Manager is the session service.
 type Manager struct {
@@ -137,22 +132,14 @@ func clientSessionID(tenant, client string) string {
 }
 
 // lockSession makes a client_credentials grant and the end of the client's session run one
-// after the other where Updates run side by side (store.KeyLocker: PostgreSQL, READ
+// after the other where Updates run side by side (Tx.LockKey: PostgreSQL, READ
 // COMMITTED). Otherwise a grant that read the live session could add its tokens after the
 // end deleted the session's tokens; and since the client's session id is always the same
 // (clientSessionID), the client's next session would bring those tokens back to life. With
 // the lock, the end deletes every token a grant committed before it, and a grant after it
 // reads no session and opens a new one.
 func lockSession(ctx context.Context, tx store.Tx, id string) error {
-	return lockKey(ctx, tx, "session:"+id)
-}
-
-// lockKey holds a lock on key until tx ends, where the store needs one (store.KeyLocker).
-func lockKey(ctx context.Context, tx store.Tx, key string) error {
-	if kl, ok := tx.(store.KeyLocker); ok {
-		return kl.LockKey(ctx, key)
-	}
-	return nil
+	return tx.LockKey(ctx, "session:"+id)
 }
 
 // deadline is when a session ends if nothing extends it.
@@ -210,7 +197,7 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 				// touch renews it.)
 				s.Scopes = scopes
 				if Licensed(policy, scopes) && !s.Licensed {
-					if err := m.takeSeat(ctx, tx, snap, s, s.Device); err != nil {
+					if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
 						return err
 					}
 				}
@@ -233,7 +220,7 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 				}
 				s.ExpiresAt = deadline(policy, s, withRefresh, now)
 				if Licensed(policy, scopes) {
-					if err := m.takeSeat(ctx, tx, snap, s, device); err != nil {
+					if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
 						return err
 					}
 				}
@@ -268,54 +255,64 @@ func rejoinsAsIs(policy domain.SessionPolicy, s *domain.Session, scopes []string
 		(s.Licensed || !Licensed(policy, scopes))
 }
 
-// takeSeat takes the session's seat on the tenant's session item (no-op without one).
-func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, device string) error {
+// takeSeat takes the seat of session s when its scopes make it licensed; rc, a login
+// token's seat, is the engine's to grant or not.
+func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr, rc *engine.Reclaim) error {
 	s.Licensed = Licensed(snap.Tenant.Session, s.Scopes)
-	item := snap.Tenant.Session.Item
-	if !s.Licensed || item == "" {
+	if !s.Licensed {
 		return nil
 	}
-	req := engine.Request{
-		Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-		HW: device, SessionID: s.ID, Expiry: s.ExpiresAt, ClientIP: clientAddr(ctx),
-	}
-	res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: item})
+	seat := seatOf(snap, s, addr)
+	seat.Reclaim = rc
+	g, err := m.eng.TakeSessionSeat(ctx, tx, snap, seat)
 	if err != nil {
 		return err
 	}
-	if res.Err != nil {
-		return &SeatError{User: s.User, Err: res.Err}
-	}
-	s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
-	if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
-		s.ExpiresAt = res.Lease.ExpiresAt // the license ends first: so does the session
-	}
+	recordSeat(s, g)
 	return nil
+}
+
+// extendSeat moves the seat lease of a licensed session to its new deadline (s.ExpiresAt),
+// which the engine may bring forward to the license's end.
+func (m *Manager) extendSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) error {
+	if !s.Licensed || s.LeaseRoot == "" {
+		return nil
+	}
+	seat := seatOf(snap, s, addr)
+	seat.LeaseID = s.LeaseRoot
+	g, err := m.eng.ExtendSessionSeat(ctx, tx, snap, seat)
+	if err != nil {
+		return err
+	}
+	recordSeat(s, g)
+	return nil
+}
+
+// seatOf describes session s to the engine.
+func seatOf(snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) engine.SessionSeat {
+	return engine.SessionSeat{
+		Tenant: s.Tenant, SessionID: s.ID, Caller: CallerFor(snap, s), Device: s.Device,
+		Expiry: s.ExpiresAt, ClientIP: addr,
+	}
+}
+
+// recordSeat keeps what the engine decided for the session: its lease, its hw anchor (a
+// reclaimed seat's, so that the seat's keys stay those its lease was made with) and a
+// deadline no later than the license's end.
+func recordSeat(s *domain.Session, g engine.SessionGrant) {
+	s.Device = g.Device
+	if g.Lease != nil {
+		s.LeaseLicense, s.LeaseRoot = g.Lease.LicenseID, g.Lease.Root
+	}
+	s.ExpiresAt = g.Expiry
 }
 
 // touch extends a session that is being used, and its seat lease with it.
 func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, hasRefresh bool, now time.Time) error {
 	s.LastUsedAt = now
 	s.ExpiresAt = deadline(snap.Tenant.Session, s, hasRefresh, now)
-	if s.Licensed && s.LeaseRoot != "" {
-		// Naming the lease makes this its renewal whatever the anchors say now (a token
-		// login may have taken over another device's seat).
-		req := engine.Request{
-			Tenant: s.Tenant, Caller: CallerFor(snap, s), DoConsume: true, Mode: domain.ModeCache,
-			HW: s.Device, SessionID: s.ID, Expiry: s.ExpiresAt, LeaseID: s.LeaseRoot,
-			ClientIP: clientAddr(ctx),
-		}
-		res, err := m.eng.ConsumeTx(ctx, tx, snap, req, engine.ItemRequest{Name: snap.Tenant.Session.Item})
-		if err != nil {
-			return err
-		}
-		if res.Err != nil {
-			return &SeatError{User: s.User, Err: res.Err}
-		}
-		s.LeaseLicense, s.LeaseRoot = res.Lease.LicenseID, res.Lease.Root
-		if res.Lease.ExpiresAt.Before(s.ExpiresAt) {
-			s.ExpiresAt = res.Lease.ExpiresAt
-		}
+	if err := m.extendSeat(ctx, tx, snap, s, clientAddr(ctx)); err != nil {
+		return err
 	}
 	return tx.UpdateSession(ctx, s)
 }
@@ -507,10 +504,44 @@ func (m *Manager) End(ctx context.Context, tenant, id string, linger bool) (bool
 	return ended, err
 }
 
-// EndByLease ends every session that holds the seat lease named by leaseID (any id of its
-// chain), freeing the seat at once: the admin API's DELETE of a session's seat lease ends
-// those sessions too, since a session never lives without its seat (SPEC §1). isSession is
-// false, and nothing is done, when the id names no lease or a lease of no session.
+// EndLease ends a lease for the admin API. A session's seat lease ends with the sessions
+// that hold it, since a session never lives without its seat (SPEC §1): they end, and the
+// seat is freed at once. Any other lease is the engine's EndLease (freed at once, except a
+// live checkout without force). Found is false when id names no lease.
+func (m *Manager) EndLease(ctx context.Context, tenant, id string, force bool) (engine.EndResult, error) {
+	snap, err := m.cat.Get(ctx, tenant)
+	if err != nil {
+		return engine.EndResult{}, err
+	}
+	var res engine.EndResult
+	var ended []string
+	err = m.update(ctx, func(tx store.Tx) error {
+		res, ended = engine.EndResult{}, nil
+		l, err := tx.FindLease(ctx, tenant, id)
+		if errors.Is(err, domain.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if l.SessionID == "" {
+			res, err = m.eng.EndLeaseTx(ctx, tx, snap, l, force)
+			return err
+		}
+		res = engine.EndResult{Found: true, Freed: true}
+		ended, err = m.endSessionsOfLease(ctx, tx, snap, l)
+		return err
+	})
+	if err != nil {
+		return engine.EndResult{}, err
+	}
+	for _, id := range ended {
+		m.ended(tenant, id)
+	}
+	return res, nil
+}
+
+// EndByLease is EndLease for a session's seat lease only: isSession is false, and nothing
+// is done, when the id names no lease or a lease of no session.
 func (m *Manager) EndByLease(ctx context.Context, tenant, leaseID string) (isSession bool, err error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
@@ -529,20 +560,7 @@ func (m *Manager) EndByLease(ctx context.Context, tenant, leaseID string) (isSes
 			return nil
 		}
 		isSession = true
-		list, err := tx.ListSessions(ctx, tenant, store.LeaseFilter{LeaseRoot: l.Root})
-		if err != nil {
-			return err
-		}
-		for i := range list {
-			if err := m.endTx(ctx, tx, snap, &list[i], false); err != nil {
-				return err
-			}
-			ended = append(ended, list[i].ID)
-		}
-		if len(list) == 0 {
-			// A seat lease whose sessions are gone already: free it all the same.
-			_, err = m.eng.ReleaseTx(ctx, tx, snap, l, false)
-		}
+		ended, err = m.endSessionsOfLease(ctx, tx, snap, l)
 		return err
 	})
 	if err != nil {
@@ -554,8 +572,29 @@ func (m *Manager) EndByLease(ctx context.Context, tenant, leaseID string) (isSes
 	return isSession, nil
 }
 
-// endTx deletes the session and its tokens; its seat lease is released when no other live
-// session shares it.
+// endSessionsOfLease ends, without linger, every session holding seat lease l, and so the
+// lease; it returns the ids of the sessions ended.
+func (m *Manager) endSessionsOfLease(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, l *domain.Lease) ([]string, error) {
+	list, err := tx.ListSessions(ctx, l.Tenant, store.LeaseFilter{LeaseRoot: l.Root})
+	if err != nil {
+		return nil, err
+	}
+	var ended []string
+	for i := range list {
+		if err := m.endTx(ctx, tx, snap, &list[i], false); err != nil {
+			return nil, err
+		}
+		ended = append(ended, list[i].ID)
+	}
+	if len(list) == 0 {
+		// A seat lease whose sessions are gone already: the engine frees it all the same.
+		err = m.eng.EndSessionSeat(ctx, tx, snap, l.Tenant, l.Root, false)
+	}
+	return ended, err
+}
+
+// endTx deletes the session and its tokens, and has the engine end its seat (which it
+// keeps while another live session shares the lease).
 func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, linger bool) error {
 	if s.Kind == domain.SessionClientCredentials {
 		if err := lockSession(ctx, tx, s.ID); err != nil {
@@ -565,21 +604,7 @@ func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	if _, err := tx.DeleteSession(ctx, s.Tenant, s.ID); err != nil {
 		return err
 	}
-	if s.LeaseRoot == "" {
-		return nil
-	}
-	n, err := tx.CountSessionsByLease(ctx, s.Tenant, s.LeaseRoot)
-	if err != nil || n > 0 {
-		return err
-	}
-	l, err := tx.FindLease(ctx, s.Tenant, s.LeaseRoot)
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	_, err = m.eng.ReleaseTx(ctx, tx, snap, l, linger)
-	return err
+	return m.eng.EndSessionSeat(ctx, tx, snap, s.Tenant, s.LeaseRoot, linger)
 }
 
 // Sweep ends (without linger: their leases expire with them) up to limit expired sessions.

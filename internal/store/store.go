@@ -21,7 +21,8 @@ type Store interface {
 	// Update runs fn in a read-write transaction and commits it; fn's result is durable when
 	// Update returns nil. fn may run more than once (a backend may retry on a serialization
 	// conflict), so it must reset any result it captures at its start and have no side
-	// effects outside tx. If fn returns an error nothing it wrote is kept.
+	// effects outside tx: what must happen once it committed is registered with
+	// Tx.AfterCommit. If fn returns an error nothing it wrote is kept.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// View runs fn in a read-only transaction (write methods fail).
 	View(ctx context.Context, fn func(tx Tx) error) error
@@ -29,36 +30,6 @@ type Store interface {
 	Now(ctx context.Context) (time.Time, error)
 	Ping(ctx context.Context) error
 	Close() error
-}
-
-// SerialTx is implemented by a Tx whose Update runs alone, from its first statement to its
-// commit, with no other writer in between (SQLite's single writer). There a row read in an
-// Update is as good as locked: the engine reuses a lease it read by session key instead of
-// reading it again through LockLease.
-type SerialTx interface {
-	Tx
-	// Serial reports whether this transaction excludes every other writer (true in an
-	// Update, false in a View).
-	Serial() bool
-}
-
-// KeyLocker is implemented by a Tx whose Updates may run side by side (PostgreSQL): LockKey
-// holds a lock on an arbitrary key until the transaction ends, so that Updates about one
-// thing that has no row to lock yet (a refresh token and its rotation record) run one after
-// the other. A serial Tx (SQLite) needs none.
-type KeyLocker interface {
-	LockKey(ctx context.Context, key string) error
-}
-
-// SeatExtender is implemented by a Tx that can extend a seat in one statement, which a
-// renewal uses instead of GetSeat and PutSeat.
-type SeatExtender interface {
-	Tx
-	// ExtendSeat sets the seat's HeldUntil to max(HeldUntil, until) and clears Lingering
-	// when HeldUntil is before until or the seat lingers, and reports whether it wrote.
-	// false means that the seat is missing or already holds until then (not lingering):
-	// read it to tell which.
-	ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error)
 }
 
 // Object is a configurable object in its serialized (config-file) form.
@@ -97,8 +68,35 @@ type SigningKey struct {
 }
 
 // Tx is one transaction. Its clock (Now) is fixed when the transaction starts.
+//
+// The capabilities that differ between backends are methods of every Tx, not optional
+// interfaces found by type assertion: a backend that lacked one (a LockKey that is
+// missing on PostgreSQL) would otherwise turn a lock into a silent no-op. Where a
+// backend needs no work for one, its method says why it does nothing.
 type Tx interface {
 	Now() time.Time
+
+	// AfterCommit registers fn to run once after this transaction has committed: on the
+	// goroutine that called Update (or View), after the commit and before Update returns,
+	// in the order registered. fn never runs when the transaction rolls back, nor for an
+	// attempt the backend discarded and ran again (PostgreSQL re-runs fn on 40001/40P01,
+	// SQLite replays a group commit): what such an attempt registered is dropped with it,
+	// so fn sees only what was made durable. A View runs its hooks when fn returns nil.
+	// fn must not panic; it may use the store (the transaction is over).
+	AfterCommit(fn func())
+
+	// Serial reports whether this transaction excludes every other writer from its first
+	// statement to its commit (an Update on SQLite's single writer; false in a View and on
+	// PostgreSQL). There a row read is as good as locked: the engine reuses a lease it read
+	// by session key instead of reading it again through LockLease.
+	Serial() bool
+
+	// LockKey holds a lock on an arbitrary key until the transaction ends, so that Updates
+	// about one thing that has no row to lock yet (a refresh token and its rotation
+	// record, a client's session) run one after the other where Updates may run side by
+	// side (PostgreSQL: a transaction-scoped advisory lock). On a Serial store it does
+	// nothing: no other Update can run before this one commits.
+	LockKey(ctx context.Context, key string) error
 
 	// Catalog: configurable objects. Every write bumps the tenant's catalog version so that
 	// caches in every process can tell they are stale.
@@ -131,6 +129,12 @@ type Tx interface {
 	GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) // domain.ErrNotFound
 	PutSeat(ctx context.Context, seat *domain.Seat) error                             // insert or replace
 	DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error)
+	// ExtendSeat extends a seat in one statement, which a renewal uses instead of GetSeat
+	// and PutSeat: it sets HeldUntil to max(HeldUntil, until) and clears Lingering when
+	// HeldUntil is before until or the seat lingers, and reports whether it wrote. false
+	// means that the seat is missing or already holds until then (not lingering): read it
+	// to tell which. Like GetSeat, it row-locks the seat it writes.
+	ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error)
 	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
 	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)

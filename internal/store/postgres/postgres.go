@@ -246,6 +246,11 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 		}
 		return err
 	}
+	// The connection goes back to the pool first: a hook may use the store.
+	conn.Release()
+	for _, fn := range t.hooks {
+		fn()
+	}
 	return nil
 }
 

@@ -791,6 +791,7 @@ func TestWritesAreNoted(t *testing.T) {
 		"PutSeat": func(tx store.Tx) error {
 			return tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "L", Key: "k"})
 		},
+		"ExtendSeat":    func(tx store.Tx) error { _, err := tx.ExtendSeat(ctx, "acme", "L", "k", now); return err },
 		"DeleteSeat":    func(tx store.Tx) error { _, err := tx.DeleteSeat(ctx, "acme", "L", "k"); return err },
 		"ReapSeats":     func(tx store.Tx) error { _, err := tx.ReapSeats(ctx, "acme", "L", now); return err },
 		"InsertLease":   func(tx store.Tx) error { return tx.InsertLease(ctx, lease) },
@@ -813,6 +814,9 @@ func TestWritesAreNoted(t *testing.T) {
 	}
 	reads := map[string]func(tx store.Tx) error{
 		"Now":            func(tx store.Tx) error { tx.Now(); return nil },
+		"AfterCommit":    func(tx store.Tx) error { tx.AfterCommit(func() {}); return nil },
+		"Serial":         func(tx store.Tx) error { tx.Serial(); return nil },
+		"LockKey":        func(tx store.Tx) error { return tx.LockKey(ctx, "k") },
 		"GetObject":      func(tx store.Tx) error { _, err := tx.GetObject(ctx, "acme", domain.KindUser, "u"); return err },
 		"ListObjects":    func(tx store.Tx) error { _, err := tx.ListObjects(ctx, "acme", domain.KindUser); return err },
 		"CatalogVersion": func(tx store.Tx) error { _, err := tx.CatalogVersion(ctx, "acme"); return err },

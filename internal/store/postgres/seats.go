@@ -100,6 +100,17 @@ func (t *tx) PutSeat(ctx context.Context, s *domain.Seat) error {
 		s.Tenant, s.LicenseID, s.Key, s.User, ts(s.HeldUntil), s.Lingering, s.Overage)
 }
 
+// ExtendSeat implements store.Tx. The UPDATE row-locks the seat as GetSeat would; a
+// concurrent writer's extension is waited for and then re-read (READ COMMITTED), so the
+// seat keeps the later of the two.
+func (t *tx) ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error) {
+	tag, err := t.exec(ctx, "extend seat",
+		`UPDATE seats SET held_until = GREATEST(held_until, $4), lingering = false
+		WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 AND (held_until < $4 OR lingering)`,
+		tenant, licenseID, key, ts(until))
+	return err == nil && tag.RowsAffected() > 0, err
+}
+
 func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error) {
 	tag, err := t.exec(ctx, "delete seat",
 		`DELETE FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`, tenant, licenseID, key)
@@ -249,7 +260,7 @@ func (t *tx) LastHeartbeat(ctx context.Context, except string) (time.Time, error
 	return fromNull(at), err
 }
 
-// LockKey implements store.KeyLocker with a transaction-scoped advisory lock.
+// LockKey implements store.Tx with a transaction-scoped advisory lock.
 func (t *tx) LockKey(ctx context.Context, key string) error {
 	_, err := t.exec(ctx, "lock key", `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, key)
 	return err

@@ -44,6 +44,9 @@ type tx struct {
 	lazyCommit bool
 	// locked is set once the transaction holds a license or lease row lock (see GetSeat).
 	locked bool
+	// hooks run after COMMIT succeeded (attempt); a retried attempt's tx is dropped with
+	// its hooks.
+	hooks []func()
 }
 
 // note sets wrote unless sql only reads or locks. LockLicense's insert of a zero state row
@@ -57,6 +60,13 @@ func (t *tx) note(sql string) {
 }
 
 func (t *tx) Now() time.Time { return t.now }
+
+// AfterCommit implements store.Tx.
+func (t *tx) AfterCommit(fn func()) { t.hooks = append(t.hooks, fn) }
+
+// Serial implements store.Tx: Updates run side by side (READ COMMITTED), so what this one
+// read may change before it locks it.
+func (t *tx) Serial() bool { return false }
 
 // fail records a database error (not "no rows", which is an answer) and wraps it.
 func (t *tx) fail(op string, err error) error {

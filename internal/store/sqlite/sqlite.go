@@ -261,6 +261,9 @@ type request struct {
 	state atomic.Int32 // queued, then taken by the writer or abandoned by its caller
 	err   error
 	panic any
+	// hooks are what fn's last run registered with AfterCommit: the caller runs them once
+	// the group has committed (never those of a run that was rolled back and replayed).
+	hooks []func()
 	done  chan struct{}
 }
 
@@ -276,41 +279,59 @@ var requests = sync.Pool{New: func() any { return &request{done: make(chan struc
 // transaction: it must not call the store itself (Update or View) and must return before
 // the next Update can run. A panic in fn is re-raised here once the group is committed.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	hooks, err := s.update(ctx, fn)
+	if err == nil {
+		runHooks(hooks)
+	}
+	return err
+}
+
+// runHooks runs what a committed transaction registered with AfterCommit: on the caller's
+// goroutine (not the writer's) and after the store's lock is released, since a hook may use
+// the store.
+func runHooks(hooks []func()) {
+	for _, fn := range hooks {
+		fn()
+	}
+}
+
+// update is Update without running the hooks, which it returns.
+func (s *Store) update(ctx context.Context, fn func(store.Tx) error) ([]func(), error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	r := requests.Get().(*request)
-	r.fn, r.err, r.panic = fn, nil, nil
+	r.fn, r.err, r.panic, r.hooks = fn, nil, nil, nil
 	r.state.Store(queued)
 	select {
 	case s.queue <- r:
 	case <-ctx.Done():
 		r.fn = nil
 		requests.Put(r)
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	select {
 	case <-r.done:
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(queued, abandoned) {
 			// The writer will skip it, and still holds it: it is not reused.
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		// Already running: its outcome is the answer, whatever the context says.
 		<-r.done
 	}
-	err, p := r.err, r.panic
-	r.fn, r.err, r.panic = nil, nil, nil
+	err, p, hooks := r.err, r.panic, r.hooks
+	r.fn, r.err, r.panic, r.hooks = nil, nil, nil, nil
 	requests.Put(r)
 	if p != nil {
 		panic(p)
 	}
-	return err
+	return hooks, err
 }
 
 func (s *Store) writeLoop() {
@@ -363,7 +384,7 @@ func (s *Store) runBatch(first *request) {
 			return false
 		}
 		for _, q := range batch {
-			q.err, q.panic = nil, nil
+			q.err, q.panic, q.hooks = nil, nil, nil
 			if !s.runOne(q) {
 				return false
 			}
@@ -464,6 +485,7 @@ func (s *Store) runBare(r *request) bool {
 	t := &tx{c: s.writer, now: s.now(), write: true}
 	r.panic, r.err = call(r.fn, t)
 	t.done = true
+	r.hooks = t.hooks
 	return (r.err == nil && r.panic == nil) || (!t.wrote && !s.writer.autocommit())
 }
 
@@ -479,6 +501,7 @@ func (s *Store) runOne(r *request) bool {
 	t := &tx{c: w, now: s.now(), write: true}
 	r.panic, r.err = call(r.fn, t)
 	t.done = true
+	r.hooks = t.hooks
 	if r.err == nil && r.panic == nil {
 		if err := w.execNoCtx("RELEASE u"); err != nil {
 			r.err = fmt.Errorf("sqlite: release savepoint: %w", err)
@@ -525,24 +548,33 @@ func call(fn func(store.Tx) error, t store.Tx) (p any, err error) {
 }
 
 // View implements store.Store: fn reads one consistent snapshot on a reader connection.
-func (s *Store) View(ctx context.Context, fn func(store.Tx) error) (err error) {
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	hooks, err := s.view(ctx, fn)
+	if err == nil {
+		runHooks(hooks)
+	}
+	return err
+}
+
+// view is View without running the hooks, which it returns.
+func (s *Store) view(ctx context.Context, fn func(store.Tx) error) (hooks []func(), err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	var c *conn
 	select {
 	case c = <-s.readers:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { s.readers <- c }()
 	if err := c.execNoCtx("BEGIN"); err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
+		return nil, fmt.Errorf("sqlite: begin: %w", err)
 	}
 	t := &tx{c: c, now: s.now()}
 	defer func() {
@@ -550,8 +582,9 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) (err error) {
 		if rerr := c.execNoCtx("ROLLBACK"); rerr != nil && err == nil && !c.autocommit() {
 			err = fmt.Errorf("sqlite: end read: %w", rerr)
 		}
+		hooks = t.hooks
 	}()
-	return fn(t)
+	return nil, fn(t)
 }
 
 // Close drains queued Updates, waits for those in flight, and closes the database.

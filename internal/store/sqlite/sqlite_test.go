@@ -824,10 +824,7 @@ func TestMigrationSessionKeyUnique(t *testing.T) {
 func TestSerialTx(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
-	serial := func(tx store.Tx) bool {
-		st, ok := tx.(store.SerialTx)
-		return ok && st.Serial()
-	}
+	serial := func(tx store.Tx) bool { return tx.Serial() }
 	var inUpdate, inView bool
 	if err := s.Update(ctx, func(tx store.Tx) error { inUpdate = serial(tx); return nil }); err != nil {
 		t.Fatal(err)
@@ -849,7 +846,7 @@ func TestExtendSeat(t *testing.T) {
 		var wrote bool
 		if err := s.Update(ctx, func(tx store.Tx) error {
 			var err error
-			wrote, err = tx.(store.SeatExtender).ExtendSeat(ctx, "t", "lic", key, until)
+			wrote, err = tx.ExtendSeat(ctx, "t", "lic", key, until)
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -902,7 +899,7 @@ func TestExtendSeat(t *testing.T) {
 		t.Errorf("lingering seat after extension: %+v", got)
 	}
 	if err := s.View(ctx, func(tx store.Tx) error {
-		_, err := tx.(store.SeatExtender).ExtendSeat(ctx, "t", "lic", "a", base.Add(time.Hour))
+		_, err := tx.ExtendSeat(ctx, "t", "lic", "a", base.Add(time.Hour))
 		return err
 	}); !errors.Is(err, errReadOnly) {
 		t.Errorf("ExtendSeat in a View: %v, want errReadOnly", err)

@@ -22,11 +22,21 @@ type tx struct {
 	write bool
 	done  bool
 	wrote bool // a statement that may have changed the database ran (see runBare)
+	// hooks run once the group that holds this Update has committed (Store.Update); a
+	// replayed attempt's tx is dropped with its hooks.
+	hooks []func()
 }
 
 var _ store.Tx = (*tx)(nil)
 
 func (t *tx) Now() time.Time { return t.now }
+
+// AfterCommit implements store.Tx.
+func (t *tx) AfterCommit(fn func()) { t.hooks = append(t.hooks, fn) }
+
+// LockKey implements store.Tx. It has nothing to do: an Update runs on the single writer,
+// so no other Update can take the key before this one has committed.
+func (t *tx) LockKey(ctx context.Context, key string) error { return t.ready(ctx) }
 
 func (t *tx) ready(ctx context.Context) error {
 	if t.done {
@@ -450,9 +460,7 @@ func (t *tx) PutSeat(ctx context.Context, s *domain.Seat) error {
 	return wrap("put seat", err)
 }
 
-var _ store.SeatExtender = (*tx)(nil)
-
-// ExtendSeat implements store.SeatExtender.
+// ExtendSeat implements store.Tx.
 func (t *tx) ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error) {
 	if err := t.writable(ctx); err != nil {
 		return false, err
@@ -1151,8 +1159,6 @@ func (t *tx) DeleteExpiredTokens(ctx context.Context, now time.Time, n int) (int
 	return int(deleted), wrap("delete expired tokens", err)
 }
 
-var _ store.SerialTx = (*tx)(nil)
-
-// Serial implements store.SerialTx: an Update runs on the single writer, inside its group
+// Serial implements store.Tx: an Update runs on the single writer, inside its group
 // transaction, so nothing else writes between its statements.
 func (t *tx) Serial() bool { return t.write }

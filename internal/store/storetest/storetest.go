@@ -28,6 +28,9 @@
 //     Limit 0 is no limit.
 //   - CountSessionsByLease counts the stored sessions naming the lease root, expired or not
 //     (the sweeper deletes expired ones).
+//   - AfterCommit hooks run once per committed Update (never for a rolled-back or retried
+//     attempt); LockKey serializes the Updates that take one key; ExtendSeat keeps the
+//     later time and writes only when it must (capabilities.go).
 //   - Times come back in UTC with at least millisecond precision; durations are exact.
 //
 // open must return a new, empty store (several methods scan every tenant) and arrange for
@@ -77,6 +80,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Clock", testClock},
 		{"SeatRaceDistinctKeys", testSeatRaceDistinctKeys},
 		{"SeatRaceSameKeys", testSeatRaceSameKeys},
+		{"AfterCommit", testAfterCommit},
+		{"AfterCommitRetried", testAfterCommitRetried},
+		{"Serial", testSerial},
+		{"LockKey", testLockKey},
+		{"ExtendSeat", testExtendSeat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Event is one thing the engine decided: a grant or renewal, a refusal, or the end of a
+// lease. It is reported only once the transaction that decided it has committed, so a
+// subscriber never sees what was rolled back (a session whose login failed later in the
+// same transaction, a retried attempt).
+type Event struct {
+	// Kind is domain.EventGrant (a grant or renewal: see Renewal), domain.EventDeny, or how
+	// a lease ended: domain.EventRelease (by its holder: the seat lingers), domain.EventEnd
+	// (without linger: an administrator, a session's end, an abandoned grant) or
+	// domain.EventExpire (the sweeper).
+	Kind      string
+	Tenant    string
+	LicenseID string // "" for a refusal
+	Item      string
+	// Lease is the lease granted, renewed or ended (nil for a refusal). It is the engine's
+	// copy: read it, never change it.
+	Lease   *domain.Lease
+	Renewal bool             // a grant that extends (or, within chain_grace, repeats) a lease
+	Overage bool             // a grant on a seat beyond the license's seats
+	Code    domain.ErrorCode // a refusal's license error
+}
+
+// Observer receives what the engine decided, after commit. Observe is called on the
+// goroutine that ran the transaction, once per engine operation in it (a transaction that
+// ended one session and opened another delivers two slices, in order); the slice is the
+// observer's to keep. Implementations must be cheap and safe for concurrent use.
+type Observer interface {
+	Observe(events []Event)
+}
+
+// report has events delivered once tx has committed (store.Tx.AfterCommit): never for a
+// transaction that rolls back or an attempt the store runs again.
+func (e *Engine) report(tx store.Tx, events ...Event) {
+	if len(e.observers) == 0 || len(events) == 0 {
+		return
+	}
+	tx.AfterCommit(func() { e.deliver(events) })
+}
+
+func (e *Engine) deliver(events []Event) {
+	for _, o := range e.observers {
+		o.Observe(events)
+	}
+}
+
+// resultEvent is the event of a consumption's answer; ok is false for a check (no lease).
+func resultEvent(tenant string, r Result) (Event, bool) {
+	switch {
+	case r.Err != nil:
+		return Event{Kind: domain.EventDeny, Tenant: tenant, Item: r.Item, Code: r.Err.Code}, true
+	case r.Lease != nil && r.License != nil:
+		return Event{
+			Kind: domain.EventGrant, Tenant: tenant, LicenseID: r.License.ID, Item: r.Item,
+			Lease: r.Lease, Renewal: r.Renewed, Overage: r.Lease.Overage,
+		}, true
+	}
+	return Event{}, false
+}
+
+// endEvent is the event of lease l ending (kind: release, end or expire).
+func endEvent(l *domain.Lease, kind string) Event {
+	return Event{Kind: kind, Tenant: l.Tenant, LicenseID: l.LicenseID, Item: l.Item, Lease: l}
+}
+
+// metricsObserver feeds Options.Metrics from the events.
+type metricsObserver struct{ m Metrics }
+
+func (o metricsObserver) Observe(events []Event) {
+	for _, ev := range events {
+		switch ev.Kind {
+		case domain.EventGrant:
+			o.m.OnGrant(ev.Tenant, ev.LicenseID, ev.Item, ev.Renewal, ev.Overage)
+		case domain.EventDeny:
+			o.m.OnDeny(ev.Tenant, ev.Item, ev.Code)
+		default:
+			o.m.OnRelease(ev.Tenant, ev.LicenseID, ev.Kind)
+		}
+	}
+}
