@@ -17,6 +17,7 @@ import (
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/keys"
+	"github.com/leasehold/leasehold/internal/objects"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/server/openapi"
 	"github.com/leasehold/leasehold/internal/session"
@@ -51,6 +52,8 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	secrets *secret.VerifyCache
+	// writer makes the admin API's object changes.
+	writer  *objects.Writer
 	metrics *Metrics
 	mux     *http.ServeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.
@@ -70,6 +73,7 @@ func New(opts Options, deps Deps) *Server {
 		deps:    deps,
 		log:     opts.Logger,
 		secrets: secret.NewVerifyCache(0, 0),
+		writer:  objects.NewWriter(deps.Store, opts.GeoIP),
 		mux:     http.NewServeMux(),
 	}
 	s.metrics = opts.Metrics
