@@ -163,12 +163,16 @@ func applyTenant(ctx context.Context, st store.Store, t *config.Tenant, peers []
 			return changes, nil
 		}
 		err = st.Update(ctx, func(tx store.Tx) error {
-			e, err := objects.Open(ctx, tx, t.Name())
+			e, err := objects.Open(ctx, tx, t.Name(), nil)
 			if err != nil {
 				return err
 			}
 			for _, w := range writes {
-				if !same(e.Get(w.obj.Kind, w.obj.ID), w.seen) {
+				cur, err := e.Get(ctx, w.obj.Kind, w.obj.ID)
+				if err != nil {
+					return err
+				}
+				if !same(cur, w.seen) {
 					return errConflict
 				}
 				if err := e.Put(ctx, w.obj); err != nil {

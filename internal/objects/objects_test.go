@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/internal/apply"
+	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/objects"
@@ -121,7 +122,7 @@ func tokenLives(t *testing.T, st store.Store, hash string) bool {
 func TestPasswordChangeRevokesLoginTokens(t *testing.T) {
 	backends(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
-		w := objects.NewWriter(st, false)
+		w := objects.NewWriter(st, nil, false)
 		applyFile(t, st, tenantFile)
 
 		steps := []struct {
@@ -193,7 +194,7 @@ func verify(t *testing.T, plain, phc string) bool {
 func TestConcurrentPatches(t *testing.T) {
 	backends(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
-		w := objects.NewWriter(st, false)
+		w := objects.NewWriter(st, nil, false)
 		applyFile(t, st, tenantFile)
 
 		const rounds = 5
@@ -233,6 +234,41 @@ func TestConcurrentPatches(t *testing.T) {
 	})
 }
 
+// TestStaleSnapshot: a cached snapshot stands for the stored tenant only while nothing has
+// been written since it was taken; otherwise validation reads the tenant in the
+// transaction, and sees what the snapshot does not.
+func TestStaleSnapshot(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		applyFile(t, st, strings.Replace(tenantFile, "models: [{name: floating, anchors: [user]}]",
+			"models: [{name: floating, anchors: [user]}, {name: spare, anchors: [user]}]", 1))
+		cat := catalog.New(st)
+		cached := objects.NewWriter(st, cat, false)
+		if _, err := cat.Get(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		// Another process removes the model; this one's snapshot still holds it.
+		if err := objects.NewWriter(st, nil, false).Delete(ctx, "acme", domain.KindModel, "spare"); err != nil {
+			t.Fatal(err)
+		}
+		license := `{"id":"lic-2","product":"PlatformService","model":"spare","owner":{"organization":"org-1"}}`
+		_, _, err := cached.Write(ctx, objects.Create, "acme", domain.KindLicense, "", []byte(license))
+		if e, ok := errors.AsType[*objects.Error](err); !ok || e.Refusal != objects.Invalid || !strings.Contains(e.Msg, "spare") {
+			t.Fatalf("a license naming a model removed since the snapshot: %v", err)
+		}
+		// With a current snapshot, a valid change passes, and an invalid one is refused.
+		cat.Invalidate("acme")
+		if _, _, err := cached.Write(ctx, objects.Create, "acme", domain.KindLicense, "", []byte(strings.Replace(license, "spare", "floating", 1))); err != nil {
+			t.Fatal(err)
+		}
+		cat.Invalidate("acme")
+		_, _, err = cached.Write(ctx, objects.Patch, "acme", domain.KindLicense, "lic-2", []byte(`{"model":"spare"}`))
+		if e, ok := errors.AsType[*objects.Error](err); !ok || e.Refusal != objects.Invalid {
+			t.Fatalf("a license patched to name a missing model: %v", err)
+		}
+	})
+}
+
 // run calls fn(0..n-1) on n goroutines released together.
 func run(t *testing.T, n int, fn func(i int) error) {
 	t.Helper()
@@ -260,7 +296,7 @@ func TestRefusals(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
-	w := objects.NewWriter(st, false)
+	w := objects.NewWriter(st, nil, false)
 	applyFile(t, st, tenantFile)
 	version := func() int64 {
 		var v int64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
@@ -23,12 +24,27 @@ const (
 // Writer makes the admin API's changes, one transaction each.
 type Writer struct {
 	st    store.Store
+	cat   *catalog.Cache
 	geoip bool
 }
 
-// NewWriter returns a Writer on st; geoip says whether models may use `countries`.
-func NewWriter(st store.Store, geoip bool) *Writer {
-	return &Writer{st: st, geoip: geoip}
+// NewWriter returns a Writer on st; geoip says whether models may use `countries`. cat
+// (may be nil) spares validation reading the whole tenant again while its snapshot is
+// current.
+func NewWriter(st store.Store, cat *catalog.Cache, geoip bool) *Writer {
+	return &Writer{st: st, cat: cat, geoip: geoip}
+}
+
+// snapshot is the cached snapshot of tenant, or nil: Open uses it only when current.
+func (w *Writer) snapshot(ctx context.Context, tenant string) *catalog.Snapshot {
+	if w.cat == nil {
+		return nil
+	}
+	snap, err := w.cat.Get(ctx, tenant)
+	if err != nil {
+		return nil
+	}
+	return snap
 }
 
 // Write creates, replaces or patches an object of kind in tenant (id: the object the path
@@ -43,10 +59,11 @@ func (w *Writer) Write(ctx context.Context, op Op, tenant string, kind domain.Ki
 	if err != nil {
 		return "", nil, refuse(Invalid, "%s: %v", kind, err)
 	}
+	snap := w.snapshot(ctx, tenant)
 	var newID string
 	var spec []byte
 	err = w.st.Update(ctx, func(tx store.Tx) error {
-		e, err := Open(ctx, tx, tenant)
+		e, err := Open(ctx, tx, tenant, snap)
 		if err != nil {
 			return err
 		}
@@ -55,7 +72,9 @@ func (w *Writer) Write(ctx context.Context, op Op, tenant string, kind domain.Ki
 		}
 		var cur *store.Object
 		if op != Create {
-			cur = e.Get(kind, id)
+			if cur, err = e.Get(ctx, kind, id); err != nil {
+				return err
+			}
 			if cur == nil && op == Patch {
 				return refuse(NotFound, "no such %s: %s", kind, id)
 			}
@@ -70,10 +89,13 @@ func (w *Writer) Write(ctx context.Context, op Op, tenant string, kind domain.Ki
 		if err != nil {
 			return refuse(Invalid, "%s: %v", kind, err)
 		}
-		switch {
-		case op == Create && e.Get(kind, newID) != nil:
-			return refuse(Conflict, "%s %s exists", kind, newID)
-		case op != Create && newID != id:
+		if op == Create {
+			if existing, err := e.Get(ctx, kind, newID); err != nil {
+				return err
+			} else if existing != nil {
+				return refuse(Conflict, "%s %s exists", kind, newID)
+			}
+		} else if newID != id {
 			return refuse(BadRequest, "the body names another object than the path")
 		}
 		obj := store.Object{Tenant: tenant, Kind: kind, ID: newID, Spec: spec}
@@ -93,8 +115,9 @@ func (w *Writer) Write(ctx context.Context, op Op, tenant string, kind domain.Ki
 
 // Delete removes an object of tenant, unless others still name it (InUse).
 func (w *Writer) Delete(ctx context.Context, tenant string, kind domain.Kind, id string) error {
+	snap := w.snapshot(ctx, tenant)
 	return w.st.Update(ctx, func(tx store.Tx) error {
-		e, err := Open(ctx, tx, tenant)
+		e, err := Open(ctx, tx, tenant, snap)
 		if err != nil {
 			return err
 		}
@@ -126,12 +149,16 @@ func (w *Writer) WriteTenant(ctx context.Context, op Op, name string, body []byt
 		}
 		name = t.Name
 	}
+	snap := w.snapshot(ctx, name)
 	err := w.st.Update(ctx, func(tx store.Tx) error {
-		e, err := Open(ctx, tx, name)
+		e, err := Open(ctx, tx, name, snap)
 		if err != nil {
 			return err
 		}
-		cur := e.Get(domain.KindTenant, name)
+		cur, err := e.Get(ctx, domain.KindTenant, name)
+		if err != nil {
+			return err
+		}
 		switch {
 		case op == Create && cur != nil:
 			return refuse(Conflict, "tenant %s exists", name)
@@ -178,7 +205,7 @@ func (w *Writer) WriteTenant(ctx context.Context, op Op, name string, body []byt
 // DeleteTenant removes a tenant, its objects and all its runtime state.
 func (w *Writer) DeleteTenant(ctx context.Context, name string) error {
 	return w.st.Update(ctx, func(tx store.Tx) error {
-		e, err := Open(ctx, tx, name)
+		e, err := Open(ctx, tx, name, nil)
 		if err != nil {
 			return err
 		}

@@ -73,7 +73,7 @@ func New(opts Options, deps Deps) *Server {
 		deps:    deps,
 		log:     opts.Logger,
 		secrets: secret.NewVerifyCache(0, 0),
-		writer:  objects.NewWriter(deps.Store, opts.GeoIP),
+		writer:  objects.NewWriter(deps.Store, deps.Catalog, opts.GeoIP),
 		mux:     http.NewServeMux(),
 	}
 	s.metrics = opts.Metrics

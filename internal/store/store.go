@@ -114,7 +114,9 @@ type Tx interface {
 	// afterwards is then current until commit. A change validated against the stored
 	// objects takes it first, so that two writers never validate against the same state
 	// and both write (PostgreSQL: a row lock; SQLite's single writer needs none). Update only.
-	LockCatalog(ctx context.Context, tenant string) error
+	// It returns the tenant's catalog version, which stays current until this transaction
+	// writes: a snapshot of that version is the tenant as stored.
+	LockCatalog(ctx context.Context, tenant string) (int64, error)
 
 	// Signing keys.
 	ListSigningKeys(ctx context.Context, tenant string) ([]SigningKey, error) // active first, then retired, newest first

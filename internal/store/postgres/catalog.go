@@ -102,17 +102,18 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 // LockCatalog locks the tenant's row of catalog_versions, the row every object write of
 // the tenant bumps, so a writer that skipped LockCatalog still waits for the holder at its
 // first write. A missing row is created at version 0, which reads as no version at all.
-func (t *tx) LockCatalog(ctx context.Context, tenant string) error {
+func (t *tx) LockCatalog(ctx context.Context, tenant string) (int64, error) {
+	var v int64
 	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO catalog_versions (tenant, version) VALUES ($1, 0) ON CONFLICT (tenant) DO NOTHING`, tenant)
 	b.Queue(`SELECT version FROM catalog_versions WHERE tenant = $1 FOR UPDATE`, tenant)
-	return t.batch(ctx, "lock catalog", b, func(br pgx.BatchResults) error {
+	err := t.batch(ctx, "lock catalog", b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		var v int64
 		return br.QueryRow().Scan(&v)
 	})
+	return v, err
 }
 
 func (t *tx) CatalogVersion(ctx context.Context, tenant string) (int64, error) {

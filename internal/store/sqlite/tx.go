@@ -275,8 +275,11 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 }
 
 // LockCatalog has nothing to lock: an Update is the only writer from start to commit.
-func (t *tx) LockCatalog(ctx context.Context, tenant string) error {
-	return t.writable(ctx)
+func (t *tx) LockCatalog(ctx context.Context, tenant string) (int64, error) {
+	if err := t.writable(ctx); err != nil {
+		return 0, err
+	}
+	return t.CatalogVersion(ctx, tenant)
 }
 
 func (t *tx) CatalogVersion(ctx context.Context, tenant string) (int64, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"sync"
@@ -237,7 +238,8 @@ func testCatalogLock(t *testing.T, s store.Store) {
 	for range n {
 		wg.Go(func() {
 			errs <- s.Update(ctx, func(tx store.Tx) error {
-				if err := tx.LockCatalog(ctx, "acme"); err != nil {
+				v, err := tx.LockCatalog(ctx, "acme")
+				if err != nil {
 					return err
 				}
 				count := 0
@@ -249,6 +251,10 @@ func testCatalogLock(t *testing.T, s store.Store) {
 					}
 				case !errors.Is(err, domain.ErrNotFound):
 					return err
+				}
+				// Each write bumps the version once: it counts the writes before this one.
+				if v != int64(count) {
+					return fmt.Errorf("LockCatalog = version %d with %d writes committed", v, count)
 				}
 				// Give a rival the time to read the same count, were it not locked out.
 				time.Sleep(2 * time.Millisecond)
@@ -275,7 +281,7 @@ func testCatalogLock(t *testing.T, s store.Store) {
 		t.Errorf("catalog version = %d after %d writes, want %d", v, n, n)
 	}
 	// A tenant that was only locked has no version yet.
-	update(t, s, func(tx store.Tx) error { return tx.LockCatalog(ctx, "other") })
+	update(t, s, func(tx store.Tx) error { _, err := tx.LockCatalog(ctx, "other"); return err })
 	if v := catalogVersion(t, s, "other"); v != 0 {
 		t.Errorf("catalog version of a tenant only locked = %d, want 0", v)
 	}
