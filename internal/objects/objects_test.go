@@ -234,6 +234,33 @@ func TestConcurrentPatches(t *testing.T) {
 	})
 }
 
+// TestFileValidatedWithAdminObjects: a file is validated with the objects only the admin
+// API made, and a refused tenant is left as it was.
+func TestFileValidatedWithAdminObjects(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "leasehold.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	applyFile(t, st, tenantFile)
+	license := `{"id":"lic-x","items":["AppFeature-XYZ"],"model":"floating","owner":{"user":"alice"}}`
+	if _, _, err := objects.NewWriter(st, nil, false).Write(ctx, objects.Create, "acme", domain.KindLicense, "", []byte(license)); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(strings.Replace(tenantFile, "items: [AppFeature-XYZ]", "items: [AppFeature-ABC]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = apply.Apply(ctx, st, cfg.Tenants, apply.Options{})
+	if err == nil || !strings.Contains(err.Error(), `unknown item "AppFeature-XYZ"`) {
+		t.Fatalf("a file dropping an item an admin-made license names: %v", err)
+	}
+	if p := get[domain.Product](t, st, domain.KindProduct, "PlatformService"); strings.Join(p.Items, ",") != "AppFeature-XYZ" {
+		t.Errorf("the refused file was written: %v", p.Items)
+	}
+}
+
 // TestStaleSnapshot: a cached snapshot stands for the stored tenant only while nothing has
 // been written since it was taken; otherwise validation reads the tenant in the
 // transaction, and sees what the snapshot does not.
