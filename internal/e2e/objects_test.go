@@ -155,3 +155,34 @@ func TestConcurrentAdminPatches(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminObjectRefusals: each refused change has its status and error code.
+func TestAdminObjectRefusals(t *testing.T) {
+	ts := start(t, strings.Replace(objectsConfig, "PASSWORD", "pw", 1))
+	A := ts.URL + "/admin/v1/tenants"
+	cases := []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"PATCH", "/pw/users/nobody", `{"enabled":false}`, http.StatusNotFound, "not_found"},
+		{"PATCH", "/nope/users/alice", `{"enabled":false}`, http.StatusNotFound, "not_found"},
+		{"POST", "/pw/users", `{"username":"alice","password":"x"}`, http.StatusConflict, "conflict"},
+		{"PUT", "/pw/organizations/org-1", `{"id":"org-2"}`, http.StatusBadRequest, "invalid_request"},
+		{"PATCH", "/pw/users/alice", `"x"`, http.StatusBadRequest, "invalid_request"},
+		{"PATCH", "/pw/users/alice", `{"colour":"red"}`, http.StatusBadRequest, "invalid_object"},
+		{"POST", "/pw/licenses", `{"id":"l2","product":"PlatformService","model":"nope","owner":{"user":"alice"}}`, http.StatusBadRequest, "invalid_object"},
+		{"DELETE", "/pw/models/floating", ``, http.StatusConflict, "in_use"},
+		{"DELETE", "/pw/models/gone", ``, http.StatusNotFound, "not_found"},
+		{"POST", "", `{"name":"pw"}`, http.StatusConflict, "conflict"},
+		{"POST", "", `{"name":"second","default":true}`, http.StatusConflict, "conflict"},
+		{"PATCH", "/pw", `{"name":"renamed"}`, http.StatusBadRequest, "invalid_request"},
+		{"POST", "", `{"name":"Bad Name"}`, http.StatusBadRequest, "invalid_object"},
+	}
+	for _, c := range cases {
+		r := adminDo(t, c.method, A+c.path, c.body)
+		if r.Status != c.status || r.json(t)["error"] != c.code {
+			t.Errorf("%s %s %s: %d %s, want %d %s", c.method, c.path, c.body, r.Status, r.Body, c.status, c.code)
+		}
+	}
+}

@@ -4,9 +4,9 @@
 // change is validated, written and followed by its hooks in the same way, whoever makes it.
 //
 // A change runs inside one store transaction that first locks the tenant's catalog
-// (store.Tx.LockCatalog), then reads the stored objects, writes, validates the tenant as it
-// now stands (as a configuration file is validated) and runs the hooks; any refusal rolls
-// the whole of it back. Because the lock comes before the read, a PATCH is a
+// (store.Tx.LockCatalog), then reads the stored objects, writes them and runs their hooks,
+// and validates the tenant as it now stands (as a configuration file is validated); a
+// refusal rolls the whole of it back, hooks included. Because the lock comes before the read, a PATCH is a
 // compare-and-swap: it merges into the object as stored when it holds the lock, so two
 // PATCHes of different fields of one object both survive, and two writers never both pass
 // validation against a state that only one of them leaves behind.
