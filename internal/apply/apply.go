@@ -17,9 +17,13 @@
 // password is not re-hashed, and a password changed through the admin API (whose PHC is in
 // the spec, not in FileHash) survives a restart as any other admin change does.
 //
-// Several processes may apply one file at once. A tenant's writes happen in one transaction
-// that first checks that every object it writes is still as it was read; if another process
-// got there first, the tenant is planned again (it then finds nothing left to do).
+// A tenant's writes go through package objects, the one writer of objects, in one
+// transaction: it validates the tenant with the file's objects beside those the admin API
+// made, and runs each change's hooks (a changed password revokes the user's login tokens),
+// as it does for the admin API. Several processes may apply one file at once: the
+// transaction first checks that every object it writes is still as it was planned; if
+// another process got there first, the tenant is planned again (it then finds nothing left
+// to do).
 package apply
 
 import (
@@ -36,6 +40,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/objects"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
 )
@@ -101,8 +106,12 @@ var errConflict = errors.New("apply: an object changed while it was being applie
 // applied before the failing one stay applied (the report says which).
 func Apply(ctx context.Context, st store.Store, tenants []config.Tenant, opts Options) (Report, error) {
 	var rep Report
+	names := make([]string, len(tenants))
 	for i := range tenants {
-		changes, err := applyTenant(ctx, st, &tenants[i], opts)
+		names[i] = tenants[i].Name()
+	}
+	for i := range tenants {
+		changes, err := applyTenant(ctx, st, &tenants[i], names, opts)
 		if err != nil {
 			return rep, fmt.Errorf("apply: tenant %s: %w", tenants[i].Name(), err)
 		}
@@ -135,8 +144,9 @@ type write struct {
 	seen *store.Object
 }
 
-func applyTenant(ctx context.Context, st store.Store, t *config.Tenant, opts Options) ([]Change, error) {
-	objs, err := objects(t)
+// applyTenant applies one tenant; peers are the names of the other tenants of the file.
+func applyTenant(ctx context.Context, st store.Store, t *config.Tenant, peers []string, opts Options) ([]Change, error) {
+	objs, err := definitions(t)
 	if err != nil {
 		return nil, err
 	}
@@ -153,22 +163,26 @@ func applyTenant(ctx context.Context, st store.Store, t *config.Tenant, opts Opt
 			return changes, nil
 		}
 		err = st.Update(ctx, func(tx store.Tx) error {
+			e, err := objects.Open(ctx, tx, t.Name(), nil)
+			if err != nil {
+				return err
+			}
 			for _, w := range writes {
-				cur, err := tx.GetObject(ctx, w.obj.Tenant, w.obj.Kind, w.obj.ID)
-				if errors.Is(err, domain.ErrNotFound) {
-					cur, err = nil, nil
-				}
+				cur, err := e.Get(ctx, w.obj.Kind, w.obj.ID)
 				if err != nil {
 					return err
 				}
 				if !same(cur, w.seen) {
 					return errConflict
 				}
-				if err := tx.PutObject(ctx, w.obj); err != nil {
+				if err := e.Put(ctx, w.obj); err != nil {
 					return err
 				}
 			}
-			return nil
+			// Package config checked the file's models against the file's own
+			// geoip_database; what is new here is the file's objects beside those only
+			// the admin API made.
+			return e.Validate(ctx, true, peers...)
 		})
 		if errors.Is(err, errConflict) {
 			continue
@@ -341,8 +355,8 @@ func splitFileHash(h string) (def, phc string) {
 	return h[:sha256.Size*2], h[sha256.Size*2:]
 }
 
-// objects lists the tenant's definitions in apply order.
-func objects(t *config.Tenant) ([]object, error) {
+// definitions lists the tenant's definitions in apply order.
+func definitions(t *config.Tenant) ([]object, error) {
 	name := t.Name()
 	var out []object
 	add := func(kind domain.Kind, id string, raw json.RawMessage, value any, secretKey, plain string, spec func(string) ([]byte, error)) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/keys"
+	"github.com/leasehold/leasehold/internal/objects"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/server/openapi"
 	"github.com/leasehold/leasehold/internal/session"
@@ -63,6 +64,8 @@ type Server struct {
 	// guesses throttles failed client-secret and admin-token checks (passwords are the
 	// session manager's).
 	guesses throttle.Limiter
+	// writer makes the admin API's object changes.
+	writer *objects.Writer
 	metrics *Metrics
 	mux     *http.ServeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.
@@ -82,6 +85,7 @@ func New(opts Options, deps Deps) *Server {
 		deps:    deps,
 		log:     opts.Logger,
 		secrets: secret.NewVerifyCache(0, 0),
+		writer:  objects.NewWriter(deps.Store, deps.Catalog, opts.GeoIP),
 		mux:     http.NewServeMux(),
 	}
 	s.metrics = opts.Metrics

@@ -107,6 +107,14 @@ type Tx interface {
 	// DeleteTenantData removes every object and all runtime state of a tenant.
 	DeleteTenantData(ctx context.Context, tenant string) error
 	CatalogVersion(ctx context.Context, tenant string) (int64, error)
+	// LockCatalog holds the tenant's objects (the tenant's own definition included) against
+	// every other transaction that locks them, until this one ends; what it reads of them
+	// afterwards is then current until commit. A change validated against the stored
+	// objects takes it first, so that two writers never validate against the same state
+	// and both write (PostgreSQL: a row lock; SQLite's single writer needs none). Update only.
+	// It returns the tenant's catalog version, which stays current until this transaction
+	// writes: a snapshot of that version is the tenant as stored.
+	LockCatalog(ctx context.Context, tenant string) (int64, error)
 
 	// Signing keys.
 	ListSigningKeys(ctx context.Context, tenant string) ([]SigningKey, error) // active first, then retired, newest first

@@ -99,6 +99,28 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 	})
 }
 
+// insertCatalogVersion makes the row LockCatalog locks. Version 0 reads as no version, so
+// the row is no write to wait for the disk for: like insertLicenseState, it leaves the
+// transaction a reader.
+const insertCatalogVersion = `INSERT INTO catalog_versions (tenant, version) VALUES ($1, 0) ON CONFLICT (tenant) DO NOTHING`
+
+// LockCatalog locks the tenant's row of catalog_versions, the row every object write of
+// the tenant bumps, so a writer that skipped LockCatalog still waits for the holder at its
+// first write. A missing row is created at version 0, which reads as no version at all.
+func (t *tx) LockCatalog(ctx context.Context, tenant string) (int64, error) {
+	var v int64
+	b := &pgx.Batch{}
+	b.Queue(insertCatalogVersion, tenant)
+	b.Queue(`SELECT version FROM catalog_versions WHERE tenant = $1 FOR UPDATE`, tenant)
+	err := t.batch(ctx, "lock catalog", b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		return br.QueryRow().Scan(&v)
+	})
+	return v, err
+}
+
 func (t *tx) CatalogVersion(ctx context.Context, tenant string) (int64, error) {
 	var v int64
 	err := t.get(ctx, "catalog version", `SELECT version FROM catalog_versions WHERE tenant = $1`, []any{tenant}, &v)

@@ -820,6 +820,7 @@ func TestWritesAreNoted(t *testing.T) {
 		"GetObject":      func(tx store.Tx) error { _, err := tx.GetObject(ctx, "acme", domain.KindUser, "u"); return err },
 		"ListObjects":    func(tx store.Tx) error { _, err := tx.ListObjects(ctx, "acme", domain.KindUser); return err },
 		"CatalogVersion": func(tx store.Tx) error { _, err := tx.CatalogVersion(ctx, "acme"); return err },
+		"LockCatalog":    func(tx store.Tx) error { _, err := tx.LockCatalog(ctx, "acme"); return err },
 		"ListSigningKeys": func(tx store.Tx) error {
 			_, err := tx.ListSigningKeys(ctx, "acme")
 			return err

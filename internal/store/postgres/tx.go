@@ -54,7 +54,7 @@ type tx struct {
 // Anything not starting with SELECT counts as a write, so a new statement errs on the safe
 // side.
 func (t *tx) note(sql string) {
-	if !t.wrote && sql != insertLicenseState && !strings.HasPrefix(sql, "SELECT") {
+	if !t.wrote && sql != insertLicenseState && sql != insertCatalogVersion && !strings.HasPrefix(sql, "SELECT") {
 		t.wrote = true
 	}
 }

@@ -284,6 +284,14 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 	return t.bump(ctx, tenant)
 }
 
+// LockCatalog has nothing to lock: an Update is the only writer from start to commit.
+func (t *tx) LockCatalog(ctx context.Context, tenant string) (int64, error) {
+	if err := t.writable(ctx); err != nil {
+		return 0, err
+	}
+	return t.CatalogVersion(ctx, tenant)
+}
+
 func (t *tx) CatalogVersion(ctx context.Context, tenant string) (int64, error) {
 	if err := t.ready(ctx); err != nil {
 		return 0, err

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Objects", testObjects},
 		{"CatalogVersion", testCatalogVersion},
+		{"CatalogLock", testCatalogLock},
 		{"DeleteTenantData", testDeleteTenantData},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeyRace", testSigningKeyRace},
