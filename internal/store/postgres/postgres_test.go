@@ -406,8 +406,11 @@ func TestDeadlockRetried(t *testing.T) {
 	if errA != nil || errB != nil {
 		t.Fatalf("Update: %v, %v", errA, errB)
 	}
-	if n := attempts.Load(); n != 3 {
-		t.Errorf("%d attempts, want 3 (one deadlock victim run twice)", n)
+	// At least one deadlock victim ran again. Under load a retried attempt can meet the
+	// other's first insert of a license's state row and be chosen as a victim once more,
+	// so more than 3 is allowed; what counts is that both committed exactly once.
+	if n := attempts.Load(); n < 3 {
+		t.Errorf("%d attempts, want at least 3 (a deadlock victim run again)", n)
 	}
 	err := a.View(ctx, func(tx store.Tx) error {
 		s1, _ := tx.GetLicenseState(ctx, "acme", "lic-1")
