@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/leasehold/leasehold/internal/secret"
 )
@@ -400,5 +401,41 @@ func TestSecuritySecretsAtRest(t *testing.T) {
 	// The hashes are there, so the files read were the right ones.
 	if !bytes.Contains(stored, []byte("$argon2id$")) {
 		t.Fatal("no password hash in the files read: wrong files?")
+	}
+}
+
+// TestSecurityReenabledClientRevivesNothing: disabling a client kills its tokens for good;
+// enabling it again does not bring them back.
+func TestSecurityReenabledClientRevivesNothing(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	cc := ccToken(t, base, "cc-alice", "cc-secret", "view")
+	access, refresh, _ := oaTokens(t, oaExchange(t, base, "sec", oaCode(t, nil, base, "sec", "alice", "alice-pw", "Therefore_Read offline_access")))
+	patch := func(client, body string) {
+		t.Helper()
+		r := do(t, http.MethodPatch, base+"/admin/v1/tenants/sec/clients/"+client,
+			map[string]string{"Authorization": "Bearer test-admin", "Content-Type": "application/json"}, body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("PATCH %s %s: %d %s", client, body, r.Status, r.Body)
+		}
+	}
+	for _, c := range []string{"cc-alice", "tf-app"} {
+		patch(c, `{"enabled": false}`)
+	}
+	time.Sleep(300 * time.Millisecond) // the catalog cache's refresh
+	for _, c := range []string{"cc-alice", "tf-app"} {
+		patch(c, `{"enabled": true}`)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for name, tok := range map[string]string{"client_credentials token": cc, "authorization-code token": access} {
+		if r := get(t, base+"/entitlements/licenses", tok); r.Status != http.StatusUnauthorized {
+			t.Errorf("%s after disable and enable: %d", name, r.Status)
+		}
+	}
+	oaWantError(t, postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}},
+		map[string]string{"Authorization": oaBasic("tf-app", "tf-secret")}), http.StatusBadRequest, "invalid_grant")
+	// The client itself works again.
+	if r := get(t, base+"/entitlements/licenses", ccToken(t, base, "cc-alice", "cc-secret", "view")); r.Status != http.StatusOK {
+		t.Fatalf("a new grant after enabling: %d", r.Status)
 	}
 }

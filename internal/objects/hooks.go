@@ -12,12 +12,21 @@ import (
 // The hooks are the rules a change of an object carries with it, run in the transaction
 // that writes it, whoever writes it (file, admin apply, admin API).
 //
-// A disabled or removed client or user needs none: authentication reads `enabled` and the
-// object's existence from the catalog, whose version every write moves, so their tokens
-// stop working as soon as each process sees the new version.
+// Authentication reads `enabled` and the object's existence from the catalog, whose
+// version every write moves, so a disabled or removed client's or user's tokens stop
+// working as soon as each process sees the new version. A client's tokens are also
+// deleted then, so that enabling it again does not revive them.
 
 // afterPut runs the hooks of writing obj over cur (nil: a new object).
 func afterPut(ctx context.Context, tx store.Tx, tenant string, kind domain.Kind, cur, obj *store.Object) error {
+	if kind == domain.KindClient && cur != nil {
+		var before, after domain.Client
+		if json.Unmarshal(cur.Spec, &before) == nil && json.Unmarshal(obj.Spec, &after) == nil && before.Enabled && !after.Enabled {
+			_, err := session.RevokeClientTokensTx(ctx, tx, tenant, before.ClientID)
+			return err
+		}
+		return nil
+	}
 	if kind != domain.KindUser || cur == nil {
 		return nil
 	}
@@ -37,6 +46,11 @@ func afterPut(ctx context.Context, tx store.Tx, tenant string, kind domain.Kind,
 
 // afterDelete runs the hooks of removing cur.
 func afterDelete(ctx context.Context, tx store.Tx, tenant string, kind domain.Kind, cur *store.Object) error {
+	if kind == domain.KindClient {
+		// A client created again under the id must not inherit its tokens.
+		_, err := session.RevokeClientTokensTx(ctx, tx, tenant, cur.ID)
+		return err
+	}
 	if kind != domain.KindUser {
 		return nil
 	}

@@ -374,6 +374,26 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 	return m.openLogin(ctx, tenant, user, kind, o, check)
 }
 
+// RevokeClientTokensTx deletes every token of the sessions a client holds (its grants, and
+// the authorization-code sessions users opened through it), so that a client disabled and
+// enabled again does not bring its old tokens back to life. The sessions themselves end at
+// their deadline, as unused sessions do, and free their seats then.
+func RevokeClientTokensTx(ctx context.Context, tx store.Tx, tenant, client string) (int, error) {
+	list, err := tx.ListSessions(ctx, tenant, store.LeaseFilter{Client: client})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list {
+		k, err := tx.DeleteTokens(ctx, tenant, s.ID, "")
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
 // RevokeLoginTokensTx deletes every login token of a user (a password change revokes them).
 func RevokeLoginTokensTx(ctx context.Context, tx store.Tx, tenant, user string) (int, error) {
 	list, err := tx.ListTokens(ctx, tenant, domain.TokenLogin, user)
