@@ -65,7 +65,7 @@ type Server struct {
 	// session manager's).
 	guesses throttle.Limiter
 	// writer makes the admin API's object changes.
-	writer *objects.Writer
+	writer  *objects.Writer
 	metrics *Metrics
 	mux     *http.ServeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.
