@@ -439,3 +439,26 @@ func TestSecurityReenabledClientRevivesNothing(t *testing.T) {
 		t.Fatalf("a new grant after enabling: %d", r.Status)
 	}
 }
+
+// TestSecurityFreeScopeGrantAfterLicensed: a client's free-scope grant is never refused,
+// even after a licensed grant made its session hold a seat (view, all, view); the free-scope
+// token still cannot consume.
+func TestSecurityFreeScopeGrantAfterLicensed(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	grant := func(scope string) response {
+		return postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}},
+			map[string]string{"Authorization": oaBasic("cc-alice", "cc-secret")})
+	}
+	var view string
+	for i, scope := range []string{"view", "all", "view"} {
+		r := grant(scope)
+		if r.Status != http.StatusOK {
+			t.Fatalf("grant %d (%s): %d %s", i, scope, r.Status, r.Body)
+		}
+		view, _, _ = oaTokens(t, r)
+	}
+	if m := get(t, base+"/authz/.json?AppFeature-XYZ&hw=h1", view).json(t); m["AppFeature-XYZ_errorKey"] != "notAuthorized" {
+		t.Fatalf("a view token consumed: %v", m)
+	}
+}

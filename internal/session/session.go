@@ -288,10 +288,15 @@ func (m *Manager) extendSeat(ctx context.Context, tx store.Tx, snap *catalog.Sna
 	return nil
 }
 
-// seatOf describes session s to the engine.
+// seatOf describes session s to the engine. The seat is the session's, whatever the scopes
+// of its latest grant: a licensed session that a client rejoins with a free scope keeps and
+// renews its seat (its earlier tokens still use it), and the free-scope grant is never
+// refused for it (SPEC §1).
 func seatOf(snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) engine.SessionSeat {
+	caller := CallerFor(snap, s)
+	caller.Licensed = s.Licensed
 	return engine.SessionSeat{
-		Tenant: s.Tenant, SessionID: s.ID, Caller: CallerFor(snap, s), Device: s.Device,
+		Tenant: s.Tenant, SessionID: s.ID, Caller: caller, Device: s.Device,
 		Expiry: s.ExpiresAt, ClientIP: addr,
 	}
 }
