@@ -50,7 +50,8 @@
 //     exactly what was made durable, whoever ran the transaction (/authz, a session, the
 //     admin API, the sweeper). A queued request's licenseQuotaExceeded is reported once,
 //     when its wait ends. A seat refused inside a session's transaction rolls that
-//     transaction back (nothing of the login is kept), so it is not reported either.
+//     transaction back (nothing of the login is kept); ReportSeatRefusal reports that
+//     refusal once after the rollback, so every refusal is counted whatever the route.
 //   - Session seats (sessionseat.go): the session code says when (open, use, end); the
 //     engine decides which seat, how long, whether a login token's lingering seat may be
 //     reclaimed (reclaimable, the one statement of that rule) and when a shared seat lease

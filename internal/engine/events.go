@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/store"
 )
@@ -47,6 +49,18 @@ func (e *Engine) deliver(events []Event) {
 	for _, o := range e.observers {
 		o.Observe(events)
 	}
+}
+
+// ReportSeatRefusal reports the refusal err carries when it is a *SeatError that rolled
+// its transaction back (a login refused for want of a seat): nothing was written, so
+// AfterCommit dropped the refusal, but a refusal happened and is counted like any other.
+// Call it once, after the Update that returned err.
+func (e *Engine) ReportSeatRefusal(err error) {
+	var se *SeatError
+	if !errors.As(err, &se) || se.Err == nil || len(e.observers) == 0 {
+		return
+	}
+	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, Item: se.Item, Code: se.Err.Code}})
 }
 
 // resultEvent is the event of a consumption's answer; ok is false for a check (no lease).

@@ -56,6 +56,8 @@ type SessionGrant struct {
 type SeatError struct {
 	User string
 	Err  *domain.LicenseError
+	// Tenant and Item say where it was refused, for ReportSeatRefusal.
+	Tenant, Item string
 }
 
 func (e *SeatError) Error() string {
@@ -115,7 +117,7 @@ func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Sna
 		return SessionGrant{}, err
 	}
 	if res.Err != nil {
-		return SessionGrant{}, &SeatError{User: s.Caller.User, Err: res.Err}
+		return SessionGrant{}, &SeatError{User: s.Caller.User, Err: res.Err, Tenant: s.Tenant, Item: item}
 	}
 	g := SessionGrant{Lease: res.Lease, Device: req.HW, Expiry: s.Expiry}
 	if res.Lease.ExpiresAt.Before(g.Expiry) {

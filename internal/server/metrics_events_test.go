@@ -119,6 +119,8 @@ func testMetricsCountSessionSeats(t *testing.T, st store.Store) {
 		t.Fatalf("carol's login = %v, want a SeatError", err)
 	}
 	want("grants after a refused login", grants(), 2)
+	// The refusal itself is counted, though its transaction rolled back.
+	want("denials after a refused login", count("leasehold_license_denials_total", "tenant", ten, "code", string(domain.CodeQuotaExceeded)), 1)
 
 	// A logoff releases bob's seat (it lingers), an administrator's end ends alice's.
 	if ended, err := sessions.End(ctx, ten, bob.Session.ID, true); err != nil || !ended {

@@ -158,7 +158,9 @@ func cloneSession(s *domain.Session) *domain.Session {
 // or a rotated token of this process is refused by the next request.
 func (m *Manager) update(ctx context.Context, fn func(tx store.Tx) error) error {
 	defer m.auth.invalidate()
-	return m.st.Update(ctx, fn)
+	err := m.st.Update(ctx, fn)
+	m.eng.ReportSeatRefusal(err)
+	return err
 }
 
 // updateAdding is update for a transaction that may turn out to have only added tokens to a
@@ -178,5 +180,6 @@ func (m *Manager) updateAdding(ctx context.Context, fn func(tx store.Tx, onlyAdd
 		return fn(tx, &onlyAdded)
 	})
 	keep = err == nil && onlyAdded
+	m.eng.ReportSeatRefusal(err)
 	return err
 }
