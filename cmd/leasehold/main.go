@@ -25,9 +25,6 @@ import (
 	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
 
-// version is set at build time (-ldflags "-X main.version=…").
-var version = "dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -55,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "leasehold", version)
+		currentVersion().print(stdout)
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -105,7 +102,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "leasehold: listen:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
+	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", currentVersion().Version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
 	for _, t := range cfg.Tenants {
 		fmt.Fprintf(stdout, "  tenant %s: %d users, %d clients, %d licenses\n", t.Name(), len(t.Users), len(t.Clients), len(t.Licenses))
 	}
