@@ -1,4 +1,4 @@
-// Package config reads and validates Leasehold's configuration file (SPEC section 2).
+// Package config reads and validates Leasehold's configuration file (docs/CONFIG.md).
 //
 // The file is YAML (JSON is valid YAML). It is converted to JSON and decoded with the
 // object types of package domain, refusing unknown fields, so that the file, the admin API

@@ -38,7 +38,7 @@ var ReservedItemNames = []string{
 	"aud", "nbf", "overage",
 }
 
-// Dialects are the seed request shapes a tenant can mount (SPEC section 5).
+// Dialects are the seed request shapes a tenant can mount (README, "If you know …").
 var Dialects = []string{"docuware", "webpdf", "therefore", "jim2"}
 
 // GrantTypes are the OAuth2 grants a client can be allowed.
