@@ -2,7 +2,8 @@
 //
 //	leasehold serve --config FILE
 //	leasehold admin [--url URL] [--token TOKEN] COMMAND …
-//	leasehold backup [--config FILE] DEST
+//	leasehold backup [--config FILE] [--force] DEST
+//	leasehold restore [--config FILE] BACKUP
 //	leasehold version
 package main
 
@@ -22,7 +23,6 @@ import (
 
 	"github.com/leasehold/leasehold/internal/app"
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
 
 func main() {
@@ -32,7 +32,10 @@ func main() {
 const usage = `usage:
   leasehold serve --config FILE      start the server
   leasehold admin COMMAND …          drive the admin API (leasehold admin help)
-  leasehold backup --config FILE DEST  consistent copy of a live SQLite store
+  leasehold backup --config FILE [--force] DEST
+                                     consistent copy of a live SQLite store (mode 0600)
+  leasehold restore --config FILE BACKUP
+                                     replace a stopped server's SQLite store with a backup
   leasehold bench [flags]            load generator for a running server (leasehold bench -h)
   leasehold version
 `
@@ -49,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return admin(args[1:], stdout, stderr)
 	case "backup":
 		return backup(args[1:], stdout, stderr)
+	case "restore":
+		return restore(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
@@ -128,45 +133,6 @@ func serverGCPercent(getenv func(string) string) (int, bool) {
 		return 0, false
 	}
 	return serverGCGoal, true
-}
-
-func backup(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file naming the SQLite store")
-	storeDSN := fs.String("store", "", "the store (sqlite://PATH) instead of --config")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "leasehold: backup needs one destination file")
-		return 2
-	}
-	dsn := *storeDSN
-	if dsn == "" {
-		if *cfgPath == "" {
-			fmt.Fprintln(stderr, "leasehold: backup needs --config FILE or --store sqlite://PATH")
-			return 2
-		}
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(stderr, "leasehold:", err)
-			return 2
-		}
-		dsn = cfg.Store
-	}
-	st, err := sqlite.Open(dsn)
-	if err != nil {
-		fmt.Fprintln(stderr, "leasehold: backup works on SQLite stores only (PostgreSQL has pg_dump):", err)
-		return 1
-	}
-	defer st.Close()
-	if err := st.Backup(context.Background(), fs.Arg(0)); err != nil {
-		fmt.Fprintln(stderr, "leasehold: backup:", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, "backup written to", fs.Arg(0))
-	return 0
 }
 
 // redactDSN hides a password in a store URL: the start-up line must not print a secret.

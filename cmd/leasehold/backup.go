@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/sqlite"
+)
+
+// runningWithin: a store whose last heartbeat is this recent has a server on it. A
+// server beats every second (app.SweepEvery); the margin covers a busy writer.
+const runningWithin = 5 * time.Second
+
+func backup(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("backup", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	cfgPath := flags.String("config", "", "configuration file naming the SQLite store")
+	storeDSN := flags.String("store", "", "the store (sqlite://PATH) instead of --config")
+	force := flags.Bool("force", false, "replace DEST if it exists")
+	pos, err := parseInterspersed(flags, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "leasehold: backup needs one destination file: leasehold backup [--config FILE | --store sqlite://PATH] [--force] DEST")
+		return 2
+	}
+	dsn, code := storeFromFlags("backup", *cfgPath, *storeDSN, stderr)
+	if code != 0 {
+		return code
+	}
+	if !strings.HasPrefix(dsn, "sqlite:") {
+		fmt.Fprintln(stderr, "leasehold: backup works on SQLite stores only; for PostgreSQL use pg_dump (README, \"Backup and restore\")")
+		return 1
+	}
+	st, err := sqlite.Open(dsn)
+	if err != nil {
+		fmt.Fprintln(stderr, "leasehold: backup:", err)
+		return 1
+	}
+	defer st.Close()
+	if err := st.Backup(context.Background(), pos[0], *force); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			fmt.Fprintf(stderr, "leasehold: backup: %s exists (--force replaces it)\n", pos[0])
+			return 1
+		}
+		fmt.Fprintln(stderr, "leasehold: backup:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "backup written to", pos[0], "(mode 0600: it holds signing keys and password hashes)")
+	return 0
+}
+
+func restore(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("restore", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	cfgPath := flags.String("config", "", "configuration file naming the SQLite store to replace")
+	storeDSN := flags.String("store", "", "the store (sqlite://PATH) instead of --config")
+	pos, err := parseInterspersed(flags, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "leasehold: restore needs one backup file: leasehold restore [--config FILE | --store sqlite://PATH] BACKUP")
+		return 2
+	}
+	dsn, code := storeFromFlags("restore", *cfgPath, *storeDSN, stderr)
+	if code != 0 {
+		return code
+	}
+	if !strings.HasPrefix(dsn, "sqlite:") {
+		fmt.Fprintln(stderr, "leasehold: restore works on SQLite stores only; for PostgreSQL use pg_restore (README, \"Backup and restore\")")
+		return 1
+	}
+	ctx := context.Background()
+	if last, now, err := lastBeat(ctx, dsn); err != nil {
+		fmt.Fprintln(stderr, "leasehold: restore:", err)
+		return 1
+	} else if !last.IsZero() && now.Sub(last) < runningWithin {
+		fmt.Fprintf(stderr, "leasehold: restore: a server is running on this store (last heartbeat %s ago): stop it first (one stopped just now: retry in %s)\n",
+			now.Sub(last).Round(time.Millisecond), runningWithin)
+		return 1
+	}
+	if err := sqlite.Restore(ctx, pos[0], dsn); err != nil {
+		fmt.Fprintln(stderr, "leasehold: restore:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "store restored from", pos[0])
+	return 0
+}
+
+// lastBeat reads the store's latest server heartbeat and its clock; zero when the store
+// does not exist yet or no server ever ran on it.
+func lastBeat(ctx context.Context, dsn string) (last, now time.Time, err error) {
+	path, err := sqlite.FilePath(dsn)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, time.Time{}, nil
+	}
+	st, err := sqlite.Open(dsn)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	defer st.Close()
+	err = st.View(ctx, func(tx store.Tx) error {
+		now = tx.Now()
+		last, err = tx.LastHeartbeat(ctx, "")
+		return err
+	})
+	return last, now, err
+}
+
+func storeFromFlags(cmd, cfgPath, dsn string, stderr io.Writer) (string, int) {
+	if dsn != "" {
+		return dsn, 0
+	}
+	if cfgPath == "" {
+		fmt.Fprintf(stderr, "leasehold: %s needs --config FILE or --store sqlite://PATH\n", cmd)
+		return "", 2
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "leasehold:", err)
+		return "", 2
+	}
+	return cfg.Store, 0
+}
+
+// parseInterspersed parses flags wherever they are among the arguments (flag stops at the
+// first argument that is not one) and returns the other arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
