@@ -4,6 +4,7 @@
 //	leasehold admin [--url URL] [--token TOKEN] COMMAND …
 //	leasehold backup [--config FILE] [--force] DEST
 //	leasehold restore [--config FILE] BACKUP
+//	leasehold hash-password < password
 //	leasehold version
 package main
 
@@ -36,6 +37,7 @@ const usage = `usage:
                                      consistent copy of a live SQLite store (mode 0600)
   leasehold restore --config FILE BACKUP
                                      replace a stopped server's SQLite store with a backup
+  leasehold hash-password            argon2id hash for password_hash / client_secret_hash
   leasehold bench [flags]            load generator for a running server (leasehold bench -h)
   leasehold version
 `
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(args[1:], stdout, stderr)
 	case "restore":
 		return restore(args[1:], stdout, stderr)
+	case "hash-password":
+		return hashPassword(args[1:], stdinPassword(), stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
