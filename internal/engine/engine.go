@@ -60,6 +60,9 @@ type Engine struct {
 	compiled map[string]*compiled // by tenant
 
 	q *queue
+	// drained is closed by Drain: every wait for a seat ends at once.
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 // New returns an Engine over st, reading the configurable objects through cat.
@@ -77,7 +80,7 @@ func New(st store.Store, cat *catalog.Cache, opts Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{st: st, cat: cat, opts: opts, log: log, compiled: map[string]*compiled{}, q: newQueue()}
+	return &Engine{st: st, cat: cat, opts: opts, log: log, compiled: map[string]*compiled{}, q: newQueue(), drained: make(chan struct{})}
 }
 
 // Observe reports a result to the metrics hooks. Consume does it itself; code that calls
