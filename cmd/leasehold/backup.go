@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,21 +19,9 @@ import (
 // server beats every second (app.SweepEvery); the margin covers a busy writer.
 const runningWithin = 5 * time.Second
 
-func backup(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("backup", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	cfgPath := flags.String("config", "", "configuration file naming the SQLite store")
-	storeDSN := flags.String("store", "", "the store (sqlite://PATH) instead of --config")
-	force := flags.Bool("force", false, "replace DEST if it exists")
-	pos, err := parseInterspersed(flags, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "leasehold: backup needs one destination file: leasehold backup [--config FILE | --store sqlite://PATH] [--force] DEST")
-		return 2
-	}
-	dsn, code := storeFromFlags("backup", *cfgPath, *storeDSN, stderr)
+// backup copies the store (named by --store, else by the configuration file) to dest.
+func backup(cfgPath, storeDSN string, force bool, dest string, stdout, stderr io.Writer) int {
+	dsn, code := storeFromFlags("backup", cfgPath, storeDSN, stderr)
 	if code != 0 {
 		return code
 	}
@@ -48,32 +35,21 @@ func backup(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	if err := st.Backup(context.Background(), pos[0], *force); err != nil {
+	if err := st.Backup(context.Background(), dest, force); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			fmt.Fprintf(stderr, "leasehold: backup: %s exists (--force replaces it)\n", pos[0])
+			fmt.Fprintf(stderr, "leasehold: backup: %s exists (--force replaces it)\n", dest)
 			return 1
 		}
 		fmt.Fprintln(stderr, "leasehold: backup:", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, "backup written to", pos[0], "(mode 0600: it holds signing keys and password hashes)")
+	fmt.Fprintln(stdout, "backup written to", dest, "(mode 0600: it holds signing keys and password hashes)")
 	return 0
 }
 
-func restore(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("restore", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	cfgPath := flags.String("config", "", "configuration file naming the SQLite store to replace")
-	storeDSN := flags.String("store", "", "the store (sqlite://PATH) instead of --config")
-	pos, err := parseInterspersed(flags, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "leasehold: restore needs one backup file: leasehold restore [--config FILE | --store sqlite://PATH] BACKUP")
-		return 2
-	}
-	dsn, code := storeFromFlags("restore", *cfgPath, *storeDSN, stderr)
+// restore replaces a stopped server's store with the backup at src.
+func restore(cfgPath, storeDSN, src string, stdout, stderr io.Writer) int {
+	dsn, code := storeFromFlags("restore", cfgPath, storeDSN, stderr)
 	if code != 0 {
 		return code
 	}
@@ -90,11 +66,11 @@ func restore(args []string, stdout, stderr io.Writer) int {
 			now.Sub(last).Round(time.Millisecond), runningWithin)
 		return 1
 	}
-	if err := sqlite.Restore(ctx, pos[0], dsn); err != nil {
+	if err := sqlite.Restore(ctx, src, dsn); err != nil {
 		fmt.Fprintln(stderr, "leasehold: restore:", err)
 		return 1
 	}
-	fmt.Fprintln(stdout, "store restored from", pos[0])
+	fmt.Fprintln(stdout, "store restored from", src)
 	return 0
 }
 
@@ -126,7 +102,7 @@ func storeFromFlags(cmd, cfgPath, dsn string, stderr io.Writer) (string, int) {
 		return dsn, 0
 	}
 	if cfgPath == "" {
-		fmt.Fprintf(stderr, "leasehold: %s needs --config FILE or --store sqlite://PATH\n", cmd)
+		fmt.Fprintf(stderr, "leasehold: %s needs --config FILE (or %s) or --store sqlite://PATH\n", cmd, configEnv)
 		return "", 2
 	}
 	cfg, err := config.Load(cfgPath)
@@ -135,24 +111,4 @@ func storeFromFlags(cmd, cfgPath, dsn string, stderr io.Writer) (string, int) {
 		return "", 2
 	}
 	return cfg.Store, 0
-}
-
-// parseInterspersed parses flags wherever they are among the arguments (flag stops at the
-// first argument that is not one) and returns the other arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }

@@ -1,11 +1,5 @@
-// Command leasehold is the Leasehold license and session server.
-//
-//	leasehold serve --config FILE
-//	leasehold admin [--url URL] [--token TOKEN] COMMAND …
-//	leasehold backup [--config FILE] [--force] DEST
-//	leasehold restore [--config FILE] BACKUP
-//	leasehold hash-password < password
-//	leasehold version
+// Command leasehold is the Leasehold license and session server, and the command line of
+// its admin API. `leasehold --help` lists the commands; cli.go builds them.
 package main
 
 import (
@@ -30,48 +24,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  leasehold serve --config FILE      start the server
-  leasehold admin COMMAND …          drive the admin API (leasehold admin help)
-  leasehold backup --config FILE [--force] DEST
-                                     consistent copy of a live SQLite store (mode 0600)
-  leasehold restore --config FILE BACKUP
-                                     replace a stopped server's SQLite store with a backup
-  leasehold hash-password            argon2id hash for password_hash / client_secret_hash
-  leasehold bench [flags]            load generator for a running server (leasehold bench -h)
-  leasehold version
-`
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "serve":
-		return serve(args[1:], stdout, stderr)
-	case "admin":
-		return admin(args[1:], stdout, stderr)
-	case "backup":
-		return backup(args[1:], stdout, stderr)
-	case "restore":
-		return restore(args[1:], stdout, stderr)
-	case "hash-password":
-		return hashPassword(args[1:], stdinPassword(), stdout, stderr)
-	case "bench":
-		return bench(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		currentVersion().print(stdout)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "leasehold: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-}
-
+// serve parses `--config FILE` itself, for `leasehold bench serve`.
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -79,11 +32,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "leasehold: serve needs --config FILE")
+	return serveConfig(*cfgPath, stdout, stderr)
+}
+
+// serveConfig runs the server until SIGINT or SIGTERM.
+func serveConfig(cfgPath string, stdout, stderr io.Writer) int {
+	if cfgPath == "" {
+		fmt.Fprintf(stderr, "leasehold: serve needs --config FILE (or %s)\n", configEnv)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold:", err)
 		return 2
