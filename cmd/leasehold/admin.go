@@ -83,15 +83,7 @@ server's default tenant. Tables are the default output; -o json or -o yaml show 
 		default:
 			return usageErrorf("-o %q: use table, json or yaml", o.output)
 		}
-		if o.url == "" {
-			o.url = envOr(urlEnv, "http://127.0.0.1:8080")
-		}
-		if o.token == "" {
-			o.token = os.Getenv(tokenEnv)
-		}
-		if o.tenant == "" {
-			o.tenant = os.Getenv(tenantEnv)
-		}
+		o.fromEnv()
 		return nil
 	}
 	cmd.AddCommand(tenantsCommand(o))
@@ -233,6 +225,12 @@ func objectsCommand(o *adminOptions, k adminKind) *cobra.Command {
 			},
 		)
 	}
+	complete := o.completeIDs(k.name, idField(k.name))
+	for _, c := range cmd.Commands() {
+		if first, _, _ := strings.Cut(strings.TrimPrefix(c.Use, c.Name()+" "), " "); first == "ID" || first == "CLIENT_ID" || first == "USERNAME" {
+			c.ValidArgsFunction = complete
+		}
+	}
 	return cmd
 }
 
@@ -327,6 +325,7 @@ func liveCommand(o *adminOptions, kind, short string, columns []string, endForce
 	if endForce {
 		end.Flags().BoolVar(&force, "force", false, "end an offline (checkout) lease too, whose token would otherwise keep counting until it expires")
 	}
+	end.ValidArgsFunction = o.completeIDs(kind, "id")
 	cmd.AddCommand(list, end)
 	return cmd
 }
@@ -469,6 +468,61 @@ func rawCommand(o *adminOptions, method string) *cobra.Command {
 			return o.show(strings.ToUpper(method), a[0], body, "", nil)
 		},
 	}
+}
+
+// fromEnv fills what the flags left empty from the environment.
+func (o *adminOptions) fromEnv() {
+	if o.url == "" {
+		o.url = envOr(urlEnv, "http://127.0.0.1:8080")
+	}
+	if o.token == "" {
+		o.token = os.Getenv(tokenEnv)
+	}
+	if o.tenant == "" {
+		o.tenant = os.Getenv(tenantEnv)
+	}
+}
+
+// completeIDs completes the first argument with the ids the server lists under
+// tenants/{tenant}/{kind}, read from field. Shell completion runs no command hooks, hence
+// fromEnv here.
+func (o *adminOptions) completeIDs(kind, field string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, a []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(a) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		o.fromEnv()
+		t, err := o.resolveTenant()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		body, err := o.request(http.MethodGet, "tenants/"+url.PathEscape(t)+"/"+kind, nil)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var m map[string][]map[string]any
+		_ = json.Unmarshal(body, &m)
+		var ids []cobra.Completion
+		for _, row := range m[kind] {
+			if id, ok := row[field].(string); ok {
+				ids = append(ids, id)
+			}
+		}
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// idField is the field that names an object of a kind.
+func idField(kind string) string {
+	switch kind {
+	case "users":
+		return "username"
+	case "clients":
+		return "client_id"
+	case "products", "models":
+		return "name"
+	}
+	return "id"
 }
 
 // resolveTenant is --tenant, else the tenant the server marks default.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/leasehold/leasehold/internal/app"
 	"github.com/leasehold/leasehold/internal/config"
 )
@@ -175,5 +177,22 @@ func TestAdminCommands(t *testing.T) {
 	code, _, errb = runCLI("admin", "licenses", "list", "--token", "wrong")
 	if code != exitFailure || !strings.Contains(errb, "401") {
 		t.Fatalf("a wrong token: exit %d %q", code, errb)
+	}
+}
+
+// Shell completion offers the server's ids.
+func TestCompletionOffersIDs(t *testing.T) {
+	t.Setenv(urlEnv, startDemo(t))
+	t.Setenv(tokenEnv, "demo-admin-token")
+	for args, want := range map[string]string{
+		"admin licenses get ":     "870f46a4-1faa-4847-955b-14ee5f74f3fe",
+		"admin clients disable ":  "demo-app",
+		"admin users logout-all ": "alice",
+		"admin models patch ":     "floating",
+	} {
+		code, out, errb := runCLI(append([]string{cobra.ShellCompRequestCmd}, append(strings.Fields(args), "")...)...)
+		if code != exitOK || !strings.Contains(out, want+"\n") {
+			t.Errorf("completing %q: exit %d, %q %q; want %s offered", args, code, out, errb, want)
+		}
 	}
 }
