@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -166,7 +167,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		// Cut off what is still running: its responses were never sent, so nothing
 		// acknowledged is lost, and its clients see a closed connection.
 		_ = hs.Close()
-		err = fmt.Errorf("shutdown: requests still running after shutdown_timeout %s were cut off", timeout)
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("shutdown: requests still running after shutdown_timeout %s were cut off", timeout)
+		} else {
+			err = fmt.Errorf("shutdown: %w", err)
+		}
 		a.Log.Error("shutdown incomplete", "err", err, "duration_ms", time.Since(began).Milliseconds())
 	}
 	stopBG()
