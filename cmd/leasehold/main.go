@@ -1,9 +1,5 @@
-// Command leasehold is the Leasehold license and session server.
-//
-//	leasehold serve --config FILE
-//	leasehold admin [--url URL] [--token TOKEN] COMMAND …
-//	leasehold backup [--config FILE] DEST
-//	leasehold version
+// Command leasehold is the Leasehold license and session server, and the command line of
+// its admin API. `leasehold --help` lists the commands; cli.go builds them.
 package main
 
 import (
@@ -22,50 +18,13 @@ import (
 
 	"github.com/leasehold/leasehold/internal/app"
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
-
-// version is set at build time (-ldflags "-X main.version=…").
-var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage:
-  leasehold serve --config FILE      start the server
-  leasehold admin COMMAND …          drive the admin API (leasehold admin help)
-  leasehold backup --config FILE DEST  consistent copy of a live SQLite store
-  leasehold bench [flags]            load generator for a running server (leasehold bench -h)
-  leasehold version
-`
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	switch args[0] {
-	case "serve":
-		return serve(args[1:], stdout, stderr)
-	case "admin":
-		return admin(args[1:], stdout, stderr)
-	case "backup":
-		return backup(args[1:], stdout, stderr)
-	case "bench":
-		return bench(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "leasehold", version)
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "leasehold: unknown command %q\n%s", args[0], usage)
-		return 2
-	}
-}
-
+// serve parses `--config FILE` itself, for `leasehold bench serve`.
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -73,11 +32,16 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *cfgPath == "" {
-		fmt.Fprintln(stderr, "leasehold: serve needs --config FILE")
+	return serveConfig(*cfgPath, stdout, stderr)
+}
+
+// serveConfig runs the server until SIGINT or SIGTERM.
+func serveConfig(cfgPath string, stdout, stderr io.Writer) int {
+	if cfgPath == "" {
+		fmt.Fprintf(stderr, "leasehold: serve needs --config FILE (or %s)\n", configEnv)
 		return 2
 	}
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold:", err)
 		return 2
@@ -105,7 +69,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "leasehold: listen:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
+	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", currentVersion().Version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
 	for _, t := range cfg.Tenants {
 		fmt.Fprintf(stdout, "  tenant %s: %d users, %d clients, %d licenses\n", t.Name(), len(t.Users), len(t.Clients), len(t.Licenses))
 	}
@@ -131,45 +95,6 @@ func serverGCPercent(getenv func(string) string) (int, bool) {
 		return 0, false
 	}
 	return serverGCGoal, true
-}
-
-func backup(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file naming the SQLite store")
-	storeDSN := fs.String("store", "", "the store (sqlite://PATH) instead of --config")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "leasehold: backup needs one destination file")
-		return 2
-	}
-	dsn := *storeDSN
-	if dsn == "" {
-		if *cfgPath == "" {
-			fmt.Fprintln(stderr, "leasehold: backup needs --config FILE or --store sqlite://PATH")
-			return 2
-		}
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintln(stderr, "leasehold:", err)
-			return 2
-		}
-		dsn = cfg.Store
-	}
-	st, err := sqlite.Open(dsn)
-	if err != nil {
-		fmt.Fprintln(stderr, "leasehold: backup works on SQLite stores only (PostgreSQL has pg_dump):", err)
-		return 1
-	}
-	defer st.Close()
-	if err := st.Backup(context.Background(), fs.Arg(0)); err != nil {
-		fmt.Fprintln(stderr, "leasehold: backup:", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, "backup written to", fs.Arg(0))
-	return 0
 }
 
 // redactDSN hides a password in a store URL: the start-up line must not print a secret.

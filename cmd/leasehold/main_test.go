@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/store/sqlite"
@@ -48,7 +49,8 @@ tenants:
 	}
 }
 
-// backup copies a store that another handle is writing to.
+// backup copies a store that another handle is writing to, privately, and never over an
+// existing file unless told to.
 func TestBackup(t *testing.T) {
 	dir := t.TempDir()
 	dsn := "sqlite://" + filepath.Join(dir, "live.db")
@@ -66,19 +68,96 @@ func TestBackup(t *testing.T) {
 	if code := run([]string{"backup", "--store", dsn, dest}, &out, &errb); code != 0 {
 		t.Fatalf("backup: %d %s", code, errb.String())
 	}
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode %v (%v), want 0600", fi.Mode(), err)
+	}
 	cp, err := sqlite.Open(dest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cp.Close()
 	var beat bool
 	err = cp.View(ctx, func(tx store.Tx) error {
 		at, err := tx.LastHeartbeat(ctx, "")
 		beat = !at.IsZero()
 		return err
 	})
+	cp.Close()
 	if err != nil || !beat {
 		t.Fatalf("the copy lacks the live store's data: %v", err)
+	}
+
+	errb.Reset()
+	if code := run([]string{"backup", "--store", dsn, dest}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--force") {
+		t.Fatalf("backup over an existing file: %d %q, want 1 and a hint at --force", code, errb.String())
+	}
+	// Flags may follow the file name.
+	if code := run([]string{"backup", dest, "--store", dsn, "--force"}, &out, &errb); code != 0 {
+		t.Fatalf("backup --force: %d %s", code, errb.String())
+	}
+
+	// A server is running on the live store (it beat just now): restore refuses.
+	errb.Reset()
+	if code := run([]string{"restore", "--store", dsn, dest}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "stop it first") {
+		t.Fatalf("restore onto a running store: %d %q", code, errb.String())
+	}
+}
+
+// backup, changes, restore: the store is as it was at the backup.
+func TestBackupRestoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	dsn := "sqlite://" + filepath.Join(dir, "data", "leasehold.db")
+	ctx := context.Background()
+	beat := func(process string, at time.Time) {
+		t.Helper()
+		st, err := sqlite.Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.Update(ctx, func(tx store.Tx) error { return tx.Heartbeat(ctx, process, at) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lastBeat := func() time.Time {
+		t.Helper()
+		st, err := sqlite.Open(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var last time.Time
+		err = st.View(ctx, func(tx store.Tx) error {
+			var err error
+			last, err = tx.LastHeartbeat(ctx, "")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	// Servers that stopped a while ago (old heartbeats), so restore goes ahead.
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	beat("before", old)
+	backupFile := filepath.Join(dir, "backup.db")
+	var out, errb bytes.Buffer
+	if code := run([]string{"backup", "--store", dsn, backupFile}, &out, &errb); code != 0 {
+		t.Fatalf("backup: %d %s", code, errb.String())
+	}
+	beat("after", old.Add(time.Minute))
+	if got := lastBeat(); !got.Equal(old.Add(time.Minute)) {
+		t.Fatalf("before restore: last beat %v, want %v", got, old.Add(time.Minute))
+	}
+	if code := run([]string{"restore", "--store", dsn, backupFile}, &out, &errb); code != 0 {
+		t.Fatalf("restore: %d %s", code, errb.String())
+	}
+	if got := lastBeat(); !got.Equal(old) {
+		t.Fatalf("after restore: last beat %v, want the backup's %v", got, old)
+	}
+	// What is not a backup is refused.
+	errb.Reset()
+	if code := run([]string{"restore", "--store", dsn, filepath.Join(dir, "nope.db")}, &out, &errb); code != 1 {
+		t.Fatalf("restore of a missing file: %d %s", code, errb.String())
 	}
 }
 

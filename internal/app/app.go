@@ -122,7 +122,10 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 }
 
 // Serve runs background work and serves HTTP on ln until ctx ends, then shuts down
-// gracefully (in-flight requests finish; nothing acknowledged is lost).
+// gracefully: it stops accepting connections, answers every request waiting for a seat
+// with the refusal its wait would have ended with, and lets in-flight requests finish for
+// up to the configuration's shutdown_timeout (nothing acknowledged is lost either way).
+// It returns nil after a complete drain, and an error when requests had to be cut off.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.Engine.Start(ctx, a.process); err != nil {
 		return fmt.Errorf("starting engine: %w", err)
@@ -150,13 +153,33 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	began := time.Now()
+	timeout := a.Config.ShutdownTimeout
+	a.Log.Info("shutdown started", "shutdown_timeout", timeout.String())
+	// Queued requests would otherwise hold Shutdown for as long as their queue= asked, and
+	// past the timeout their clients would be dropped with no answer at all.
+	a.Engine.Drain()
+	shutdown, cancel := context.Background(), context.CancelFunc(func() {})
+	if timeout > 0 {
+		shutdown, cancel = context.WithTimeout(shutdown, timeout)
+	}
 	defer cancel()
 	err := hs.Shutdown(shutdown)
+	if err != nil {
+		// Cut off what is still running: its responses were never sent, so nothing
+		// acknowledged is lost, and its clients see a closed connection.
+		_ = hs.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("shutdown: requests still running after shutdown_timeout %s were cut off", timeout)
+		} else {
+			err = fmt.Errorf("shutdown: %w", err)
+		}
+		a.Log.Error("shutdown incomplete", "err", err, "duration_ms", time.Since(began).Milliseconds())
+	}
 	stopBG()
 	<-done
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	if err == nil {
+		a.Log.Info("shutdown complete", "duration_ms", time.Since(began).Milliseconds())
 	}
 	return err
 }

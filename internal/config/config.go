@@ -1,4 +1,4 @@
-// Package config reads and validates Leasehold's configuration file (SPEC section 2).
+// Package config reads and validates Leasehold's configuration file (docs/CONFIG.md).
 //
 // The file is YAML (JSON is valid YAML). It is converted to JSON and decoded with the
 // object types of package domain, refusing unknown fields, so that the file, the admin API
@@ -20,6 +20,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -32,6 +33,9 @@ const (
 	DefaultStore     = "sqlite://./leasehold-data/leasehold.db"
 	DefaultDocuments = "./leasehold-data/documents"
 	DefaultAlgorithm = "RS256"
+	// DefaultShutdownTimeout leaves the requests in flight at a SIGTERM time to finish,
+	// inside the 10 s a container runtime waits before its SIGKILL.
+	DefaultShutdownTimeout = 8 * time.Second
 )
 
 // AdminTokenEnv, when set and not empty, provides (or replaces) admin_token.
@@ -62,14 +66,17 @@ type Config struct {
 	Store              string
 	GeoIPDatabase      string
 	AdminToken         string
-	// AdminTokenHash is an argon2id or bcrypt PHC string of the admin token, for a file
-	// that should hold no secret (exclusive with AdminToken).
+	// AdminTokenHash is an argon2id or bcrypt PHC string of an admin token, for a file that
+	// should hold no secret. With AdminToken also set, either token is accepted (a change
+	// of token without a moment when neither works).
 	AdminTokenHash string
 	// MetricsToken is the Bearer token /metrics asks for (the admin token works too).
 	MetricsToken string
 	Signing      Signing
 	Documents    string
-	Tenants      []Tenant
+	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
+	ShutdownTimeout time.Duration
+	Tenants         []Tenant
 }
 
 // Signing chooses the algorithm of tenant signing keys.
@@ -105,17 +112,19 @@ type Entry[T any] struct {
 
 // fileConfig is the top level of the file as written.
 type fileConfig struct {
-	Listen         string            `json:"listen"`
-	PublicURL      string            `json:"public_url"`
-	TrustedProxies []string          `json:"trusted_proxies"`
-	Store          string            `json:"store"`
-	GeoIPDatabase  string            `json:"geoip_database"`
-	AdminToken     string            `json:"admin_token"`
-	AdminTokenHash string            `json:"admin_token_hash"`
-	MetricsToken   string            `json:"metrics_token"`
-	Signing        Signing           `json:"signing"`
-	Documents      string            `json:"documents"`
-	Tenants        []json.RawMessage `json:"tenants"`
+	Listen         string   `json:"listen"`
+	PublicURL      string   `json:"public_url"`
+	TrustedProxies []string `json:"trusted_proxies"`
+	Store          string   `json:"store"`
+	GeoIPDatabase  string   `json:"geoip_database"`
+	AdminToken     string   `json:"admin_token"`
+	AdminTokenHash string   `json:"admin_token_hash"`
+	MetricsToken   string   `json:"metrics_token"`
+	Signing        Signing  `json:"signing"`
+	Documents      string   `json:"documents"`
+	// A pointer: an explicit 0s (no bound) differs from no value (the default).
+	ShutdownTimeout *domain.Duration  `json:"shutdown_timeout"`
+	Tenants         []json.RawMessage `json:"tenants"`
 }
 
 // Load reads and validates the file at path. LEASEHOLD_ADMIN_TOKEN, when set, provides
@@ -187,6 +196,10 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 		Signing:        fc.Signing,
 		Documents:      fc.Documents,
 		Tenants:        tenants,
+	}
+	cfg.ShutdownTimeout = DefaultShutdownTimeout
+	if fc.ShutdownTimeout != nil {
+		cfg.ShutdownTimeout = fc.ShutdownTimeout.D()
 	}
 	if envAdminToken != "" {
 		cfg.AdminToken = envAdminToken

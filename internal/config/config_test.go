@@ -200,7 +200,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Listen != DefaultListen || cfg.PublicURL != "http://127.0.0.1:8080" || !cfg.PublicURLDefaulted ||
 		cfg.Store != DefaultStore || cfg.Documents != DefaultDocuments || cfg.Signing.Algorithm != "RS256" ||
-		cfg.AdminToken != "" || cfg.GeoIPDatabase != "" {
+		cfg.AdminToken != "" || cfg.GeoIPDatabase != "" || cfg.ShutdownTimeout != DefaultShutdownTimeout {
 		t.Errorf("top-level defaults: %+v", cfg)
 	}
 	tn := cfg.Tenants[0]
@@ -232,6 +232,26 @@ func TestDefaults(t *testing.T) {
 	}
 	if l := tn.Licenses[0].Spec; l.Seats != 1 || !l.Active {
 		t.Errorf("license defaults: %+v", l)
+	}
+}
+
+func TestShutdownTimeout(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"":                        DefaultShutdownTimeout,
+		"shutdown_timeout:\n":     DefaultShutdownTimeout, // an empty value is not given
+		"shutdown_timeout: 0s\n":  0,                      // explicit zero: no bound
+		"shutdown_timeout: 30s\n": 30 * time.Second,
+	} {
+		cfg, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if cfg.ShutdownTimeout != want {
+			t.Errorf("%q: %v, want %v", in, cfg.ShutdownTimeout, want)
+		}
+	}
+	if _, err := Parse([]byte("shutdown_timeout: soon\n")); err == nil || !strings.Contains(err.Error(), "shutdown_timeout") {
+		t.Errorf("a bad shutdown_timeout: %v", err)
 	}
 }
 

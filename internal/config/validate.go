@@ -38,7 +38,7 @@ var ReservedItemNames = []string{
 	"aud", "nbf", "overage",
 }
 
-// Dialects are the seed request shapes a tenant can mount (SPEC section 5).
+// Dialects are the seed request shapes a tenant can mount (README, "If you know …").
 var Dialects = []string{"docuware", "webpdf", "therefore", "jim2"}
 
 // GrantTypes are the OAuth2 grants a client can be allowed.
@@ -121,9 +121,6 @@ func (v *validator) top(c *Config, fc fileConfig, adminFromEnv bool) {
 	if c.AdminTokenHash != "" {
 		if err := secret.ValidHash(c.AdminTokenHash); err != nil {
 			v.add("admin_token_hash", "%v (make one with `leasehold hash-password`)", err)
-		}
-		if c.AdminToken != "" {
-			v.add(tokenPath, "set either admin_token or admin_token_hash, not both")
 		}
 	}
 	v.filePath("documents", c.Documents)

@@ -65,6 +65,9 @@ type Engine struct {
 	compiled map[string]*compiled // by tenant
 
 	q *queue
+	// drained is closed by Drain: every wait for a seat ends at once.
+	drained   chan struct{}
+	drainOnce sync.Once
 }
 
 // New returns an Engine over st, reading the configurable objects through cat.
@@ -86,7 +89,7 @@ func New(st store.Store, cat *catalog.Cache, opts Options) *Engine {
 	if opts.Metrics != nil {
 		observers = append(observers, metricsObserver{opts.Metrics})
 	}
-	return &Engine{st: st, cat: cat, opts: opts, log: log, observers: observers, compiled: map[string]*compiled{}, q: newQueue()}
+	return &Engine{st: st, cat: cat, opts: opts, log: log, observers: observers, compiled: map[string]*compiled{}, q: newQueue(), drained: make(chan struct{})}
 }
 
 // compiledModel is a license model with its constraints parsed once per catalog version.

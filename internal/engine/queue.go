@@ -111,8 +111,18 @@ func signal(w *waiter) {
 	}
 }
 
+// MaxQueue caps a request's wait for a seat (queue=): a longer one is cut to it. A waiting
+// request holds a connection open, and the proxies in front of a server rarely keep one
+// open longer without an answer.
+const MaxQueue = 5 * time.Minute
+
+// Drain ends every wait for a seat at once, now and later, each with the refusal its wait
+// would have ended with: a server shutting down answers its queued clients instead of
+// dropping them, and new waits do not start.
+func (e *Engine) Drain() { e.drainOnce.Do(func() { close(e.drained) }) }
+
 // WaitForSeat queues a request that was refused with licenseQuotaExceeded (last) for up to
-// req.Queue, first come first served among the waiters of this process for the same tenant
+// req.Queue (at most MaxQueue; until Drain), first come first served among the waiters of this process for the same tenant
 // and item. try makes one attempt (one transaction); it is called when a seat of a candidate
 // license was freed by this process, and every Options.QueuePoll for seats freed by other
 // processes or by expiry. WaitForSeat returns the first answer that is not
@@ -135,22 +145,28 @@ func (e *Engine) WaitForSeat(ctx context.Context, req Request, item ItemRequest,
 	w := e.q.join(req.Tenant, item.Name, ids)
 	defer e.q.leave(w)
 
-	deadline := time.NewTimer(req.Queue)
+	deadline := time.NewTimer(min(req.Queue, MaxQueue))
 	defer deadline.Stop()
 	poll := time.NewTicker(e.opts.QueuePoll)
 	defer poll.Stop()
 	for {
+		over := false // the wait's time is up, or the server is shutting down
 		select {
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
 		case <-deadline.C:
+			over = true
+		case <-e.drained:
+			over = true
+		case <-w.wake:
+		case <-poll.C:
+		}
+		if over {
 			// The last attempt committed already: its refusal is reported now.
 			if ev, ok := resultEvent(req.Tenant, last); ok {
 				e.deliver([]Event{ev})
 			}
 			return last, nil
-		case <-w.wake:
-		case <-poll.C:
 		}
 		if !e.q.eligible(w) {
 			continue

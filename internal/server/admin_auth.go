@@ -66,14 +66,16 @@ func (s *Server) requireMetricsToken(h http.Handler) http.Handler {
 	})
 }
 
+// adminTokenValid: the plain admin token, or the token admin_token_hash hashes (either,
+// when both are configured: a change of token needs no moment when neither works).
 func (s *Server) adminTokenValid(tok string) bool {
-	if s.opts.AdminTokenHash != "" {
-		if tok == "" || len(tok) > secret.MaxSecretLen {
-			return false
-		}
-		// The cache's "tenant" is empty, which no tenant name is: no client shares the entry.
-		ok, err := s.secrets.Verify("", "admin", tok, s.opts.AdminTokenHash)
-		return err == nil && ok
+	if s.opts.AdminToken != "" && secret.Equal(tok, s.opts.AdminToken) {
+		return true
 	}
-	return secret.Equal(tok, s.opts.AdminToken)
+	if s.opts.AdminTokenHash == "" || tok == "" || len(tok) > secret.MaxSecretLen {
+		return false
+	}
+	// The cache's "tenant" is empty, which no tenant name is: no client shares the entry.
+	ok, err := s.secrets.Verify("", "admin", tok, s.opts.AdminTokenHash)
+	return err == nil && ok
 }

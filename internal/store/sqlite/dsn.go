@@ -24,6 +24,12 @@ type settings struct {
 	mmapSize int64 // bytes of the file every connection maps (PRAGMA mmap_size); 0: none
 }
 
+// FilePath is the database file a store DSN names.
+func FilePath(dsn string) (string, error) {
+	st, err := parseDSN(dsn)
+	return st.path, err
+}
+
 // parseDSN reads `sqlite://./relative/path.db`, `sqlite:///abs/path.db`, `sqlite:path.db` or a
 // bare path, each optionally followed by `?synchronous=full&busy_timeout=10000`, and
 // `cache_size=KiB` (the writer's page cache; default 64 MiB) and `mmap_size=bytes`

@@ -19,6 +19,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -633,9 +634,11 @@ func (s *Store) closeConns() error {
 }
 
 // Backup writes a consistent copy of the live database to dest (VACUUM INTO, on a
-// connection of its own, beside the writer), replacing dest atomically once the copy is
-// complete and synced.
-func (s *Store) Backup(ctx context.Context, dest string) (err error) {
+// connection of its own, beside the writer), readable by its owner only: it holds private
+// signing keys and password hashes. dest appears atomically once the copy is complete and
+// synced. An existing dest is replaced only with overwrite; otherwise Backup fails with an
+// error wrapping fs.ErrExist, without overwriting a file that appears meanwhile.
+func (s *Store) Backup(ctx context.Context, dest string, overwrite bool) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -651,6 +654,12 @@ func (s *Store) Backup(ctx context.Context, dest string) (err error) {
 	}
 	if src == dest {
 		return fmt.Errorf("sqlite: backup: %s is the live database", dest)
+	}
+	if !overwrite {
+		// Checked first as well, so a refusal does not cost a copy of the whole database.
+		if _, err := os.Lstat(dest); err == nil {
+			return fmt.Errorf("sqlite: backup: %s: %w", dest, fs.ErrExist)
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
@@ -680,10 +689,22 @@ func (s *Store) Backup(ctx context.Context, dest string) (err error) {
 	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", tmpName); err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
+	// VACUUM INTO creates the file under the umask (0644 as a rule).
+	if err := os.Chmod(tmpName, 0o600); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
 	if err := syncFile(tmpName); err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
-	if err := os.Rename(tmpName, dest); err != nil {
+	if overwrite {
+		err = os.Rename(tmpName, dest)
+	} else {
+		// A hard link fails on an existing name, where a rename would replace it.
+		if err = os.Link(tmpName, dest); err == nil {
+			err = os.Remove(tmpName)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
 	if err := syncFile(filepath.Dir(dest)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -616,17 +617,24 @@ func TestBackup(t *testing.T) {
 			update(t, s, func(tx store.Tx) error { return tx.PutSeat(t.Context(), seat(fmt.Sprintf("w%d", i), base)) })
 		}
 	})
-	err := s.Backup(t.Context(), dest)
+	err := s.Backup(t.Context(), dest, false)
 	close(stop)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
-	// A second backup replaces the first.
-	if err := s.Backup(t.Context(), dest); err != nil {
+	// It holds private keys and password hashes.
+	if fi, err := os.Stat(dest); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("backup mode: %v %v, want 0600", fi.Mode(), err)
+	}
+	// An existing file is kept unless overwrite is asked for.
+	if err := s.Backup(t.Context(), dest, false); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Backup over an existing file without overwrite: %v, want fs.ErrExist", err)
+	}
+	if err := s.Backup(t.Context(), dest, true); err != nil {
 		t.Fatalf("Backup over an existing file: %v", err)
 	}
-	if err := s.Backup(t.Context(), s.path); err == nil {
+	if err := s.Backup(t.Context(), s.path, true); err == nil {
 		t.Error("Backup onto the live database succeeded")
 	}
 	b, err := Open(dest)
