@@ -462,3 +462,55 @@ func TestSecurityFreeScopeGrantAfterLicensed(t *testing.T) {
 		t.Fatalf("a view token consumed: %v", m)
 	}
 }
+
+// TestSecurityQueueOnLoginAndToken: queue= on /session/login and on the token endpoint waits
+// for a seat to free, as on /authz, instead of refusing at once.
+func TestSecurityQueueOnLoginAndToken(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	holder := func() string {
+		tok, _, _ := sessGrant(t, sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"device": "first"}))
+		return tok
+	}
+	// Without queue: refused at once.
+	first := holder()
+	sessWant(t, "no queue", sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"device": "second"}), http.StatusUnauthorized)
+	type answer struct {
+		r    response
+		took time.Duration
+	}
+	wait := func(f func() response) chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			t0 := time.Now()
+			r := f()
+			ch <- answer{r, time.Since(t0)}
+		}()
+		return ch
+	}
+	logoutSoon := func(tok string) {
+		time.Sleep(400 * time.Millisecond)
+		sessWant(t, "logout", do(t, http.MethodPost, base+"/session/logout", sessBearer(tok), ""), http.StatusOK)
+	}
+	ch := wait(func() response {
+		return sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"device": "second", "queue": 5000})
+	})
+	logoutSoon(first)
+	a := <-ch
+	second, _, _ := sessGrant(t, a.r)
+	if a.took < 300*time.Millisecond || a.took > 4*time.Second {
+		t.Fatalf("queued login answered after %v", a.took)
+	}
+	// The token endpoint too (form parameter queue).
+	ch = wait(func() response {
+		return postForm(t, base+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"all"}, "queue": {"5000"}},
+			map[string]string{"Authorization": oaBasic("cc-alice", "cc-secret")})
+	})
+	logoutSoon(second)
+	a = <-ch
+	if a.r.Status != http.StatusOK || a.took < 300*time.Millisecond {
+		t.Fatalf("queued client_credentials grant: %d after %v: %s", a.r.Status, a.took, a.r.Body)
+	}
+	// A bad value is a 400.
+	sessWant(t, "bad queue", sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"queue": -1}), http.StatusBadRequest)
+}

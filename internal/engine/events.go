@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 
 	"github.com/leasehold/leasehold/internal/domain"
@@ -54,10 +55,15 @@ func (e *Engine) deliver(events []Event) {
 // ReportSeatRefusal reports the refusal err carries when it is a *SeatError that rolled
 // its transaction back (a login refused for want of a seat): nothing was written, so
 // AfterCommit dropped the refusal, but a refusal happened and is counted like any other.
-// Call it once, after the Update that returned err.
-func (e *Engine) ReportSeatRefusal(err error) {
+// Call it once, after the Update that returned err. An attempt of a queued opening
+// (WithQueuedSeat) refused for want of a seat is not reported: WaitSessionSeat reports the
+// answer its wait ends with, as for a queued consumption.
+func (e *Engine) ReportSeatRefusal(ctx context.Context, err error) {
 	var se *SeatError
 	if !errors.As(err, &se) || se.Err == nil || len(e.observers) == 0 {
+		return
+	}
+	if queuedSeat(ctx) && se.Err.Code == domain.CodeQuotaExceeded {
 		return
 	}
 	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, Item: se.Item, Code: se.Err.Code}})

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -160,4 +161,62 @@ func reclaimable(ctx context.Context, tx store.Tx, tenant, licenseID, key, user 
 	}
 	n, err := tx.CountLiveLeasesOnSeat(ctx, tenant, licenseID, key, now)
 	return n == 0, err
+}
+
+type queuedSeatKey struct{}
+
+// WithQueuedSeat marks the attempts of a session opening that waits for a seat
+// (WaitSessionSeat): their refusals for want of a seat are reported once, when the wait
+// ends, not at every attempt.
+func WithQueuedSeat(ctx context.Context) context.Context {
+	return context.WithValue(ctx, queuedSeatKey{}, true)
+}
+
+func queuedSeat(ctx context.Context) bool {
+	q, _ := ctx.Value(queuedSeatKey{}).(bool)
+	return q
+}
+
+// WaitSessionSeat is queue= for a session's seat (POST /session/login, client credentials):
+// when err (the first attempt's answer) is a refusal for want of a seat, open (the whole
+// opening transaction, with ctx marked WithQueuedSeat) runs again whenever a seat of a
+// candidate license may have freed, first come first served with every other waiter of
+// the item in this process, for up to queue (at most MaxQueue). It returns the first
+// answer that is not that refusal, or err's refusal when the wait ends.
+//
+// When ctx ends after open succeeded, nil is returned and the caller must undo what open
+// did (end the session it opened), as a client that went away holds no seat.
+func (e *Engine) WaitSessionSeat(ctx context.Context, seat SessionSeat, queue time.Duration, err error, open func(context.Context) error) error {
+	var se *SeatError
+	if queue <= 0 || !errors.As(err, &se) || se.Err == nil || se.Err.Code != domain.CodeQuotaExceeded {
+		return err
+	}
+	snap, cerr := e.cat.Get(ctx, seat.Tenant)
+	if cerr != nil {
+		return cerr
+	}
+	item := ItemRequest{Name: snap.Tenant.Session.Item}
+	req := sessionRequest(seat)
+	req.Queue = queue
+	last := err
+	res, werr := e.WaitForSeat(ctx, req, item, Result{Item: item.Name, Err: se.Err}, func(tctx context.Context) (Result, error) {
+		err := open(WithQueuedSeat(tctx))
+		var se *SeatError
+		switch {
+		case errors.As(err, &se) && se.Err != nil:
+			last = err
+			return Result{Item: item.Name, Err: se.Err}, nil
+		case err != nil:
+			return Result{}, err
+		}
+		last = nil
+		return Result{Item: item.Name}, nil
+	})
+	if werr != nil {
+		return werr
+	}
+	if res.Err != nil {
+		return last
+	}
+	return nil
 }

@@ -82,7 +82,14 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenan
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "device is too long")
 		return
 	}
-	g, err := s.deps.Sessions.ClientCredentials(r.Context(), tenant, client, scopes, device)
+	var queue time.Duration
+	if v := form.Get("queue"); v != "" {
+		if queue, err = parseQueue(v); err != nil {
+			writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return
+		}
+	}
+	g, err := s.deps.Sessions.ClientCredentialsQueued(r.Context(), tenant, client, scopes, device, queue)
 	if err != nil {
 		s.grantError(w, r, err)
 		return

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/session"
 )
@@ -36,6 +39,7 @@ type loginInput struct {
 	Token    string // token-login
 	Device   string
 	Refresh  bool
+	Queue    time.Duration // queue=: wait this long for a seat
 }
 
 // flexBool accepts JSON true/false and the strings "true"/"false"/"1"/"0".
@@ -106,7 +110,7 @@ func readLoginInput(w http.ResponseWriter, r *http.Request) (loginInput, bool) {
 	if !ok {
 		return in, false
 	}
-	refresh := form.Get("refresh")
+	refresh, queue := form.Get("refresh"), form.Get("queue")
 	in.Username, in.Password, in.Device = form.Get("username"), form.Get("password"), form.Get("device")
 	in.Token = form.Get("token")
 	if in.Token == "" {
@@ -119,6 +123,7 @@ func readLoginInput(w http.ResponseWriter, r *http.Request) (loginInput, bool) {
 			Token    string    `json:"token"`
 			Device   string    `json:"device"`
 			Refresh  *flexBool `json:"refresh"`
+			Queue    *int64    `json:"queue"`
 		}
 		if err := json.Unmarshal(raw, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
@@ -137,6 +142,17 @@ func readLoginInput(w http.ResponseWriter, r *http.Request) (loginInput, bool) {
 		if j.Refresh != nil {
 			in.Refresh, refresh = bool(*j.Refresh), ""
 		}
+		if j.Queue != nil {
+			queue = strconv.FormatInt(*j.Queue, 10)
+		}
+	}
+	if queue != "" {
+		d, err := parseQueue(queue)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+			return in, false
+		}
+		in.Queue = d
 	}
 	if refresh != "" {
 		v, err := strconv.ParseBool(refresh)
@@ -150,6 +166,18 @@ func readLoginInput(w http.ResponseWriter, r *http.Request) (loginInput, bool) {
 		in.Username, in.Password = u, p
 	}
 	return in, true
+}
+
+// parseQueue reads queue= (milliseconds to wait for a seat), clamped to engine.MaxQueue.
+func parseQueue(v string) (time.Duration, error) {
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return 0, fmt.Errorf("queue must be a number of milliseconds, got %q", v)
+	}
+	if ms > engine.MaxQueue.Milliseconds() {
+		return engine.MaxQueue, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 func jsonReason(err error) string {
@@ -184,7 +212,7 @@ func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
 		s.loginError(w, r, err)
 		return
 	}
-	g, err := s.deps.Sessions.Login(r.Context(), tenant, u, session.LoginOptions{Device: device, Refresh: in.Refresh, ClientIP: addr})
+	g, err := s.deps.Sessions.Login(r.Context(), tenant, u, session.LoginOptions{Device: device, Refresh: in.Refresh, ClientIP: addr, Queue: in.Queue})
 	if err != nil {
 		s.loginError(w, r, err)
 		return

@@ -159,7 +159,7 @@ func cloneSession(s *domain.Session) *domain.Session {
 func (m *Manager) update(ctx context.Context, fn func(tx store.Tx) error) error {
 	defer m.auth.invalidate()
 	err := m.st.Update(ctx, fn)
-	m.eng.ReportSeatRefusal(err)
+	m.eng.ReportSeatRefusal(ctx, err)
 	return err
 }
 
@@ -180,6 +180,6 @@ func (m *Manager) updateAdding(ctx context.Context, fn func(tx store.Tx, onlyAdd
 		return fn(tx, &onlyAdded)
 	})
 	keep = err == nil && onlyAdded
-	m.eng.ReportSeatRefusal(err)
+	m.eng.ReportSeatRefusal(ctx, err)
 	return err
 }

@@ -113,6 +113,9 @@ type LoginOptions struct {
 	// cookie_max_age past its last use (or until a logoff, or max_lifetime), holding its seat
 	// all along, as DocuWare's 20-year cookie sessions do.
 	NoIdle bool
+	// Queue is how long to wait for a seat, first come first served, when none is free
+	// (queue=, as on /authz); 0: refuse at once.
+	Queue time.Duration
 }
 
 // LoginGrant is what a session login answers: the token pair, the cookie value and the
@@ -151,46 +154,62 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 		scopes = []string{"all"}
 	}
 	var lg *LoginGrant
-	err = m.update(ctx, func(tx store.Tx) error {
-		lg = nil
-		now := tx.Now()
-		var rc *engine.Reclaim
-		if before != nil {
-			var err error
-			if rc, err = before(tx, snap, now); err != nil {
+	open := func(ctx context.Context) error {
+		return m.update(ctx, func(tx store.Tx) error {
+			lg = nil
+			now := tx.Now()
+			var rc *engine.Reclaim
+			if before != nil {
+				var err error
+				if rc, err = before(tx, snap, now); err != nil {
+					return err
+				}
+			}
+			if err := m.checkSessionLimit(ctx, tx, snap, user, now); err != nil {
 				return err
 			}
+			s := &domain.Session{
+				ID: NewID(), Tenant: tenant, Kind: kind, User: user, Device: device,
+				Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: o.Refresh, NoIdle: o.NoIdle,
+			}
+			if policy.MaxLifetime > 0 {
+				s.HardExpiry = now.Add(policy.MaxLifetime.D())
+			}
+			s.ExpiresAt = deadline(policy, s, o.Refresh, now)
+			if err := m.takeSeat(ctx, tx, snap, s, o.ClientIP, rc); err != nil {
+				return err
+			}
+			if err := tx.InsertSession(ctx, s); err != nil {
+				return err
+			}
+			g, err := m.issue(ctx, tx, snap, s, "", scopes, o.Refresh, now)
+			if err != nil {
+				return err
+			}
+			cookie, err := m.issueCookie(ctx, tx, snap, s, now)
+			if err != nil {
+				return err
+			}
+			lg = &LoginGrant{Grant: g, Cookie: cookie, Device: device, NewDevice: newDevice, CookieMaxAge: policy.CookieMaxAge.D()}
+			return nil
+		})
+	}
+	if o.Queue <= 0 {
+		if err := open(ctx); err != nil {
+			return nil, err
 		}
-		if err := m.checkSessionLimit(ctx, tx, snap, user, now); err != nil {
-			return err
-		}
-		s := &domain.Session{
-			ID: NewID(), Tenant: tenant, Kind: kind, User: user, Device: device,
-			Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: o.Refresh, NoIdle: o.NoIdle,
-		}
-		if policy.MaxLifetime > 0 {
-			s.HardExpiry = now.Add(policy.MaxLifetime.D())
-		}
-		s.ExpiresAt = deadline(policy, s, o.Refresh, now)
-		if err := m.takeSeat(ctx, tx, snap, s, o.ClientIP, rc); err != nil {
-			return err
-		}
-		if err := tx.InsertSession(ctx, s); err != nil {
-			return err
-		}
-		g, err := m.issue(ctx, tx, snap, s, "", scopes, o.Refresh, now)
-		if err != nil {
-			return err
-		}
-		cookie, err := m.issueCookie(ctx, tx, snap, s, now)
-		if err != nil {
-			return err
-		}
-		lg = &LoginGrant{Grant: g, Cookie: cookie, Device: device, NewDevice: newDevice, CookieMaxAge: policy.CookieMaxAge.D()}
-		return nil
-	})
-	if err != nil {
+		return lg, nil
+	}
+	qctx := engine.WithQueuedSeat(ctx)
+	seat := engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, &domain.Session{User: user, Scopes: scopes}),
+		Device: device, ClientIP: o.ClientIP}
+	if err := m.eng.WaitSessionSeat(qctx, seat, o.Queue, open(qctx), open); err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		// The client went away while it waited: it holds no seat.
+		_, _ = m.End(context.WithoutCancel(ctx), tenant, lg.Session.ID, false)
+		return nil, ctx.Err()
 	}
 	return lg, nil
 }

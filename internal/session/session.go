@@ -165,6 +165,12 @@ func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now ti
 // A rejoin before the session's refresh point that changes nothing of the session only
 // inserts the new tokens (rejoinsAsIs); otherwise it extends the session and renews its seat.
 func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string) (*Grant, error) {
+	return m.ClientCredentialsQueued(ctx, tenant, client, scopes, device, 0)
+}
+
+// ClientCredentialsQueued is ClientCredentials that waits up to queue for a seat, first
+// come first served, when none is free (queue= on the token endpoint).
+func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string, queue time.Duration) (*Grant, error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -176,68 +182,89 @@ func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *
 		device = NewID() // a login without a device id gets one (SPEC §4): it anchors `hw`
 	}
 	var g *Grant
-	for attempt := 0; ; attempt++ {
-		err = m.updateAdding(ctx, func(tx store.Tx, onlyAdded *bool) error {
-			g = nil
-			if err := lockSession(ctx, tx, id); err != nil {
-				return err
-			}
-			now := tx.Now()
-			s, err := tx.GetSession(ctx, tenant, id)
-			switch {
-			case err == nil && now.Before(s.ExpiresAt) && rejoinsAsIs(policy, s, scopes, withRefresh, now):
-				// Use before the refresh point: the session and its seat lease stay as they
-				// are (SPEC §1: written only once past rfr), and the new tokens end by the
-				// session's current deadline at the latest (issue caps them).
-				*onlyAdded = true
-			case err == nil && now.Before(s.ExpiresAt):
-				// Rejoin: the same session (and seat), a new token family. Scopes follow the
-				// latest grant, but a free-scope session cannot become licensed without a seat.
-				// (takeSeat reads the new scopes; the seat's hw is the session's device, as
-				// touch renews it.)
-				s.Scopes = scopes
-				if Licensed(policy, scopes) && !s.Licensed {
-					if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+	open := func(ctx context.Context) error {
+		for attempt := 0; ; attempt++ {
+			err := m.updateAdding(ctx, func(tx store.Tx, onlyAdded *bool) error {
+				g = nil
+				if err := lockSession(ctx, tx, id); err != nil {
+					return err
+				}
+				now := tx.Now()
+				s, err := tx.GetSession(ctx, tenant, id)
+				switch {
+				case err == nil && now.Before(s.ExpiresAt) && rejoinsAsIs(policy, s, scopes, withRefresh, now):
+					// Use before the refresh point: the session and its seat lease stay as they
+					// are (SPEC §1: written only once past rfr), and the new tokens end by the
+					// session's current deadline at the latest (issue caps them).
+					*onlyAdded = true
+				case err == nil && now.Before(s.ExpiresAt):
+					// Rejoin: the same session (and seat), a new token family. Scopes follow the
+					// latest grant, but a free-scope session cannot become licensed without a seat.
+					// (takeSeat reads the new scopes; the seat's hw is the session's device, as
+					// touch renews it.)
+					s.Scopes = scopes
+					if Licensed(policy, scopes) && !s.Licensed {
+						if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+							return err
+						}
+					}
+					if err := m.touch(ctx, tx, snap, s, withRefresh, now); err != nil {
 						return err
 					}
-				}
-				if err := m.touch(ctx, tx, snap, s, withRefresh, now); err != nil {
-					return err
-				}
-			case err == nil:
-				if err := m.endTx(ctx, tx, snap, s, false); err != nil {
-					return err
-				}
-				fallthrough
-			case errors.Is(err, domain.ErrNotFound):
-				s = &domain.Session{
-					ID: id, Tenant: tenant, Kind: domain.SessionClientCredentials,
-					User: ClientUser(client), Client: client.ClientID, Device: device,
-					Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: withRefresh,
-				}
-				if policy.MaxLifetime > 0 {
-					s.HardExpiry = now.Add(policy.MaxLifetime.D())
-				}
-				s.ExpiresAt = deadline(policy, s, withRefresh, now)
-				if Licensed(policy, scopes) {
-					if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+				case err == nil:
+					if err := m.endTx(ctx, tx, snap, s, false); err != nil {
 						return err
 					}
-				}
-				if err := tx.InsertSession(ctx, s); err != nil {
+					fallthrough
+				case errors.Is(err, domain.ErrNotFound):
+					s = &domain.Session{
+						ID: id, Tenant: tenant, Kind: domain.SessionClientCredentials,
+						User: ClientUser(client), Client: client.ClientID, Device: device,
+						Scopes: scopes, CreatedAt: now, LastUsedAt: now, Refreshable: withRefresh,
+					}
+					if policy.MaxLifetime > 0 {
+						s.HardExpiry = now.Add(policy.MaxLifetime.D())
+					}
+					s.ExpiresAt = deadline(policy, s, withRefresh, now)
+					if Licensed(policy, scopes) {
+						if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+							return err
+						}
+					}
+					if err := tx.InsertSession(ctx, s); err != nil {
+						return err
+					}
+				default:
 					return err
 				}
-			default:
+				g, err = m.issue(ctx, tx, snap, s, client.ClientID, scopes, withRefresh, now)
 				return err
+			})
+			if errors.Is(err, domain.ErrConflict) && attempt < 3 {
+				continue // another grant created the session first: rejoin it
 			}
-			g, err = m.issue(ctx, tx, snap, s, client.ClientID, scopes, withRefresh, now)
 			return err
-		})
-		if errors.Is(err, domain.ErrConflict) && attempt < 3 {
-			continue // another grant created the session first: rejoin it
 		}
-		return g, err
 	}
+	if queue <= 0 {
+		if err := open(ctx); err != nil {
+			return nil, err
+		}
+		return g, nil
+	}
+	qctx := engine.WithQueuedSeat(ctx)
+	seat := engine.SessionSeat{Tenant: tenant, SessionID: id,
+		Caller: CallerFor(snap, &domain.Session{User: ClientUser(client), Client: client.ClientID, Scopes: scopes}),
+		Device: device, ClientIP: clientAddr(ctx)}
+	if err := m.eng.WaitSessionSeat(qctx, seat, queue, open(qctx), open); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		// The client went away while it waited: it holds no seat.
+		_, _ = m.End(context.WithoutCancel(ctx), tenant, id, false)
+		return nil, ctx.Err()
+	}
+	return g, nil
 }
 
 // rejoinsAsIs reports whether a client_credentials grant may rejoin the live session s
