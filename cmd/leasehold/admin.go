@@ -56,7 +56,7 @@ func adminCommand(stdout, stderr io.Writer) *cobra.Command {
 The server is --url (env ` + urlEnv + `, default http://127.0.0.1:8080), the token --token (env
 ` + tokenEnv + `). Commands of one tenant act on --tenant (env ` + tenantEnv + `), else on the
 server's default tenant. Tables are the default output; -o json or -o yaml show every field.`,
-		Example: `  export LEASEHOLD_ADMIN_TOKEN=demo-admin-token
+		Example: `  export LEASEHOLD_ADMIN_TOKEN=demo-admin-token-not-for-production
   leasehold admin licenses list
   leasehold admin leases list --user alice -o json
   leasehold admin clients disable demo-app

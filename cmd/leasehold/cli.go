@@ -159,6 +159,7 @@ func versionCommand(stdout io.Writer) *cobra.Command {
 
 func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 	var cfgPath string
+	var allowShort bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Start the server",
@@ -168,10 +169,11 @@ finish within shutdown_timeout.`,
 		Example: "  leasehold serve --config examples/demo.yaml",
 		Args:    args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			return fromCode(serveConfig(cfgPath, stdout, stderr))
+			return fromCode(serveConfig(cfgPath, allowShort, stdout, stderr))
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", envDefault(configEnv), "configuration file, YAML or JSON (env "+configEnv+")")
+	cmd.Flags().BoolVar(&allowShort, allowShortTokenFlag, false, allowShortTokenUsage)
 	return cmd
 }
 

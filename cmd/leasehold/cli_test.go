@@ -120,7 +120,7 @@ func startDemo(t *testing.T) string {
 func TestAdminCommands(t *testing.T) {
 	url := startDemo(t)
 	t.Setenv(urlEnv, url)
-	t.Setenv(tokenEnv, "demo-admin-token")
+	t.Setenv(tokenEnv, "demo-admin-token-not-for-production")
 	const lic = "870f46a4-1faa-4847-955b-14ee5f74f3fe"
 
 	mustRun := func(args ...string) string {
@@ -183,7 +183,7 @@ func TestAdminCommands(t *testing.T) {
 // Shell completion offers the server's ids.
 func TestCompletionOffersIDs(t *testing.T) {
 	t.Setenv(urlEnv, startDemo(t))
-	t.Setenv(tokenEnv, "demo-admin-token")
+	t.Setenv(tokenEnv, "demo-admin-token-not-for-production")
 	for args, want := range map[string]string{
 		"admin licenses get ":     "870f46a4-1faa-4847-955b-14ee5f74f3fe",
 		"admin clients disable ":  "demo-app",

@@ -29,14 +29,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML or JSON)")
+	allowShort := fs.Bool(allowShortTokenFlag, false, allowShortTokenUsage)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return serveConfig(*cfgPath, stdout, stderr)
+	return serveConfig(*cfgPath, *allowShort, stdout, stderr)
 }
 
+// The admin token guards every tenant: serve refuses one shorter than
+// config.MinAdminTokenLen, which guessing could reach, unless told it runs a demo or a test.
+const (
+	allowShortTokenFlag  = "allow-short-admin-token"
+	allowShortTokenUsage = "accept an admin_token shorter than 24 characters (demos and tests only)"
+)
+
 // serveConfig runs the server until SIGINT or SIGTERM.
-func serveConfig(cfgPath string, stdout, stderr io.Writer) int {
+func serveConfig(cfgPath string, allowShortToken bool, stdout, stderr io.Writer) int {
 	if cfgPath == "" {
 		fmt.Fprintf(stderr, "leasehold: serve needs --config FILE (or %s)\n", configEnv)
 		return 2
@@ -44,6 +52,11 @@ func serveConfig(cfgPath string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold:", err)
+		return 2
+	}
+	if cfg.AdminTokenTooShort() && !allowShortToken {
+		fmt.Fprintf(stderr, "leasehold: admin_token: shorter than %d characters, which guessing could reach; use a long random one (openssl rand -hex 24), or admin_token_hash, or --%s for a demo\n",
+			config.MinAdminTokenLen, allowShortTokenFlag)
 		return 2
 	}
 	if percent, ok := serverGCPercent(os.Getenv); ok {

@@ -191,3 +191,20 @@ func TestServerGCPercent(t *testing.T) {
 		}
 	}
 }
+
+// serve refuses an admin token short enough to guess, unless told it runs a demo.
+func TestServeRefusesShortAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "short.yaml")
+	cfg := "store: sqlite://" + filepath.Join(dir, "data", "leasehold.db") + "\nadmin_token: short-token\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"serve", "--config", path}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "admin_token: shorter than 24") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
+		t.Fatal("a refused configuration wrote its store")
+	}
+}

@@ -67,7 +67,7 @@ func startProcess(t *testing.T, yaml, dir, storeDSN, addr string) *process {
 	if err := os.WriteFile(cfgPath, []byte(r.Replace(yaml)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(leaseholdBinary(t), "serve", "--config", cfgPath)
+	cmd := exec.Command(leaseholdBinary(t), "serve", "--config", cfgPath, "--allow-short-admin-token")
 	logf, err := os.Create(cfgPath + ".log")
 	if err != nil {
 		t.Fatal(err)
