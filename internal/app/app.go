@@ -44,7 +44,10 @@ type App struct {
 	Docs     *documents.Store
 	Server   *server.Server
 	Log      *slog.Logger
-	process  string
+	// AdminListener, when set before Serve, serves the admin API and /metrics instead of a
+	// listener Serve opens on admin_listen (tests pass one bound to port 0).
+	AdminListener net.Listener
+	process       string
 }
 
 // OpenStore opens the store a configuration names.
@@ -109,6 +112,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		AdminToken:     cfg.AdminToken,
 		AdminTokenHash: cfg.AdminTokenHash,
 		MetricsToken:   cfg.MetricsToken,
+		SeparateAdmin:  cfg.AdminListen != "",
 		GeoIP:          geo != nil,
 		Logger:         log,
 		Metrics:        met,
@@ -144,14 +148,43 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	// admin_listen: the admin API and /metrics on a listener of their own, which the
+	// operator can keep off the public network.
+	var admin *http.Server
+	if a.Config.AdminListen != "" {
+		aln := a.AdminListener
+		if aln == nil {
+			var err error
+			if aln, err = net.Listen("tcp", a.Config.AdminListen); err != nil {
+				_ = hs.Close()
+				stopBG()
+				<-done
+				return fmt.Errorf("admin_listen: %w", err)
+			}
+		}
+		admin = &http.Server{
+			Handler: a.Server.AdminHandler(), ReadHeaderTimeout: hs.ReadHeaderTimeout, ReadTimeout: hs.ReadTimeout,
+			IdleTimeout: hs.IdleTimeout, MaxHeaderBytes: hs.MaxHeaderBytes, ErrorLog: hs.ErrorLog,
+		}
+		go func() { errc <- admin.Serve(aln) }()
+		a.Log.Info("admin API listening", "addr", aln.Addr().String())
+	}
 	select {
 	case err := <-errc:
+		_ = hs.Close()
+		if admin != nil {
+			_ = admin.Close()
+		}
 		stopBG()
 		<-done
 		return err
 	case <-ctx.Done():
+	}
+	if admin != nil {
+		// The admin listener answers nothing a client waits on: it closes at once.
+		_ = admin.Close()
 	}
 	began := time.Now()
 	timeout := a.Config.ShutdownTimeout

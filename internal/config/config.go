@@ -72,6 +72,8 @@ type Config struct {
 	AdminTokenHash string
 	// MetricsToken is the Bearer token /metrics asks for (the admin token works too).
 	MetricsToken string
+	// AdminListen, when set, is the only listener of the admin API and /metrics.
+	AdminListen string
 	Signing      Signing
 	Documents    string
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
@@ -120,6 +122,7 @@ type fileConfig struct {
 	AdminToken     string   `json:"admin_token"`
 	AdminTokenHash string   `json:"admin_token_hash"`
 	MetricsToken   string   `json:"metrics_token"`
+	AdminListen    string   `json:"admin_listen"`
 	Signing        Signing  `json:"signing"`
 	Documents      string   `json:"documents"`
 	// A pointer: an explicit 0s (no bound) differs from no value (the default).
@@ -193,6 +196,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 		AdminToken:     fc.AdminToken,
 		AdminTokenHash: fc.AdminTokenHash,
 		MetricsToken:   fc.MetricsToken,
+		AdminListen:    fc.AdminListen,
 		Signing:        fc.Signing,
 		Documents:      fc.Documents,
 		Tenants:        tenants,

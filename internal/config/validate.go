@@ -78,6 +78,13 @@ func (v *validator) top(c *Config, fc fileConfig, adminFromEnv bool) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
 		v.add("listen", "must be host:port, e.g. 127.0.0.1:8080")
 	}
+	if c.AdminListen != "" {
+		if host, port, err := net.SplitHostPort(c.AdminListen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
+			v.add("admin_listen", "must be host:port, e.g. 127.0.0.1:9091")
+		} else if c.AdminListen == c.Listen && port != "0" {
+			v.add("admin_listen", "must differ from listen (it is a listener of its own)")
+		}
+	}
 	if fc.PublicURL != "" {
 		if reason := checkURL(fc.PublicURL); reason != "" {
 			v.add("public_url", "%s", reason)

@@ -21,7 +21,10 @@ import (
 )
 
 type testServer struct {
-	URL    string
+	URL string
+	// AdminURL is the admin listener's base URL when the configuration has
+	// admin_listen: "{{ADMIN_LISTEN}}".
+	AdminURL string
 	App    *app.App
 	Dir    string
 	cancel context.CancelFunc
@@ -43,7 +46,15 @@ func startAt(t *testing.T, yaml, dir, storeDSN string) *testServer {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
-	r := strings.NewReplacer("{{URL}}", base, "{{STORE}}", storeDSN, "{{DIR}}", dir, "{{LISTEN}}", ln.Addr().String())
+	var adminLn net.Listener
+	adminAddr := ""
+	if strings.Contains(yaml, "{{ADMIN_LISTEN}}") {
+		if adminLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		adminAddr = adminLn.Addr().String()
+	}
+	r := strings.NewReplacer("{{URL}}", base, "{{STORE}}", storeDSN, "{{DIR}}", dir, "{{LISTEN}}", ln.Addr().String(), "{{ADMIN_LISTEN}}", adminAddr)
 	cfg, err := config.Parse([]byte(r.Replace(yaml)))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -59,7 +70,11 @@ func startAt(t *testing.T, yaml, dir, storeDSN string) *testServer {
 		cancel()
 		t.Fatalf("app: %v", err)
 	}
+	a.AdminListener = adminLn
 	ts := &testServer{URL: base, App: a, Dir: dir, cancel: cancel, done: make(chan error, 1)}
+	if adminLn != nil {
+		ts.AdminURL = "http://" + adminAddr
+	}
 	go func() { ts.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(ts.stop)
 	return ts

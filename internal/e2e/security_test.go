@@ -514,3 +514,28 @@ func TestSecurityQueueOnLoginAndToken(t *testing.T) {
 	// A bad value is a 400.
 	sessWant(t, "bad queue", sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"queue": -1}), http.StatusBadRequest)
 }
+
+// TestSecurityAdminListen: with admin_listen the admin API and /metrics are served on that
+// listener only; the public one answers 404 for them.
+func TestSecurityAdminListen(t *testing.T) {
+	ts := start(t, strings.Replace(securityConfig, "admin_token: test-admin\n", "admin_token: test-admin\nadmin_listen: \"{{ADMIN_LISTEN}}\"\n", 1))
+	if ts.AdminURL == "" {
+		t.Fatal("no admin listener")
+	}
+	for _, path := range []string{"/admin/v1/tenants", "/metrics"} {
+		if r := get(t, ts.URL+path, "test-admin"); r.Status != http.StatusNotFound {
+			t.Errorf("public listener %s: %d, want 404", path, r.Status)
+		}
+		if r := get(t, ts.AdminURL+path, "test-admin"); r.Status != http.StatusOK {
+			t.Errorf("admin listener %s: %d", path, r.Status)
+		}
+	}
+	if r := get(t, ts.AdminURL+"/admin/v1/tenants", "wrong"); r.Status != http.StatusUnauthorized {
+		t.Errorf("admin listener, wrong token: %d", r.Status)
+	}
+	// The public API stays on the public listener only.
+	if r := sessLogin(t, ts.AdminURL, "alice", "alice-pw", nil, nil); r.Status != http.StatusNotFound {
+		t.Errorf("login on the admin listener: %d", r.Status)
+	}
+	sessWant(t, "login", sessLogin(t, ts.URL, "alice", "alice-pw", nil, nil), http.StatusOK)
+}

@@ -12,7 +12,10 @@ import (
 const maxAdminBody = 8 << 20
 
 func (s *Server) adminRoutes() {
-	m := s.mux
+	m := s.adminMux
+	if m != s.mux {
+		m.HandleFunc("GET /healthz", s.healthz)
+	}
 	a := s.requireAdmin
 	m.Handle("GET /admin/v1/tenants", a(s.adminListTenants))
 	m.Handle("POST /admin/v1/tenants", a(s.adminCreateTenant))

@@ -38,6 +38,9 @@ type Options struct {
 	AdminTokenHash string
 	// MetricsToken is the Bearer token /metrics takes besides the admin token.
 	MetricsToken string
+	// SeparateAdmin serves the admin API and /metrics only on AdminHandler (admin_listen),
+	// not on Handler.
+	SeparateAdmin bool
 	GeoIP        bool // a GeoIP database is configured (models may use `countries`)
 	Logger       *slog.Logger
 	Metrics      *Metrics // nil: a private registry
@@ -68,6 +71,8 @@ type Server struct {
 	writer  *objects.Writer
 	metrics *Metrics
 	mux     *http.ServeMux
+	// adminMux holds the admin API and /metrics: mux itself, unless SeparateAdmin.
+	adminMux *http.ServeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.
 	cop *http.CrossOriginProtection
 }
@@ -88,6 +93,10 @@ func New(opts Options, deps Deps) *Server {
 		writer:  objects.NewWriter(deps.Store, deps.Catalog, opts.GeoIP),
 		mux:     http.NewServeMux(),
 	}
+	s.adminMux = s.mux
+	if opts.SeparateAdmin {
+		s.adminMux = http.NewServeMux()
+	}
 	s.metrics = opts.Metrics
 	s.cop = newCrossOriginProtection(opts.PublicURL)
 	s.metrics.reg.MustRegister(&seatCollector{deps: deps})
@@ -103,7 +112,7 @@ func (s *Server) routes() {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Document)
 	})
-	m.Handle("GET /metrics", s.requireMetricsToken(s.metrics.handler()))
+	s.adminMux.Handle("GET /metrics", s.requireMetricsToken(s.metrics.handler()))
 	m.HandleFunc("/authz/", s.authz)
 	m.HandleFunc("POST /oauth2/token", s.token)
 	m.HandleFunc("POST /oauth2/logoff", s.logoff)
@@ -120,12 +129,21 @@ func (s *Server) routes() {
 // Handler is the server's root handler, with the `/t/{tenant}/` prefix, logging, metrics
 // and panic containment around the routes.
 func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(s.serveHTTP)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, s.mux) })
+}
+
+// AdminHandler serves the admin API and /metrics (and /healthz), with Handler's logging and
+// metrics, for the admin_listen listener. Without SeparateAdmin it is Handler.
+func (s *Server) AdminHandler() http.Handler {
+	if s.adminMux == s.mux {
+		return s.Handler()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, s.adminMux) })
 }
 
 // serveHTTP runs on every request, so it is kept to what each one needs: one status
 // recorder, one derived request, the client address parsed once.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, requestID: requestID(r.Header.Get("X-Request-Id"))}
 	w.Header().Set("X-Request-Id", rec.requestID)
@@ -154,7 +172,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawPath = ""
 	}
 	r = r.WithContext(ctx)
-	s.mux.ServeHTTP(rec, r)
+	mux.ServeHTTP(rec, r)
 }
 
 // logRequest writes the one line per request (SPEC §6). It names no query parameter and no
