@@ -74,8 +74,8 @@ type Config struct {
 	MetricsToken string
 	// AdminListen, when set, is the only listener of the admin API and /metrics.
 	AdminListen string
-	Signing      Signing
-	Documents    string
+	Signing     Signing
+	Documents   string
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
 	ShutdownTimeout time.Duration
 	Tenants         []Tenant

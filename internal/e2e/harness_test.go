@@ -25,10 +25,10 @@ type testServer struct {
 	// AdminURL is the admin listener's base URL when the configuration has
 	// admin_listen: "{{ADMIN_LISTEN}}".
 	AdminURL string
-	App    *app.App
-	Dir    string
-	cancel context.CancelFunc
-	done   chan error
+	App      *app.App
+	Dir      string
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // start boots a server from a YAML configuration in which {{URL}}, {{STORE}} and {{DIR}}

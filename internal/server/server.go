@@ -41,9 +41,9 @@ type Options struct {
 	// SeparateAdmin serves the admin API and /metrics only on AdminHandler (admin_listen),
 	// not on Handler.
 	SeparateAdmin bool
-	GeoIP        bool // a GeoIP database is configured (models may use `countries`)
-	Logger       *slog.Logger
-	Metrics      *Metrics // nil: a private registry
+	GeoIP         bool // a GeoIP database is configured (models may use `countries`)
+	Logger        *slog.Logger
+	Metrics       *Metrics // nil: a private registry
 }
 
 // Deps are the services the handlers drive.
