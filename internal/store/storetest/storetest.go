@@ -77,6 +77,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Clock", testClock},
 		{"SeatRaceDistinctKeys", testSeatRaceDistinctKeys},
 		{"SeatRaceSameKeys", testSeatRaceSameKeys},
+		{"UISessions", testUISessions},
+		{"HeldSeats", testHeldSeats},
+		{"UsageHours", testUsageHours},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
