@@ -209,8 +209,8 @@ type Tx interface {
 	DeleteExpiredTokens(ctx context.Context, now time.Time, limit int) (int, error)
 
 	// Dashboard (SPEC §10): sign-ins, the seats of a license page by page, hourly usage.
-	InsertUISession(ctx context.Context, s *UISession) error             // domain.ErrConflict when the hash exists
-	GetUISession(ctx context.Context, hash string) (*UISession, error)    // domain.ErrNotFound; expired ones too
+	InsertUISession(ctx context.Context, s *UISession) error           // domain.ErrConflict when the hash exists
+	GetUISession(ctx context.Context, hash string) (*UISession, error) // domain.ErrNotFound; expired ones too
 	DeleteUISession(ctx context.Context, hash string) (bool, error)
 	DeleteExpiredUISessions(ctx context.Context, now time.Time) (int, error)
 	// ListHeldSeats lists the license's seats held at now (live or lingering), in seat key
