@@ -264,6 +264,7 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	}
 
 	var best *outcome
+	var bestOn string
 	for _, lic := range ordered {
 		o, err := a.try(lic)
 		if err != nil {
@@ -274,13 +275,13 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 			return o.res, nil
 		}
 		if o.final || lic.ID == renewOn {
-			return refuse(o.err)
+			return Result{Item: item.Name, Err: o.err, RefusedOn: lic.ID}, nil
 		}
 		if best == nil || o.step > best.step {
-			best = &o
+			best, bestOn = &o, lic.ID
 		}
 	}
-	return refuse(best.err)
+	return Result{Item: item.Name, Err: best.err, RefusedOn: bestOn}, nil
 }
 
 func containsLicense(list []*domain.License, l *domain.License) bool {

@@ -38,7 +38,10 @@ type Options struct {
 	// such models answer unresolvedGeolocation.
 	Geo     geoip.Locator
 	Metrics Metrics
-	Logger  *slog.Logger
+	// OnResult, when set, also receives every result Observe reports (the dashboard's usage
+	// recorder counts refusals per license with it).
+	OnResult func(tenant string, r Result)
+	Logger   *slog.Logger
 	// HeartbeatPeriod is how often Run beats and sweeps (default 5s). Start treats the store
 	// as unattended when no other process beat for twice this long.
 	HeartbeatPeriod time.Duration
@@ -83,6 +86,9 @@ func New(st store.Store, cat *catalog.Cache, opts Options) *Engine {
 // Observe reports a result to the metrics hooks. Consume does it itself; code that calls
 // ConsumeTx calls it after its transaction committed.
 func (e *Engine) Observe(tenant string, r Result) {
+	if e.opts.OnResult != nil {
+		e.opts.OnResult(tenant, r)
+	}
 	m := e.opts.Metrics
 	if m == nil {
 		return
