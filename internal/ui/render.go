@@ -45,8 +45,8 @@ type Table struct {
 
 // live is a page's JSON twin: its tables' rows and its live figures, by element id.
 type live struct {
-	Tables map[string][]Row   `json:"tables"`
-	Text   map[string]string  `json:"text"`
+	Tables map[string][]Row  `json:"tables"`
+	Text   map[string]string `json:"text"`
 }
 
 var funcs = template.FuncMap{
