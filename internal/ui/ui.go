@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -87,6 +88,10 @@ func New(opts Options, deps Deps) *Dashboard {
 		assets:  http.StripPrefix("/ui/assets/", http.FileServerFS(sub)),
 		secrets: secret.NewVerifyCache(0, 0),
 		cop:     http.NewCrossOriginProtection(),
+	}
+	if u, err := url.Parse(opts.PublicURL); err == nil && u.Scheme != "" && u.Host != "" {
+		// Behind a proxy that rewrites Host, the public origin is still this server's.
+		_ = d.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host)
 	}
 	d.routes()
 	return d

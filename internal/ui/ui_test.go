@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -500,3 +501,51 @@ func TestUsage(t *testing.T) {
 }
 
 func regexpMust(re string) *regexp.Regexp { return regexp.MustCompile(re) }
+
+func TestSignInThrottled(t *testing.T) {
+	s := start(t, true)
+	c := browser(t)
+	_, body := get(t, c, s.URL+"/ui/login")
+	csrf := csrfOf(t, body)
+	for i := range 20 {
+		resp, _ := post(t, c, s.URL+"/ui/login", url.Values{"csrf": {csrf}, "token": {"guess"}})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+			// Even the right token waits: a guesser cannot tell a hit from the wait.
+			if resp, _ := post(t, c, s.URL+"/ui/login", url.Values{"csrf": {csrf}, "token": {adminToken}}); resp.StatusCode != http.StatusTooManyRequests {
+				t.Errorf("right token while throttled: %d, want 429", resp.StatusCode)
+			}
+			return
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d", i, resp.StatusCode)
+		}
+	}
+	t.Fatal("20 wrong tokens from one address were never throttled")
+}
+
+// TestSecureCookieUnderTLS: over TLS the sign-in cookie is Secure.
+func TestSecureCookieUnderTLS(t *testing.T) {
+	s := start(t, true)
+	ts := httptest.NewTLSServer(s.App.Server.Handler())
+	defer ts.Close()
+	c := ts.Client()
+	c.Jar, _ = cookiejar.New(nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	_, body := get(t, c, ts.URL+"/ui/login")
+	resp, _ := post(t, c, ts.URL+"/ui/login", url.Values{"csrf": {csrfOf(t, body)}, "token": {adminToken}})
+	var found bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == ui.CookieName {
+			found = true
+			if !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+				t.Errorf("cookie under TLS = %+v, want Secure, HttpOnly, SameSite=Strict", ck)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no %s cookie (status %d)", ui.CookieName, resp.StatusCode)
+	}
+}
