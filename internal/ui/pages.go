@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -322,7 +323,7 @@ func (d *Dashboard) endLease(w http.ResponseWriter, r *http.Request) {
 		}
 		return l, nil
 	})
-	if err != nil && err != domain.ErrNotFound {
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		d.internalError(w, r, err)
 		return
 	}

@@ -33,7 +33,9 @@ type Recorder struct {
 	mu      sync.Mutex
 	denials map[usageKey]int
 
-	// written is the peak this process last wrote per key (touched by Run only).
+	// flushMu serializes flushes (Run's, and a caller's such as a test or a shutdown);
+	// written, the peak this process last wrote per key, is only touched under it.
+	flushMu sync.Mutex
 	written map[usageKey]int
 }
 
@@ -106,6 +108,8 @@ func (r *Recorder) Run(ctx context.Context) {
 // Flush writes the refusals counted so far and, with sample, the seats held now where
 // they beat the hour's peak. On failure the refusals are kept for the next flush.
 func (r *Recorder) Flush(ctx context.Context, sample bool) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	pending := r.denials
 	r.denials = map[usageKey]int{}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -547,5 +548,50 @@ func TestSecureCookieUnderTLS(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no %s cookie (status %d)", ui.CookieName, resp.StatusCode)
+	}
+}
+
+// TestRecorderCountsConcurrentDenials: refusals counted from many goroutines while flushes
+// run all reach the store, once each.
+func TestRecorderCountsConcurrentDenials(t *testing.T) {
+	s := start(t, true)
+	rec := s.App.Usage
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if err := rec.Flush(ctx, true); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 250 {
+				rec.Denied("acme", "lic-1")
+			}
+		}()
+	}
+	wg.Wait()
+	<-done
+	if err := rec.Flush(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := store.Read(ctx, s.App.Store, func(tx store.Tx) ([]store.UsageHour, error) {
+		return tx.ListUsageHours(ctx, "acme", time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, r := range rows {
+		total += r.Denials
+	}
+	if total != 2000 {
+		t.Errorf("denials stored = %d, want 2000 (%+v)", total, rows)
 	}
 }
