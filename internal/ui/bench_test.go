@@ -11,6 +11,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 	"github.com/leasehold/leasehold/internal/ui"
 )
 
@@ -82,8 +83,15 @@ func regexpFind(s, re string) string {
 // BenchmarkLicensePage10k renders, over HTTP, pages of a license with 10,000 live leases
 // (SPEC §10 asks for under 0.5 s): the first page, one in the middle, and the JSON twin the
 // script polls. BENCHMARKS.md has the figures.
-func BenchmarkLicensePage10k(b *testing.B) {
-	s := start(b, true)
+func BenchmarkLicensePage10k(b *testing.B) { benchLicensePage(b, "") }
+
+// BenchmarkLicensePage10kPostgres is the same on PostgreSQL (LEASEHOLD_TEST_POSTGRES).
+func BenchmarkLicensePage10kPostgres(b *testing.B) {
+	benchLicensePage(b, pgtest.FreshDatabase(b, "lh_ui_bench_"))
+}
+
+func benchLicensePage(b *testing.B, storeDSN string) {
+	s := startOn(b, true, storeDSN)
 	c := browser(b)
 	signIn(b, s, c)
 	seedLeases(b, s, 10000)

@@ -22,6 +22,7 @@ import (
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 	"github.com/leasehold/leasehold/internal/ui"
 )
 
@@ -65,7 +66,16 @@ type server struct {
 
 func start(t testing.TB, admin bool) *server {
 	t.Helper()
+	return startOn(t, admin, "")
+}
+
+// startOn starts a server on the store storeDSN ("" for a fresh SQLite file).
+func startOn(t testing.TB, admin bool, storeDSN string) *server {
+	t.Helper()
 	dir := t.TempDir()
+	if storeDSN == "" {
+		storeDSN = "sqlite://" + filepath.Join(dir, "lh.db")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +85,7 @@ func start(t testing.TB, admin bool) *server {
 	if admin {
 		adminLine = "admin_token: " + adminToken
 	}
-	y := strings.NewReplacer("{{URL}}", base, "{{STORE}}", "sqlite://"+filepath.Join(dir, "lh.db"), "{{DIR}}", dir,
+	y := strings.NewReplacer("{{URL}}", base, "{{STORE}}", storeDSN, "{{DIR}}", dir,
 		"{{ADMIN}}", adminLine).Replace(testYAML)
 	cfg, err := config.Parse([]byte(y))
 	if err != nil {
@@ -593,5 +603,36 @@ func TestRecorderCountsConcurrentDenials(t *testing.T) {
 	}
 	if total != 2000 {
 		t.Errorf("denials stored = %d, want 2000 (%+v)", total, rows)
+	}
+}
+
+// TestSignInAcrossProcesses: two processes on one PostgreSQL database; a sign-in made on
+// one is accepted by the other (it is in the store), and a logout on the other ends it
+// for both.
+func TestSignInAcrossProcesses(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t, "lh_ui_")
+	a := startOn(t, true, dsn)
+	b := startOn(t, true, dsn)
+	c := browser(t)
+	csrf := signIn(t, a, c)
+	var value string
+	ua, _ := url.Parse(a.URL + "/ui/")
+	for _, ck := range c.Jar.Cookies(ua) {
+		if ck.Name == ui.CookieName {
+			value = ck.Value
+		}
+	}
+	cb := browser(t)
+	ub, _ := url.Parse(b.URL + "/ui/")
+	cb.Jar.SetCookies(ub, []*http.Cookie{{Name: ui.CookieName, Value: value, Path: "/ui/"}})
+	resp, body := get(t, cb, b.URL+"/ui/")
+	if resp.StatusCode != http.StatusOK || csrfOf(t, body) != csrf {
+		t.Fatalf("the other process: %d, same CSRF token: %v", resp.StatusCode, resp.StatusCode == 200 && csrfOf(t, body) == csrf)
+	}
+	if resp, _ := post(t, cb, b.URL+"/ui/logout", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout on the other process: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, a.URL+"/ui/"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after a logout on b, a still accepts the sign-in: %d", resp.StatusCode)
 	}
 }
