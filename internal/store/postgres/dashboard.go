@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,10 +68,13 @@ func (t *tx) ListLeasesOnSeats(ctx context.Context, tenant, licenseID string, se
 	if len(seatKeys) == 0 {
 		return nil, nil
 	}
+	// The keys' range bounds the index scan whatever the planner guesses of = ANY($3) on a
+	// table without fresh statistics (it filtered a whole license's leases by the array).
+	lo, hi := slices.Min(seatKeys), slices.Max(seatKeys)
 	return list(ctx, t, "list leases on seats",
-		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND seat_key = ANY($3)
-		AND expires_at > $4 ORDER BY seat_key, root`,
-		[]any{tenant, licenseID, seatKeys, ts(now)}, func(r pgx.Rows) (domain.Lease, error) { return scanLease(r) })
+		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND seat_key >= $3 AND seat_key <= $4
+		AND seat_key = ANY($5) AND expires_at > $6 ORDER BY seat_key, root`,
+		[]any{tenant, licenseID, lo, hi, seatKeys, ts(now)}, func(r pgx.Rows) (domain.Lease, error) { return scanLease(r) })
 }
 
 func (t *tx) AddUsageHours(ctx context.Context, rows []store.UsageHour) error {
