@@ -108,7 +108,9 @@ func (d *Dashboard) page(h http.HandlerFunc) http.Handler {
 		}
 		if !ok {
 			if wantsJSON(r) {
-				http.Error(w, `{"error":"sign in at /ui/login"}`, http.StatusUnauthorized)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":"sign in at /ui/login"}` + "\n"))
 				return
 			}
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
