@@ -44,11 +44,12 @@ type App struct {
 	Sessions *session.Manager
 	Docs     *documents.Store
 	Server   *server.Server
+	Log      *slog.Logger
+	process  string
+
 	// UI is the dashboard; Usage records the hourly usage it draws.
-	UI      *ui.Dashboard
-	Usage   *ui.Recorder
-	Log     *slog.Logger
-	process string
+	UI    *ui.Dashboard
+	Usage *ui.Recorder
 }
 
 // OpenStore opens the store a configuration names.
