@@ -38,10 +38,7 @@ type Options struct {
 	// such models answer unresolvedGeolocation.
 	Geo     geoip.Locator
 	Metrics Metrics
-	// OnResult, when set, also receives every result Observe reports (the dashboard's usage
-	// recorder counts refusals per license with it).
-	OnResult func(tenant string, r Result)
-	Logger   *slog.Logger
+	Logger  *slog.Logger
 	// HeartbeatPeriod is how often Run beats and sweeps (default 5s). Start treats the store
 	// as unattended when no other process beat for twice this long.
 	HeartbeatPeriod time.Duration
@@ -50,6 +47,10 @@ type Options struct {
 	QueuePoll time.Duration
 	// SweepBatch bounds the work of one Sweep (default 500 leases).
 	SweepBatch int
+
+	// OnResult, when set, also receives every result Observe reports (the dashboard's usage
+	// recorder counts refusals per license with it).
+	OnResult func(tenant string, r Result)
 }
 
 // Engine decides license consumption. It is safe for concurrent use.
