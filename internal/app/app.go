@@ -27,6 +27,7 @@ import (
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/store/postgres"
 	"github.com/leasehold/leasehold/internal/store/sqlite"
+	"github.com/leasehold/leasehold/internal/ui"
 )
 
 // SweepEvery is how often expired leases, seats and sessions are cleaned up and the
@@ -48,6 +49,10 @@ type App struct {
 	// listener Serve opens on admin_listen (tests pass one bound to port 0).
 	AdminListener net.Listener
 	process       string
+
+	// UI is the dashboard; Usage records the hourly usage it draws.
+	UI    *ui.Dashboard
+	Usage *ui.Recorder
 }
 
 // OpenStore opens the store a configuration names.
@@ -93,7 +98,8 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	}
 	cat := catalog.New(st)
 	met := server.NewMetrics(nil)
-	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met})
+	usage := ui.NewRecorder(st, cat, ui.RecorderOptions{Logger: log})
+	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met, Observers: []engine.Observer{usage}})
 	km := keys.New(st, cfg.Signing.Algorithm)
 	sess := session.NewManager(st, cat, eng)
 	docs, err := documents.Open(cfg.Documents)
@@ -106,6 +112,8 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
 		}
 	})
+	dash := ui.New(ui.Options{AdminToken: cfg.AdminToken, AdminTokenHash: cfg.AdminTokenHash, PublicURL: cfg.PublicURL, Logger: log},
+		ui.Deps{Store: st, Catalog: cat, Engine: eng, Sessions: sess})
 	srv := server.New(server.Options{
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
@@ -117,10 +125,11 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		Logger:         log,
 		Metrics:        met,
 	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess,
-		Documents: docs, ExtAuth: extauth.New(extauth.Options{})})
+		Documents: docs, ExtAuth: extauth.New(extauth.Options{}), UI: dash})
 	host, _ := os.Hostname()
 	return &App{
 		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Log: log,
+		UI: dash, Usage: usage,
 		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 	}, nil
 }
@@ -219,6 +228,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 func (a *App) background(ctx context.Context) {
 	go a.Engine.Run(ctx, a.process, SweepEvery)
+	go a.UI.Run(ctx)
+	go a.Usage.Run(ctx)
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
 	for n := 0; ; n++ {

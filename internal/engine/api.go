@@ -80,6 +80,9 @@ type Result struct {
 	// Renewed is true when the answer extends (or, within chain_grace, repeats) an existing
 	// lease rather than granting a new one.
 	Renewed bool
+	// RefusedOn is, for a refusal, the license whose error is reported ("" when no license
+	// was a candidate), so that usage reports can count the refusal against it.
+	RefusedOn string
 }
 
 // ReleaseResult is the answer for one lease id of a release.

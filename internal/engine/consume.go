@@ -277,6 +277,7 @@ func (e *Engine) decideItem(ctx context.Context, tx store.Tx, snap *catalog.Snap
 	}
 
 	var best *outcome
+	var bestOn string
 	for _, lic := range ordered {
 		o, err := a.try(lic)
 		if err != nil {
@@ -287,13 +288,13 @@ func (e *Engine) decideItem(ctx context.Context, tx store.Tx, snap *catalog.Snap
 			return o.res, nil
 		}
 		if o.final || lic.ID == renewOn {
-			return refuse(o.err)
+			return Result{Item: item.Name, Err: o.err, RefusedOn: lic.ID}, nil
 		}
 		if best == nil || o.step > best.step {
-			best = &o
+			best, bestOn = &o, lic.ID
 		}
 	}
-	return refuse(best.err)
+	return Result{Item: item.Name, Err: best.err, RefusedOn: bestOn}, nil
 }
 
 func containsLicense(list []*domain.License, l *domain.License) bool {

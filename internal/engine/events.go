@@ -19,7 +19,7 @@ type Event struct {
 	// domain.EventExpire (the sweeper).
 	Kind      string
 	Tenant    string
-	LicenseID string // "" for a refusal
+	LicenseID string // for a refusal, the license whose error is reported ("" when none was a candidate)
 	Item      string
 	// Lease is the lease granted, renewed or ended (nil for a refusal). It is the engine's
 	// copy: read it, never change it.
@@ -66,14 +66,14 @@ func (e *Engine) ReportSeatRefusal(ctx context.Context, err error) {
 	if queuedSeat(ctx) && se.Err.Code == domain.CodeQuotaExceeded {
 		return
 	}
-	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, Item: se.Item, Code: se.Err.Code}})
+	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, LicenseID: se.License, Item: se.Item, Code: se.Err.Code}})
 }
 
 // resultEvent is the event of a consumption's answer; ok is false for a check (no lease).
 func resultEvent(tenant string, r Result) (Event, bool) {
 	switch {
 	case r.Err != nil:
-		return Event{Kind: domain.EventDeny, Tenant: tenant, Item: r.Item, Code: r.Err.Code}, true
+		return Event{Kind: domain.EventDeny, Tenant: tenant, LicenseID: r.RefusedOn, Item: r.Item, Code: r.Err.Code}, true
 	case r.Lease != nil && r.License != nil:
 		return Event{
 			Kind: domain.EventGrant, Tenant: tenant, LicenseID: r.License.ID, Item: r.Item,

@@ -57,8 +57,9 @@ type SessionGrant struct {
 type SeatError struct {
 	User string
 	Err  *domain.LicenseError
-	// Tenant and Item say where it was refused, for ReportSeatRefusal.
-	Tenant, Item string
+	// Tenant, Item and License (the license whose error it is, "" when none) say where it
+	// was refused, for ReportSeatRefusal.
+	Tenant, Item, License string
 }
 
 func (e *SeatError) Error() string {
@@ -118,7 +119,7 @@ func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Sna
 		return SessionGrant{}, err
 	}
 	if res.Err != nil {
-		return SessionGrant{}, &SeatError{User: s.Caller.User, Err: res.Err, Tenant: s.Tenant, Item: item}
+		return SessionGrant{}, &SeatError{User: s.Caller.User, Err: res.Err, Tenant: s.Tenant, Item: item, License: res.RefusedOn}
 	}
 	g := SessionGrant{Lease: res.Lease, Device: req.HW, Expiry: s.Expiry}
 	if res.Lease.ExpiresAt.Before(g.Expiry) {

@@ -321,21 +321,22 @@ func (s *Server) oauthCSRFToken(w http.ResponseWriter, r *http.Request) string {
 	return v
 }
 
-// The pages carry no script and one inline style, allowed by its hash.
+// The pages carry no script and one inline style, allowed by its hash; the dashboard's
+// stylesheet (served by the server itself, 'self') gives them its look.
 const oauthPageStyle = `body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem;color:#222}` +
 	`h1{font-size:1.3rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem;box-sizing:border-box}` +
 	`button{margin-top:1rem;padding:.5rem 1.2rem}.error{color:#a00;border:1px solid #a00;padding:.5rem;margin:1rem 0}.muted{color:#666;font-size:.9rem}`
 
 var oauthPageCSP = func() string {
 	sum := sha256.Sum256([]byte(oauthPageStyle))
-	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+	return "default-src 'none'; style-src 'self' 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
 		"'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
 var oauthLoginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in</title><style>{{.Style}}</style></head>
-<body>
+<title>Sign in</title><style>{{.Style}}</style><link rel="stylesheet" href="/ui/assets/style.css"></head>
+<body class="auth">
 {{if .Form}}<h1>Sign in</h1>
 <p class="muted">to continue to <strong>{{.Client}}</strong>{{if .Scopes}} (access: {{.Scopes}}){{end}}</p>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}

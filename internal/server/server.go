@@ -27,6 +27,7 @@ import (
 	"github.com/leasehold/leasehold/internal/session"
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/throttle"
+	"github.com/leasehold/leasehold/internal/ui"
 )
 
 // Options are the server settings taken from the configuration file.
@@ -57,6 +58,8 @@ type Deps struct {
 	// tokens (nil: none accepted).
 	Documents *documents.Store
 	ExtAuth   *extauth.Verifier
+	// UI is the dashboard mounted at /ui/ (nil: none).
+	UI *ui.Dashboard
 }
 
 type Server struct {
@@ -121,6 +124,7 @@ func (s *Server) routes() {
 	s.oauthRoutes()
 	s.sessionRoutes()
 	s.adminRoutes()
+	s.uiRoutes()
 	// The dialects' aliases (SPEC §5); a path no route matches may be a tenant-rooted
 	// dialect route (Jim2's /{tenant}/token), else it is a 405 or a 404.
 	m.Handle("/", s.dialectRoutes(http.HandlerFunc(s.unmatched)))

@@ -219,6 +219,44 @@ type Tx interface {
 	DeleteTokens(ctx context.Context, tenant, sessionID, familyID string) (int, error) // familyID "" = all of the session
 	ListTokens(ctx context.Context, tenant, kind, user string) ([]domain.Token, error)
 	DeleteExpiredTokens(ctx context.Context, now time.Time, limit int) (int, error)
+
+	// Dashboard (SPEC §10): sign-ins, the seats of a license page by page, hourly usage.
+	InsertUISession(ctx context.Context, s *UISession) error           // domain.ErrConflict when the hash exists
+	GetUISession(ctx context.Context, hash string) (*UISession, error) // domain.ErrNotFound; expired ones too
+	DeleteUISession(ctx context.Context, hash string) (bool, error)
+	DeleteExpiredUISessions(ctx context.Context, now time.Time) (int, error)
+	// ListHeldSeats lists the license's seats held at now (live or lingering), in seat key
+	// order, starting after the key after ("" from the first), at most limit (0: no limit).
+	ListHeldSeats(ctx context.Context, tenant, licenseID string, now time.Time, after string, limit int) ([]domain.Seat, error)
+	// CountLingeringSeats counts the license's seats held at now by no live lease.
+	CountLingeringSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	// ListLeasesOnSeats lists the live leases of the given seats, by seat key then root.
+	ListLeasesOnSeats(ctx context.Context, tenant, licenseID string, seatKeys []string, now time.Time) ([]domain.Lease, error)
+	// AddUsageHours merges rows into the hourly usage: denials are added, the peak is the
+	// larger of the stored and the given one. Hour is truncated to the hour.
+	AddUsageHours(ctx context.Context, rows []UsageHour) error
+	// ListUsageHours lists a tenant's hours with from <= Hour < to, by hour then license.
+	ListUsageHours(ctx context.Context, tenant string, from, to time.Time) ([]UsageHour, error)
+	// PruneUsageHours deletes every hour before before.
+	PruneUsageHours(ctx context.Context, before time.Time) (int, error)
+}
+
+// UISession is a dashboard sign-in. Only the hash of the cookie's random value is stored,
+// so a copy of the database signs no one in.
+type UISession struct {
+	Hash      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// UsageHour is one license's use in one hour: the most seats held at once (as sampled)
+// and the consumptions refused.
+type UsageHour struct {
+	Tenant    string
+	LicenseID string // "" for refusals no license was a candidate for
+	Hour      time.Time
+	PeakSeats int
+	Denials   int
 }
 
 // Read runs fn in a read-only transaction and returns what it read.

@@ -814,6 +814,18 @@ func TestWritesAreNoted(t *testing.T) {
 			_, err := tx.DeleteExpiredTokens(ctx, now, 10)
 			return err
 		},
+		"InsertUISession": func(tx store.Tx) error {
+			return tx.InsertUISession(ctx, &store.UISession{Hash: "h", CreatedAt: now, ExpiresAt: now})
+		},
+		"DeleteUISession": func(tx store.Tx) error { _, err := tx.DeleteUISession(ctx, "h"); return err },
+		"DeleteExpiredUISessions": func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredUISessions(ctx, now)
+			return err
+		},
+		"AddUsageHours": func(tx store.Tx) error {
+			return tx.AddUsageHours(ctx, []store.UsageHour{{Tenant: "acme", LicenseID: "L", Hour: now, Denials: 1}})
+		},
+		"PruneUsageHours": func(tx store.Tx) error { _, err := tx.PruneUsageHours(ctx, now); return err },
 	}
 	reads := map[string]func(tx store.Tx) error{
 		"Now":            func(tx store.Tx) error { tx.Now(); return nil },
@@ -871,6 +883,20 @@ func TestWritesAreNoted(t *testing.T) {
 		"ExpiredSessions":      func(tx store.Tx) error { _, err := tx.ExpiredSessions(ctx, now, 1); return err },
 		"GetToken":             func(tx store.Tx) error { _, err := tx.GetToken(ctx, "h"); return err },
 		"ListTokens":           func(tx store.Tx) error { _, err := tx.ListTokens(ctx, "acme", "", ""); return err },
+		"GetUISession":         func(tx store.Tx) error { _, err := tx.GetUISession(ctx, "h"); return err },
+		"ListHeldSeats": func(tx store.Tx) error {
+			_, err := tx.ListHeldSeats(ctx, "acme", "L", now, "", 10)
+			return err
+		},
+		"CountLingeringSeats": func(tx store.Tx) error {
+			_, err := tx.CountLingeringSeats(ctx, "acme", "L", now)
+			return err
+		},
+		"ListLeasesOnSeats": func(tx store.Tx) error {
+			_, err := tx.ListLeasesOnSeats(ctx, "acme", "L", []string{"k"}, now)
+			return err
+		},
+		"ListUsageHours": func(tx store.Tx) error { _, err := tx.ListUsageHours(ctx, "acme", now, now); return err },
 	}
 	if !st.lazyCommit {
 		t.Error("lazyCommit is off on PostgreSQL")

@@ -232,6 +232,30 @@ var migrations = [][]string{
 	5: {
 		`ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS hw_name text NOT NULL DEFAULT ''`,
 	},
+	// The dashboard (dashboard.go): sign-ins by the hash of their cookie, and usage per
+	// license and hour. Lingering seats are few and change state rarely, so a partial
+	// index counts them without touching the index on a live seat's writes.
+	6: {
+		`CREATE TABLE IF NOT EXISTS ui_sessions (
+			hash       text PRIMARY KEY,
+			created_at timestamptz NOT NULL,
+			expires_at timestamptz NOT NULL
+		)`,
+		// DeleteExpiredUISessions.
+		`CREATE INDEX IF NOT EXISTS ui_sessions_expires ON ui_sessions (expires_at)`,
+		`CREATE TABLE IF NOT EXISTS usage_hours (
+			tenant     text NOT NULL,
+			hour       timestamptz NOT NULL,
+			license_id text NOT NULL,
+			peak_seats integer NOT NULL,
+			denials    bigint NOT NULL,
+			PRIMARY KEY (tenant, hour, license_id)
+		)`,
+		// PruneUsageHours.
+		`CREATE INDEX IF NOT EXISTS usage_hours_hour ON usage_hours (hour)`,
+		// CountLingeringSeats.
+		`CREATE INDEX IF NOT EXISTS seats_lingering ON seats (tenant, license_id, held_until) WHERE lingering`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

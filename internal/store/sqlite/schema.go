@@ -244,6 +244,32 @@ DROP INDEX leases_seat;
 -- GetLeaseBySessionKey, LockLease; CountLiveLeasesOnSeat, LatestLiveExpiryOnSeat (the prefix)
 CREATE UNIQUE INDEX leases_seat_session ON leases (tenant, license_id, seat_key, session_key);
 `,
+	// The dashboard (dashboard.go): sign-ins by the hash of their cookie, and usage per
+	// license and hour. Lingering seats are few and change state rarely, so a partial
+	// index counts them without touching the index on a live seat's writes.
+	8: `
+CREATE TABLE ui_sessions (
+	hash       TEXT PRIMARY KEY,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- DeleteExpiredUISessions
+CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at);
+
+CREATE TABLE usage_hours (
+	tenant     TEXT NOT NULL,
+	hour       INTEGER NOT NULL,
+	license_id TEXT NOT NULL,
+	peak_seats INTEGER NOT NULL,
+	denials    INTEGER NOT NULL,
+	PRIMARY KEY (tenant, hour, license_id)
+) WITHOUT ROWID;
+-- PruneUsageHours
+CREATE INDEX usage_hours_hour ON usage_hours (hour);
+
+-- CountLingeringSeats
+CREATE INDEX seats_lingering ON seats (tenant, license_id, held_until) WHERE lingering = 1;
+`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several

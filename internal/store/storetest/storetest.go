@@ -86,6 +86,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Serial", testSerial},
 		{"LockKey", testLockKey},
 		{"ExtendSeat", testExtendSeat},
+		{"UISessions", testUISessions},
+		{"HeldSeats", testHeldSeats},
+		{"UsageHours", testUsageHours},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
