@@ -1,0 +1,299 @@
+package client
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ccConfig(s *server, device string) Config {
+	return Config{BaseURL: s.URL, ClientID: "app", ClientSecret: "s3cret", Device: device}
+}
+
+func mustNew(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	c, err := New(ctxT(t), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+func kid(t *testing.T, tok string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Kid string `json:"kid"`
+	}
+	_ = json.Unmarshal(h, &v)
+	return v.Kid
+}
+
+// TestRenewalChaining: a lease is renewed in the background at rfr, each renewal naming
+// the current lease id (the model enforces chaining, so a renewal without it would be
+// refused); the session's access token is refreshed too; Close frees every seat.
+func TestRenewalChaining(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	c := mustNew(t, ccConfig(s, "renew-1"))
+	firstToken := c.AccessToken()
+	l, err := c.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Valid() || l.ID() == "" || l.License() != "lic-platform" {
+		t.Fatalf("lease: valid=%v id=%q lic=%q", l.Valid(), l.ID(), l.License())
+	}
+	if d := time.Until(l.Expiry()); d < 4*time.Second || d > 7*time.Second {
+		t.Fatalf("expiry in %s, want about 6s", d)
+	}
+	first := l.ID()
+	prev := first
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		ev := waitEvent(t, l, Renewed, 10*time.Second, Lost, Retrying)
+		if took := time.Since(start); i > 0 && (took < 2*time.Second || took > 4500*time.Millisecond) {
+			t.Errorf("renewal %d came after %s, want about 3s (rfr of a 6s lease at ratio 0.5)", i, took)
+		}
+		if ev.LeaseID == prev || chainRoot(ev.LeaseID) != chainRoot(first) {
+			t.Fatalf("renewal %d: id %q after %q: not the next of the chain", i, ev.LeaseID, prev)
+		}
+		prev = ev.LeaseID
+	}
+	if c.AccessToken() == firstToken {
+		t.Error("the session's access token (4s) was not refreshed")
+	}
+	ls := s.leases(t, "renew-1")
+	xyz := itemLeases(ls, "AppFeature-XYZ")
+	if len(xyz) != 1 || xyz[0].ID != l.ID() || xyz[0].Process != c.Process() {
+		t.Fatalf("server's leases for the item: %+v (client holds %s)", xyz, l.ID())
+	}
+	if n := seats(ls); n != 1 {
+		t.Fatalf("seats held: %d, want 1 (session and item on one seat): %+v", n, ls)
+	}
+	// Asking again returns the lease already held.
+	if again, err := c.Consume(ctx, "AppFeature-XYZ"); err != nil || again != l {
+		t.Fatalf("second Consume: %v %v", again, err)
+	}
+	if _, err := c.Consume(ctx, "AppFeature-ABC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-l.Events(); ok {
+		// Drain: the channel closes after the buffered events.
+		for range l.Events() {
+		}
+	}
+	if ls := s.leases(t, "renew-1"); len(ls) != 0 {
+		t.Fatalf("after Close: %+v", ls)
+	}
+	if ss := s.sessions(t, "renew-1"); len(ss) != 0 {
+		t.Fatalf("sessions after Close: %+v", ss)
+	}
+	if _, err := c.Consume(ctx, "AppFeature-XYZ"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Consume after Close: %v", err)
+	}
+}
+
+// TestTwoClientsOneDevice: each Client has its own process id, so two programs of one
+// user on one device hold separate leases of one item, on one seat.
+func TestTwoClientsOneDevice(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	a, b := mustNew(t, ccConfig(s, "two-1")), mustNew(t, ccConfig(s, "two-1"))
+	la, err := a.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if la.ID() == lb.ID() || a.Process() == b.Process() {
+		t.Fatalf("one lease for two programs: %s %s", la.ID(), lb.ID())
+	}
+	ls := s.leases(t, "two-1")
+	if n := len(itemLeases(ls, "AppFeature-XYZ")); n != 2 || seats(ls) != 1 {
+		t.Fatalf("want 2 item leases on 1 seat: %+v", ls)
+	}
+	if err := errors.Join(a.Close(ctx), b.Close(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	if ls := s.leases(t, "two-1"); len(ls) != 0 {
+		t.Fatalf("after Close: %+v", ls)
+	}
+}
+
+// TestRefusal: a refused consumption is a *LicenseError with the seed's error key; Check
+// says the same without consuming; WithQueue waits for the seat to free.
+func TestRefusal(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	a := mustNew(t, ccConfig(s, "refuse-a"))
+	defer a.Close(ctx)
+	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "refuse-b"})
+	defer b.Close(ctx)
+
+	if ok, err := b.Check(ctx, "ReportDesigner"); !ok || err != nil {
+		t.Fatalf("Check of a free seat: %v %v", ok, err)
+	}
+	la, err := a.Consume(ctx, "ReportDesigner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Consume(ctx, "ReportDesigner")
+	var le *LicenseError
+	if !errors.As(err, &le) || le.Code != "licenseQuotaExceeded" || le.Item != "ReportDesigner" || le.Message == "" {
+		t.Fatalf("want licenseQuotaExceeded, got %#v (%v)", le, err)
+	}
+	if !errors.Is(err, &LicenseError{Code: "licenseQuotaExceeded"}) {
+		t.Fatal("errors.Is by code")
+	}
+	ok, err := b.Check(ctx, "ReportDesigner")
+	if ok || !errors.As(err, &le) || le.Code != "licenseQuotaExceeded" {
+		t.Fatalf("Check: %v %v", ok, err)
+	}
+	if _, err := b.Consume(ctx, "NoSuchItem"); !errors.As(err, &le) || le.Code != "noLicenseFound" {
+		t.Fatalf("unknown item: %v", err)
+	}
+	if ls := s.leases(t, "refuse-b"); len(itemLeases(ls, "ReportDesigner")) != 0 {
+		t.Fatalf("a refused consumption holds a lease: %+v", ls)
+	}
+
+	// Queue: a's release frees the seat while b waits.
+	go func() {
+		time.Sleep(time.Second)
+		_ = la.Release(ctx)
+	}()
+	lb, err := b.Consume(ctx, "ReportDesigner", WithQueue(15*time.Second))
+	if err != nil {
+		t.Fatalf("queued consumption: %v", err)
+	}
+	if !lb.Valid() {
+		t.Fatal("queued lease not valid")
+	}
+}
+
+// TestNewRefused: a login refused for lack of a seat is a *LicenseError from New.
+func TestNewRefused(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	// Wrong credentials: an error, not a license error.
+	if _, err := New(ctx, Config{BaseURL: s.URL, Username: "alice", Password: "wrong", Device: "nr-1"}); err == nil {
+		t.Fatal("wrong password accepted")
+	} else if le := (*LicenseError)(nil); errors.As(err, &le) {
+		t.Fatalf("wrong password as a license error: %v", err)
+	}
+	// A tenant that does not exist.
+	if _, err := New(ctx, Config{BaseURL: s.URL, Tenant: "nope", ClientID: "app", ClientSecret: "s3cret"}); err == nil {
+		t.Fatal("unknown tenant accepted")
+	}
+}
+
+// TestAdminEndsLease: an administrator ends the lease; the next renewal gets a new lease
+// chain: Lost (ErrChainBroken), then Restored, on the same seat.
+func TestAdminEndsLease(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	c := mustNew(t, ccConfig(s, "admin-end"))
+	defer c.Close(ctx)
+	l, err := c.Consume(ctx, "AppFeature-ABC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := l.ID()
+	s.admin(t, http.MethodDelete, "/leases/"+old, nil)
+	ev := waitEvent(t, l, Lost, 10*time.Second, Restored)
+	if !errors.Is(ev.Err, ErrChainBroken) {
+		t.Fatalf("Lost with %v, want ErrChainBroken", ev.Err)
+	}
+	waitEvent(t, l, Restored, 2*time.Second)
+	if chainRoot(l.ID()) == chainRoot(old) || !l.Valid() {
+		t.Fatalf("after Restored: id %s (old %s), valid %v", l.ID(), old, l.Valid())
+	}
+	ls := s.leases(t, "admin-end")
+	if abc := itemLeases(ls, "AppFeature-ABC"); len(abc) != 1 || abc[0].ID != l.ID() || seats(ls) != 1 {
+		t.Fatalf("server's leases: %+v", ls)
+	}
+	// Then renewals go on along the new chain.
+	ev = waitEvent(t, l, Renewed, 10*time.Second, Lost)
+	if chainRoot(ev.LeaseID) != chainRoot(l.ID()) {
+		t.Fatal("renewal off the new chain")
+	}
+}
+
+// TestAdminEndsLeaseSeatTaken: an administrator ends the lease and another device takes
+// the only seat: Lost with licenseQuotaExceeded; once the seat is free, Restored.
+func TestAdminEndsLeaseSeatTaken(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	a := mustNew(t, ccConfig(s, "taken-a"))
+	defer a.Close(ctx)
+	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "taken-b"})
+	defer b.Close(ctx)
+	var la *Lease
+	var err error
+	// The single Reports seat is also used by TestRefusal: wait for it.
+	la, err = a.Consume(ctx, "ReportDesigner", WithQueue(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admin(t, http.MethodDelete, "/leases/"+la.ID(), nil)
+	lb, err := b.Consume(ctx, "ReportDesigner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, la, Lost, 10*time.Second, Restored)
+	var le *LicenseError
+	if !errors.As(ev.Err, &le) || le.Code != "licenseQuotaExceeded" {
+		t.Fatalf("Lost with %v", ev.Err)
+	}
+	if err := lb.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, la, Restored, 20*time.Second)
+	if !la.Valid() {
+		t.Fatal("restored lease not valid")
+	}
+}
+
+// TestKeyRotation: after the tenant's key is rotated, renewals are signed by the new key,
+// which the client fetches (unknown kid) and verifies.
+func TestKeyRotation(t *testing.T) {
+	s := startServer(t)
+	ctx := ctxT(t)
+	c := mustNew(t, ccConfig(s, "rotate-1"))
+	defer c.Close(ctx)
+	l, err := c.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := kid(t, l.Token())
+	s.admin(t, http.MethodPost, "/keys/rotate", nil)
+	waitEvent(t, l, Renewed, 10*time.Second, Lost, Retrying)
+	after := kid(t, l.Token())
+	if after == before || after == "" {
+		t.Fatalf("kid %q before and %q after the rotation", before, after)
+	}
+	// A token signed by a key of no JWK Set is refused.
+	forged := strings.Split(l.Token(), ".")
+	forged[2] = base64.RawURLEncoding.EncodeToString([]byte("not a signature, not a signature, not a signature"))
+	if _, err := c.ver.verify(ctx, strings.Join(forged, ".")); err == nil {
+		t.Fatal("forged signature verified")
+	}
+}
