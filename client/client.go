@@ -284,7 +284,7 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	for item, l := range c.leases {
-		if l.opts.mode != modeCheckout || c.offline {
+		if l.opts.mode != modeCheckout {
 			delete(c.leases, item)
 		}
 		l.closeEvents()

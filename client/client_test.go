@@ -297,3 +297,209 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal("forged signature verified")
 	}
 }
+
+// TestKill9: the server is killed (SIGKILL) and restarted on the same store; the client
+// retries the renewal with backoff (Retrying) and carries on along the same lease chain,
+// on the same seat, with no Lost and no second seat.
+func TestKill9(t *testing.T) {
+	s := startServer(t)
+	ctx := ctxT(t)
+	c := mustNew(t, ccConfig(s, "k9-1"))
+	defer c.Close(ctx)
+	l, err := c.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := chainRoot(l.ID())
+	before := s.leases(t, "k9-1")
+	s.kill()
+	waitEvent(t, l, Retrying, 10*time.Second, Lost)
+	if !l.Valid() {
+		t.Fatal("lease invalid while the server is away (it has not expired)")
+	}
+	s.start(t)
+	ev := waitEvent(t, l, Renewed, 15*time.Second, Lost)
+	if chainRoot(ev.LeaseID) != root {
+		t.Fatalf("renewal after the restart left the chain: %s (root %s)", ev.LeaseID, root)
+	}
+	after := s.leases(t, "k9-1")
+	if len(itemLeases(after, "AppFeature-XYZ")) != 1 || seats(after) != 1 || len(after) != len(before) {
+		t.Fatalf("leases before the kill %+v, after the restart %+v", before, after)
+	}
+	if ss := s.sessions(t, "k9-1"); len(ss) != 1 {
+		t.Fatalf("sessions after the restart: %+v", ss)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ls := s.leases(t, "k9-1"); len(ls) != 0 {
+		t.Fatalf("after Close: %+v", ls)
+	}
+}
+
+// TestOfflineCheckout: a checkout lease is kept in StateDir; with the server gone, New
+// returns an offline client whose Consume hands it out.
+func TestOfflineCheckout(t *testing.T) {
+	s := startServer(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	cfg := ccConfig(s, "offline-1")
+	cfg.StateDir = dir
+	c := mustNew(t, cfg)
+	if _, err := New(ctx, cfg); !errors.Is(err, ErrStateDirLocked) {
+		t.Fatalf("a second client on the same StateDir: %v", err)
+	}
+	l, err := c.Consume(ctx, "AppFeature-XYZ", WithCheckout(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Checkout() || time.Until(l.Expiry()) < 29*time.Minute {
+		t.Fatalf("checkout lease until %s", l.Expiry())
+	}
+	id := l.ID()
+	if _, err := c.Consume(ctx, "AppFeature-ABC"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Close released the online lease, not the checkout one.
+	ls := s.leases(t, "offline-1")
+	if len(ls) != 1 || ls[0].ID != id || ls[0].Mode != "checkout" {
+		t.Fatalf("after Close: %+v", ls)
+	}
+	s.kill()
+
+	off, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("offline New: %v", err)
+	}
+	if !off.Offline() {
+		t.Fatal("not offline")
+	}
+	kept, err := off.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.ID() != id || !kept.Valid() || !kept.Checkout() {
+		t.Fatalf("kept lease: %s valid=%v", kept.ID(), kept.Valid())
+	}
+	if ok, err := off.Check(ctx, "AppFeature-XYZ"); !ok || err != nil {
+		t.Fatalf("offline Check: %v %v", ok, err)
+	}
+	if _, err := off.Consume(ctx, "AppFeature-ABC"); !errors.Is(err, ErrOffline) {
+		t.Fatalf("offline Consume of an item not kept: %v", err)
+	}
+	if err := off.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Back online: the kept lease is renewed on its own chain, and Release ends it.
+	s.start(t)
+	on := mustNew(t, cfg)
+	defer on.Close(ctx)
+	back, err := on.Consume(ctx, "AppFeature-XYZ", WithCheckout(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chainRoot(back.ID()) != chainRoot(id) {
+		t.Fatalf("online again: lease %s, kept %s", back.ID(), id)
+	}
+	if err := back.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ls := s.leases(t, "offline-1"); len(itemLeases(ls, "AppFeature-XYZ")) != 0 {
+		t.Fatalf("after Release: %+v", ls)
+	}
+	st, _ := (&stateDir{dir: dir}).read()
+	if len(st.Leases) != 0 {
+		t.Fatalf("released lease still kept: %+v", st.Leases)
+	}
+}
+
+// TestResumeAfterCrash: a program with a StateDir dies without Close; started again, it
+// resumes its session and renews its lease: no second session, no second seat.
+func TestResumeAfterCrash(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	cfg := Config{BaseURL: s.URL, Username: "alice", Password: "alice-pw", Device: "resume-1", StateDir: t.TempDir()}
+	c := mustNew(t, cfg)
+	l, err := c.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := s.sessions(t, "resume-1")
+	if len(sess) != 1 {
+		t.Fatalf("sessions: %+v", sess)
+	}
+	id, proc := l.ID(), c.Process()
+	c.abandon() // as kill -9: no release, no logoff
+
+	c2 := mustNew(t, cfg)
+	defer c2.Close(ctx)
+	if c2.Process() != proc {
+		t.Fatalf("process id %s, kept %s", c2.Process(), proc)
+	}
+	if ss := s.sessions(t, "resume-1"); len(ss) != 1 || ss[0].ID != sess[0].ID {
+		t.Fatalf("sessions after the restart: %+v, before %+v", ss, sess)
+	}
+	l2, err := c2.Consume(ctx, "AppFeature-XYZ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chainRoot(l2.ID()) != chainRoot(id) {
+		t.Fatalf("lease %s after the restart, %s before: a new chain", l2.ID(), id)
+	}
+	ls := s.leases(t, "resume-1")
+	if len(itemLeases(ls, "AppFeature-XYZ")) != 1 || seats(ls) != 1 {
+		t.Fatalf("leases: %+v", ls)
+	}
+	if err := c2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ls := s.leases(t, "resume-1"); len(ls) != 0 {
+		t.Fatalf("after Close: %+v", ls)
+	}
+	if ss := s.sessions(t, "resume-1"); len(ss) != 0 {
+		t.Fatalf("sessions after Close: %+v", ss)
+	}
+}
+
+// TestSessionEnded: an administrator ends the session; the client's refresh is refused,
+// so it re-opens the session with its login token onto the same seat, and its lease goes
+// on.
+func TestSessionEnded(t *testing.T) {
+	t.Parallel()
+	s := sharedServer(t)
+	ctx := ctxT(t)
+	c := mustNew(t, Config{BaseURL: s.URL, Username: "bob", Password: "bob-pw", Device: "ended-1"})
+	defer c.Close(ctx)
+	l, err := c.Consume(ctx, "AppFeature-ABC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := s.sessions(t, "ended-1")
+	if len(ss) != 1 {
+		t.Fatalf("sessions: %+v", ss)
+	}
+	s.admin(t, http.MethodDelete, "/sessions/"+ss[0].ID, nil)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		now := s.sessions(t, "ended-1")
+		if len(now) == 1 && now[0].ID != ss[0].ID {
+			break
+		}
+		if len(now) > 1 {
+			t.Fatalf("two sessions: %+v", now)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session not re-opened: %+v", now)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitEvent(t, l, Renewed, 10*time.Second, Retrying)
+	if ls := s.leases(t, "ended-1"); seats(ls) != 1 {
+		t.Fatalf("seats: %+v", ls)
+	}
+}
