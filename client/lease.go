@@ -561,3 +561,34 @@ func tokenID(tok string) (string, error) {
 	}
 	return c.JTI, nil
 }
+
+// Release gives back the lease this Client holds on item, or the one an earlier run kept
+// for it in StateDir (a checkout lease, or an online lease left by a crash). It is an
+// error when there is neither.
+func (c *Client) Release(ctx context.Context, item string) error {
+	c.mu.Lock()
+	l := c.leases[item]
+	k, kept := c.kept[item]
+	c.mu.Unlock()
+	if l != nil {
+		return l.Release(ctx)
+	}
+	if !kept {
+		return fmt.Errorf("leasehold: no lease held or kept for %q", item)
+	}
+	if c.offline {
+		return ErrOffline
+	}
+	id, err := tokenID(k.Token)
+	if err != nil {
+		return err
+	}
+	if err := c.releaseIDs(ctx, []string{id}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.kept, item)
+	c.mu.Unlock()
+	c.save()
+	return nil
+}

@@ -3,6 +3,7 @@
 //	leasehold serve --config FILE
 //	leasehold admin [--url URL] [--token TOKEN] COMMAND …
 //	leasehold backup [--config FILE] DEST
+//	leasehold client consume|check|release …
 //	leasehold version
 package main
 
@@ -37,6 +38,7 @@ const usage = `usage:
   leasehold admin COMMAND …          drive the admin API (leasehold admin help)
   leasehold backup --config FILE DEST  consistent copy of a live SQLite store
   leasehold bench [flags]            load generator for a running server (leasehold bench -h)
+  leasehold client COMMAND …         consume, check or release a license (leasehold client help)
   leasehold version
 `
 
@@ -54,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "client":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runClient(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "leasehold", version)
 		return 0
