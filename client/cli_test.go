@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"github.com/leasehold/leasehold/client/internal/testserver"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,11 +13,11 @@ import (
 // package) against the shared server.
 func TestCLI(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
+	s := testserver.Shared(t)
 	run := func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, serverBin, append([]string{"client"}, args...)...)
+		cmd := exec.CommandContext(ctx, testserver.Bin, append([]string{"client"}, args...)...)
 		cmd.Env = append(cmd.Environ(), "LEASEHOLD_CLIENT_SECRET=s3cret")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -31,7 +32,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("consume output lacks %q:\n%s", want, out)
 		}
 	}
-	if ls := s.leases(t, "cli-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "cli-1"); len(ls) != 0 {
 		t.Fatalf("leases after the command: %+v", ls)
 	}
 
@@ -46,14 +47,14 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "AppFeature-ABC: granted (checkout)") {
 		t.Fatalf("checkout: %v\n%s", err, out)
 	}
-	if ls := s.leases(t, "cli-1"); len(itemLeases(ls, "AppFeature-ABC")) != 1 {
+	if ls := s.Leases(t, "cli-1"); len(testserver.ItemLeases(ls, "AppFeature-ABC")) != 1 {
 		t.Fatalf("checkout lease not held: %+v", ls)
 	}
 	out, err = run(append([]string{"release", "--item", "AppFeature-ABC", "--state-dir", dir}, conn...)...)
 	if err != nil || !strings.Contains(out, "AppFeature-ABC: released") {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
-	if ls := s.leases(t, "cli-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "cli-1"); len(ls) != 0 {
 		t.Fatalf("leases after release: %+v", ls)
 	}
 	if out, err := run("bogus"); err == nil {

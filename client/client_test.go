@@ -4,19 +4,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/leasehold/leasehold/client/internal/testserver"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 )
 
-func ccConfig(s *server, device string) Config {
+func ccConfig(s *testserver.Server, device string) Config {
 	return Config{BaseURL: s.URL, ClientID: "app", ClientSecret: "s3cret", Device: device}
 }
 
 func mustNew(t *testing.T, cfg Config) *Client {
 	t.Helper()
-	c, err := New(ctxT(t), cfg)
+	c, err := New(testserver.Ctx(t), cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -41,8 +42,8 @@ func kid(t *testing.T, tok string) string {
 // refused); the session's access token is refreshed too; Close frees every seat.
 func TestRenewalChaining(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	c := mustNew(t, ccConfig(s, "renew-1"))
 	firstToken := c.AccessToken()
 	l, err := c.Consume(ctx, "AppFeature-XYZ")
@@ -71,12 +72,12 @@ func TestRenewalChaining(t *testing.T) {
 	if c.AccessToken() == firstToken {
 		t.Error("the session's access token (4s) was not refreshed")
 	}
-	ls := s.leases(t, "renew-1")
-	xyz := itemLeases(ls, "AppFeature-XYZ")
+	ls := s.Leases(t, "renew-1")
+	xyz := testserver.ItemLeases(ls, "AppFeature-XYZ")
 	if len(xyz) != 1 || xyz[0].ID != l.ID() || xyz[0].Process != c.Process() {
 		t.Fatalf("server's leases for the item: %+v (client holds %s)", xyz, l.ID())
 	}
-	if n := seats(ls); n != 1 {
+	if n := testserver.Seats(ls); n != 1 {
 		t.Fatalf("seats held: %d, want 1 (session and item on one seat): %+v", n, ls)
 	}
 	// Asking again returns the lease already held.
@@ -94,10 +95,10 @@ func TestRenewalChaining(t *testing.T) {
 		for range l.Events() {
 		}
 	}
-	if ls := s.leases(t, "renew-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "renew-1"); len(ls) != 0 {
 		t.Fatalf("after Close: %+v", ls)
 	}
-	if ss := s.sessions(t, "renew-1"); len(ss) != 0 {
+	if ss := s.Sessions(t, "renew-1"); len(ss) != 0 {
 		t.Fatalf("sessions after Close: %+v", ss)
 	}
 	if _, err := c.Consume(ctx, "AppFeature-XYZ"); !errors.Is(err, ErrClosed) {
@@ -109,8 +110,8 @@ func TestRenewalChaining(t *testing.T) {
 // user on one device hold separate leases of one item, on one seat.
 func TestTwoClientsOneDevice(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	a, b := mustNew(t, ccConfig(s, "two-1")), mustNew(t, ccConfig(s, "two-1"))
 	la, err := a.Consume(ctx, "AppFeature-XYZ")
 	if err != nil {
@@ -123,14 +124,14 @@ func TestTwoClientsOneDevice(t *testing.T) {
 	if la.ID() == lb.ID() || a.Process() == b.Process() {
 		t.Fatalf("one lease for two programs: %s %s", la.ID(), lb.ID())
 	}
-	ls := s.leases(t, "two-1")
-	if n := len(itemLeases(ls, "AppFeature-XYZ")); n != 2 || seats(ls) != 1 {
+	ls := s.Leases(t, "two-1")
+	if n := len(testserver.ItemLeases(ls, "AppFeature-XYZ")); n != 2 || testserver.Seats(ls) != 1 {
 		t.Fatalf("want 2 item leases on 1 seat: %+v", ls)
 	}
 	if err := errors.Join(a.Close(ctx), b.Close(ctx)); err != nil {
 		t.Fatal(err)
 	}
-	if ls := s.leases(t, "two-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "two-1"); len(ls) != 0 {
 		t.Fatalf("after Close: %+v", ls)
 	}
 }
@@ -139,8 +140,8 @@ func TestTwoClientsOneDevice(t *testing.T) {
 // says the same without consuming; WithQueue waits for the seat to free.
 func TestRefusal(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	a := mustNew(t, ccConfig(s, "refuse-a"))
 	defer a.Close(ctx)
 	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "refuse-b"})
@@ -168,7 +169,7 @@ func TestRefusal(t *testing.T) {
 	if _, err := b.Consume(ctx, "NoSuchItem"); !errors.As(err, &le) || le.Code != "noLicenseFound" {
 		t.Fatalf("unknown item: %v", err)
 	}
-	if ls := s.leases(t, "refuse-b"); len(itemLeases(ls, "ReportDesigner")) != 0 {
+	if ls := s.Leases(t, "refuse-b"); len(testserver.ItemLeases(ls, "ReportDesigner")) != 0 {
 		t.Fatalf("a refused consumption holds a lease: %+v", ls)
 	}
 
@@ -189,8 +190,8 @@ func TestRefusal(t *testing.T) {
 // TestNewRefused: a login refused for lack of a seat is a *LicenseError from New.
 func TestNewRefused(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	// Wrong credentials: an error, not a license error.
 	if _, err := New(ctx, Config{BaseURL: s.URL, Username: "alice", Password: "wrong", Device: "nr-1"}); err == nil {
 		t.Fatal("wrong password accepted")
@@ -207,8 +208,8 @@ func TestNewRefused(t *testing.T) {
 // chain: Lost (ErrChainBroken), then Restored, on the same seat.
 func TestAdminEndsLease(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	c := mustNew(t, ccConfig(s, "admin-end"))
 	defer c.Close(ctx)
 	l, err := c.Consume(ctx, "AppFeature-ABC")
@@ -216,7 +217,7 @@ func TestAdminEndsLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := l.ID()
-	s.admin(t, http.MethodDelete, "/leases/"+old, nil)
+	s.Admin(t, http.MethodDelete, "/leases/"+old, nil)
 	ev := waitEvent(t, l, Lost, 10*time.Second, Restored)
 	if !errors.Is(ev.Err, ErrChainBroken) {
 		t.Fatalf("Lost with %v, want ErrChainBroken", ev.Err)
@@ -225,8 +226,8 @@ func TestAdminEndsLease(t *testing.T) {
 	if chainRoot(l.ID()) == chainRoot(old) || !l.Valid() {
 		t.Fatalf("after Restored: id %s (old %s), valid %v", l.ID(), old, l.Valid())
 	}
-	ls := s.leases(t, "admin-end")
-	if abc := itemLeases(ls, "AppFeature-ABC"); len(abc) != 1 || abc[0].ID != l.ID() || seats(ls) != 1 {
+	ls := s.Leases(t, "admin-end")
+	if abc := testserver.ItemLeases(ls, "AppFeature-ABC"); len(abc) != 1 || abc[0].ID != l.ID() || testserver.Seats(ls) != 1 {
 		t.Fatalf("server's leases: %+v", ls)
 	}
 	// Then renewals go on along the new chain.
@@ -240,8 +241,8 @@ func TestAdminEndsLease(t *testing.T) {
 // the only seat: Lost with licenseQuotaExceeded; once the seat is free, Restored.
 func TestAdminEndsLeaseSeatTaken(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	a := mustNew(t, ccConfig(s, "taken-a"))
 	defer a.Close(ctx)
 	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "taken-b"})
@@ -253,7 +254,7 @@ func TestAdminEndsLeaseSeatTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.admin(t, http.MethodDelete, "/leases/"+la.ID(), nil)
+	s.Admin(t, http.MethodDelete, "/leases/"+la.ID(), nil)
 	lb, err := b.Consume(ctx, "ReportDesigner")
 	if err != nil {
 		t.Fatal(err)
@@ -275,8 +276,8 @@ func TestAdminEndsLeaseSeatTaken(t *testing.T) {
 // TestKeyRotation: after the tenant's key is rotated, renewals are signed by the new key,
 // which the client fetches (unknown kid) and verifies.
 func TestKeyRotation(t *testing.T) {
-	s := startServer(t)
-	ctx := ctxT(t)
+	s := testserver.Start(t)
+	ctx := testserver.Ctx(t)
 	c := mustNew(t, ccConfig(s, "rotate-1"))
 	defer c.Close(ctx)
 	l, err := c.Consume(ctx, "AppFeature-XYZ")
@@ -284,7 +285,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := kid(t, l.Token())
-	s.admin(t, http.MethodPost, "/keys/rotate", nil)
+	s.Admin(t, http.MethodPost, "/keys/rotate", nil)
 	waitEvent(t, l, Renewed, 10*time.Second, Lost, Retrying)
 	after := kid(t, l.Token())
 	if after == before || after == "" {
@@ -302,8 +303,8 @@ func TestKeyRotation(t *testing.T) {
 // retries the renewal with backoff (Retrying) and carries on along the same lease chain,
 // on the same seat, with no Lost and no second seat.
 func TestKill9(t *testing.T) {
-	s := startServer(t)
-	ctx := ctxT(t)
+	s := testserver.Start(t)
+	ctx := testserver.Ctx(t)
 	c := mustNew(t, ccConfig(s, "k9-1"))
 	defer c.Close(ctx)
 	l, err := c.Consume(ctx, "AppFeature-XYZ")
@@ -311,28 +312,28 @@ func TestKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := chainRoot(l.ID())
-	before := s.leases(t, "k9-1")
-	s.kill()
+	before := s.Leases(t, "k9-1")
+	s.Kill()
 	waitEvent(t, l, Retrying, 10*time.Second, Lost)
 	if !l.Valid() {
 		t.Fatal("lease invalid while the server is away (it has not expired)")
 	}
-	s.start(t)
+	s.Start(t)
 	ev := waitEvent(t, l, Renewed, 15*time.Second, Lost)
 	if chainRoot(ev.LeaseID) != root {
 		t.Fatalf("renewal after the restart left the chain: %s (root %s)", ev.LeaseID, root)
 	}
-	after := s.leases(t, "k9-1")
-	if len(itemLeases(after, "AppFeature-XYZ")) != 1 || seats(after) != 1 || len(after) != len(before) {
+	after := s.Leases(t, "k9-1")
+	if len(testserver.ItemLeases(after, "AppFeature-XYZ")) != 1 || testserver.Seats(after) != 1 || len(after) != len(before) {
 		t.Fatalf("leases before the kill %+v, after the restart %+v", before, after)
 	}
-	if ss := s.sessions(t, "k9-1"); len(ss) != 1 {
+	if ss := s.Sessions(t, "k9-1"); len(ss) != 1 {
 		t.Fatalf("sessions after the restart: %+v", ss)
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ls := s.leases(t, "k9-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "k9-1"); len(ls) != 0 {
 		t.Fatalf("after Close: %+v", ls)
 	}
 }
@@ -340,8 +341,8 @@ func TestKill9(t *testing.T) {
 // TestOfflineCheckout: a checkout lease is kept in StateDir; with the server gone, New
 // returns an offline client whose Consume hands it out.
 func TestOfflineCheckout(t *testing.T) {
-	s := startServer(t)
-	ctx := ctxT(t)
+	s := testserver.Start(t)
+	ctx := testserver.Ctx(t)
 	dir := t.TempDir()
 	cfg := ccConfig(s, "offline-1")
 	cfg.StateDir = dir
@@ -364,11 +365,11 @@ func TestOfflineCheckout(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Close released the online lease, not the checkout one.
-	ls := s.leases(t, "offline-1")
+	ls := s.Leases(t, "offline-1")
 	if len(ls) != 1 || ls[0].ID != id || ls[0].Mode != "checkout" {
 		t.Fatalf("after Close: %+v", ls)
 	}
-	s.kill()
+	s.Kill()
 
 	off, err := New(ctx, cfg)
 	if err != nil {
@@ -395,7 +396,7 @@ func TestOfflineCheckout(t *testing.T) {
 	}
 
 	// Back online: the kept lease is renewed on its own chain, and Release ends it.
-	s.start(t)
+	s.Start(t)
 	on := mustNew(t, cfg)
 	defer on.Close(ctx)
 	back, err := on.Consume(ctx, "AppFeature-XYZ", WithCheckout(30*time.Minute))
@@ -408,7 +409,7 @@ func TestOfflineCheckout(t *testing.T) {
 	if err := back.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ls := s.leases(t, "offline-1"); len(itemLeases(ls, "AppFeature-XYZ")) != 0 {
+	if ls := s.Leases(t, "offline-1"); len(testserver.ItemLeases(ls, "AppFeature-XYZ")) != 0 {
 		t.Fatalf("after Release: %+v", ls)
 	}
 	st, _ := (&stateDir{dir: dir}).read()
@@ -421,15 +422,15 @@ func TestOfflineCheckout(t *testing.T) {
 // resumes its session and renews its lease: no second session, no second seat.
 func TestResumeAfterCrash(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	cfg := Config{BaseURL: s.URL, Username: "alice", Password: "alice-pw", Device: "resume-1", StateDir: t.TempDir()}
 	c := mustNew(t, cfg)
 	l, err := c.Consume(ctx, "AppFeature-XYZ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := s.sessions(t, "resume-1")
+	sess := s.Sessions(t, "resume-1")
 	if len(sess) != 1 {
 		t.Fatalf("sessions: %+v", sess)
 	}
@@ -441,7 +442,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	if c2.Process() != proc {
 		t.Fatalf("process id %s, kept %s", c2.Process(), proc)
 	}
-	if ss := s.sessions(t, "resume-1"); len(ss) != 1 || ss[0].ID != sess[0].ID {
+	if ss := s.Sessions(t, "resume-1"); len(ss) != 1 || ss[0].ID != sess[0].ID {
 		t.Fatalf("sessions after the restart: %+v, before %+v", ss, sess)
 	}
 	l2, err := c2.Consume(ctx, "AppFeature-XYZ")
@@ -451,17 +452,17 @@ func TestResumeAfterCrash(t *testing.T) {
 	if chainRoot(l2.ID()) != chainRoot(id) {
 		t.Fatalf("lease %s after the restart, %s before: a new chain", l2.ID(), id)
 	}
-	ls := s.leases(t, "resume-1")
-	if len(itemLeases(ls, "AppFeature-XYZ")) != 1 || seats(ls) != 1 {
+	ls := s.Leases(t, "resume-1")
+	if len(testserver.ItemLeases(ls, "AppFeature-XYZ")) != 1 || testserver.Seats(ls) != 1 {
 		t.Fatalf("leases: %+v", ls)
 	}
 	if err := c2.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if ls := s.leases(t, "resume-1"); len(ls) != 0 {
+	if ls := s.Leases(t, "resume-1"); len(ls) != 0 {
 		t.Fatalf("after Close: %+v", ls)
 	}
-	if ss := s.sessions(t, "resume-1"); len(ss) != 0 {
+	if ss := s.Sessions(t, "resume-1"); len(ss) != 0 {
 		t.Fatalf("sessions after Close: %+v", ss)
 	}
 }
@@ -471,22 +472,22 @@ func TestResumeAfterCrash(t *testing.T) {
 // on.
 func TestSessionEnded(t *testing.T) {
 	t.Parallel()
-	s := sharedServer(t)
-	ctx := ctxT(t)
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
 	c := mustNew(t, Config{BaseURL: s.URL, Username: "bob", Password: "bob-pw", Device: "ended-1"})
 	defer c.Close(ctx)
 	l, err := c.Consume(ctx, "AppFeature-ABC")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss := s.sessions(t, "ended-1")
+	ss := s.Sessions(t, "ended-1")
 	if len(ss) != 1 {
 		t.Fatalf("sessions: %+v", ss)
 	}
-	s.admin(t, http.MethodDelete, "/sessions/"+ss[0].ID, nil)
+	s.Admin(t, http.MethodDelete, "/sessions/"+ss[0].ID, nil)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		now := s.sessions(t, "ended-1")
+		now := s.Sessions(t, "ended-1")
 		if len(now) == 1 && now[0].ID != ss[0].ID {
 			break
 		}
@@ -499,7 +500,7 @@ func TestSessionEnded(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	waitEvent(t, l, Renewed, 10*time.Second, Retrying)
-	if ls := s.leases(t, "ended-1"); seats(ls) != 1 {
+	if ls := s.Leases(t, "ended-1"); testserver.Seats(ls) != 1 {
 		t.Fatalf("seats: %+v", ls)
 	}
 }
