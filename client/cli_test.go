@@ -22,7 +22,7 @@ func TestCLI(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	conn := []string{"--url", s.URL, "--client-id", "app", "--device", "cli-1"}
+	conn := []string{"--url", s.URL, "--client-id", "cli-app", "--device", "cli-1"}
 	out, err := run(append([]string{"consume", "--item", "AppFeature-XYZ", "--hold", "4s"}, conn...)...)
 	if err != nil {
 		t.Fatalf("consume: %v\n%s", err, out)

@@ -15,6 +15,10 @@ func ccConfig(s *testserver.Server, device string) Config {
 	return Config{BaseURL: s.URL, ClientID: "app", ClientSecret: "s3cret", Device: device}
 }
 
+func appConfig(s *testserver.Server, clientID, device string) Config {
+	return Config{BaseURL: s.URL, ClientID: clientID, ClientSecret: "s3cret", Device: device}
+}
+
 func mustNew(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(testserver.Ctx(t), cfg)
@@ -44,7 +48,7 @@ func TestRenewalChaining(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
-	c := mustNew(t, ccConfig(s, "renew-1"))
+	c := mustNew(t, appConfig(s, "renew-app", "renew-1"))
 	firstToken := c.AccessToken()
 	l, err := c.Consume(ctx, "AppFeature-XYZ")
 	if err != nil {
@@ -112,7 +116,7 @@ func TestTwoClientsOneDevice(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
-	a, b := mustNew(t, ccConfig(s, "two-1")), mustNew(t, ccConfig(s, "two-1"))
+	a, b := mustNew(t, appConfig(s, "two-app", "two-1")), mustNew(t, appConfig(s, "two-app", "two-1"))
 	la, err := a.Consume(ctx, "AppFeature-XYZ")
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +146,7 @@ func TestRefusal(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
-	a := mustNew(t, ccConfig(s, "refuse-a"))
+	a := mustNew(t, appConfig(s, "refuse-app", "refuse-a"))
 	defer a.Close(ctx)
 	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "refuse-b"})
 	defer b.Close(ctx)
@@ -210,7 +214,7 @@ func TestAdminEndsLease(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
-	c := mustNew(t, ccConfig(s, "admin-end"))
+	c := mustNew(t, appConfig(s, "end-app", "admin-end"))
 	defer c.Close(ctx)
 	l, err := c.Consume(ctx, "AppFeature-ABC")
 	if err != nil {
@@ -243,19 +247,16 @@ func TestAdminEndsLeaseSeatTaken(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
-	a := mustNew(t, ccConfig(s, "taken-a"))
+	a := mustNew(t, appConfig(s, "taken-app", "taken-a"))
 	defer a.Close(ctx)
-	b := mustNew(t, Config{BaseURL: s.URL, ClientID: "bob-app", ClientSecret: "s3cret", Device: "taken-b"})
+	b := mustNew(t, appConfig(s, "bob-taken", "taken-b"))
 	defer b.Close(ctx)
-	var la *Lease
-	var err error
-	// The single Reports seat is also used by TestRefusal: wait for it.
-	la, err = a.Consume(ctx, "ReportDesigner", WithQueue(30*time.Second))
+	la, err := a.Consume(ctx, "ChartDesigner")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Admin(t, http.MethodDelete, "/leases/"+la.ID(), nil)
-	lb, err := b.Consume(ctx, "ReportDesigner")
+	lb, err := b.Consume(ctx, "ChartDesigner")
 	if err != nil {
 		t.Fatal(err)
 	}

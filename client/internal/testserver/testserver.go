@@ -62,7 +62,9 @@ func run(m *testing.M, root string) int {
 }
 
 // Config is the servers' configuration: short leases (6 s, renewed at half), a 4 s access
-// token, no linger (so that a closed client's seats are free at once).
+// token, no linger (so that a closed client's seats are free at once). All
+// client-credentials tokens of one OAuth2 client share one session on the server, so each
+// test that checks sessions uses a client of its own.
 const Config = `
 listen: "{{LISTEN}}"
 public_url: "{{URL}}"
@@ -84,7 +86,17 @@ tenants:
       - {username: bob, password: bob-pw, organization: org-1}
     clients:
       - {client_id: app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: renew-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: two-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: refuse-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: taken-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: end-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: cli-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: jim-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: example-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: viewer, client_secret: s3cret, user: bob, grant_types: [client_credentials, refresh_token], scopes: [view], refresh_with_client_credentials: true}
       - {client_id: bob-app, client_secret: s3cret, user: bob, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: bob-taken, client_secret: s3cret, user: bob, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: plain-app, client_secret: s3cret, user: alice, grant_types: [client_credentials], scopes: [all]}
       - client_id: web-app
         redirect_uris: ["http://127.0.0.1:{{TFPORT}}/callback"]
@@ -93,12 +105,14 @@ tenants:
     products:
       - {name: PlatformService, items: [AppFeature-XYZ, AppFeature-ABC]}
       - {name: Reports, items: [ReportDesigner]}
+      - {name: Charts, items: [ChartDesigner]}
     models:
       - {name: floating, anchors: [user, hw], sessions_per_seat: 10, lease_chaining: true, chain_grace: 10s, online_lease: 6s, offline_lease: 1h, refresh_ratio: 0.5, linger: 0s}
       - {name: single, anchors: [hw], sessions_per_seat: 10, lease_chaining: true, online_lease: 6s, refresh_ratio: 0.5, linger: 0s}
     licenses:
       - {id: lic-platform, product: PlatformService, model: floating, seats: 20, owner: {organization: org-1}}
       - {id: lic-reports, product: Reports, model: single, seats: 1, owner: {organization: org-1}}
+      - {id: lic-charts, product: Charts, model: single, seats: 1, owner: {organization: org-1}}
 `
 
 // AdminToken is the servers' admin token.
