@@ -294,6 +294,7 @@ type Session struct {
 	User   string `json:"user"`
 	Client string `json:"client"`
 	Device string `json:"device"`
+	Seat   bool   `json:"seat"`
 }
 
 // Admin calls the admin API under /admin/v1/tenants/acme and decodes the answer into out.
