@@ -78,8 +78,9 @@ type Client struct {
 
 	mu     sync.Mutex
 	sess   session
-	leases map[string]*Lease     // held leases by item
-	kept   map[string]savedLease // leases kept in StateDir by an earlier run, not yet taken up
+	leases map[string]*Lease      // held leases by item
+	taking map[string]*sync.Mutex // serializes Consume per item
+	kept   map[string]savedLease  // leases kept in StateDir by an earlier run, not yet taken up
 	closed bool
 	wake   chan struct{} // tells the session keeper that the session changed
 }
@@ -112,6 +113,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		cfg:    cfg,
 		base:   strings.TrimRight(cfg.BaseURL, "/"),
 		leases: map[string]*Lease{},
+		taking: map[string]*sync.Mutex{},
 		kept:   map[string]savedLease{},
 		wake:   make(chan struct{}, 1),
 	}

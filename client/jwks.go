@@ -66,7 +66,7 @@ func (v *verifier) refresh(ctx context.Context, force bool) error {
 
 // verify checks a compact JWS and returns its payload's claims.
 func (v *verifier) verify(ctx context.Context, token string) (map[string]any, error) {
-	jws, err := jose.ParseSigned(token, algorithms)
+	jws, err := jose.ParseSignedCompact(token, algorithms)
 	if err != nil {
 		return nil, fmt.Errorf("leasehold: lease token: %w", err)
 	}

@@ -322,6 +322,18 @@ func (c *Client) Consume(ctx context.Context, item string, opts ...ConsumeOption
 	for _, f := range opts {
 		f(&o)
 	}
+	// One consumption of an item at a time: a second one, sent while the first is under
+	// way, would name no lease id and be refused (lease chaining).
+	c.mu.Lock()
+	m := c.taking[item]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.taking[item] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -27,7 +27,8 @@ func get(t *testing.T, hc *http.Client, url string) int {
 // logged on again with the login token and the call replayed (body included); Close makes
 // a token and logs off; the token logs the next run on again.
 func TestSession(t *testing.T) {
-	s := testserver.Start(t)
+	t.Parallel()
+	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
 	cfg := docuware.Config{PlatformURL: s.URL + "/DocuWare/Platform", UserName: "bob", Password: "bob-pw",
 		Organization: "Acme Ltd", BrowserID: "dw-1"}
@@ -112,6 +113,7 @@ func TestSession(t *testing.T) {
 
 // TestWrongPassword: a refused logon is an error from New.
 func TestWrongPassword(t *testing.T) {
+	t.Parallel()
 	s := testserver.Shared(t)
 	ctx := testserver.Ctx(t)
 	_, err := docuware.New(ctx, docuware.Config{PlatformURL: s.URL + "/DocuWare/Platform", UserName: "bob", Password: "nope", BrowserID: "dw-2"})

@@ -61,8 +61,8 @@ func run(m *testing.M, root string) int {
 	return code
 }
 
-// Config is the servers' configuration: short leases (6 s, renewed at half), a 4 s access
-// token, no linger (so that a closed client's seats are free at once). All
+// Config is the servers' configuration: short leases (6 s, renewed at half; DurableFeature
+// 20 s, renewed after 4 s, for a server restart to fit in), a 4 s access token, no linger (so that a closed client's seats are free at once). All
 // client-credentials tokens of one OAuth2 client share one session on the server, so each
 // test that checks sessions uses a client of its own.
 const Config = `
@@ -106,13 +106,16 @@ tenants:
       - {name: PlatformService, items: [AppFeature-XYZ, AppFeature-ABC]}
       - {name: Reports, items: [ReportDesigner]}
       - {name: Charts, items: [ChartDesigner]}
+      - {name: Durable, items: [DurableFeature]}
     models:
       - {name: floating, anchors: [user, hw], sessions_per_seat: 10, lease_chaining: true, chain_grace: 10s, online_lease: 6s, offline_lease: 1h, refresh_ratio: 0.5, linger: 0s}
+      - {name: long, anchors: [user, hw], sessions_per_seat: 10, lease_chaining: true, chain_grace: 10s, online_lease: 20s, refresh_ratio: 0.2, linger: 0s}
       - {name: single, anchors: [hw], sessions_per_seat: 10, lease_chaining: true, online_lease: 6s, refresh_ratio: 0.5, linger: 0s}
     licenses:
       - {id: lic-platform, product: PlatformService, model: floating, seats: 20, owner: {organization: org-1}}
       - {id: lic-reports, product: Reports, model: single, seats: 1, owner: {organization: org-1}}
       - {id: lic-charts, product: Charts, model: single, seats: 1, owner: {organization: org-1}}
+      - {id: lic-durable, product: Durable, model: long, seats: 5, owner: {organization: org-1}}
 `
 
 // AdminToken is the servers' admin token.
