@@ -226,7 +226,8 @@ func (c *Client) offlineReady(ctx context.Context) bool {
 }
 
 // Offline reports whether the Client was started offline from its StateDir: it hands out
-// kept checkout leases and makes no request to the server.
+// kept checkout leases and makes no request to the server. It stays offline; a program
+// that wants to go online again creates a new Client (after closing this one).
 func (c *Client) Offline() bool { return c.offline }
 
 // Device returns the hardware id the Client sends as `hw`.
@@ -291,7 +292,11 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 		l.closeEvents()
 	}
-	c.sess = session{loginToken: c.sess.loginToken}
+	if !c.offline {
+		// Logged off: only the login token is worth keeping. (An offline Client keeps the
+		// session it could not resume, for the next start.)
+		c.sess = session{loginToken: c.sess.loginToken}
+	}
 	c.mu.Unlock()
 	c.save()
 	if c.state != nil {
@@ -333,7 +338,7 @@ func (c *Client) save() {
 	}
 	c.mu.Lock()
 	st := savedState{Identity: c.identity, Process: c.process, JWKS: c.ver.cached()}
-	if c.sess.access != "" || c.sess.loginToken != "" {
+	if c.sess.access != "" || c.sess.refresh != "" || c.sess.loginToken != "" {
 		st.Session = &savedSession{
 			AccessToken: c.sess.access, RefreshToken: c.sess.refresh,
 			Expiry: time.Now().Add(time.Until(c.sess.expiry)).Round(0), LoginToken: c.sess.loginToken,

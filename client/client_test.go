@@ -108,6 +108,9 @@ func TestRenewalChaining(t *testing.T) {
 	if _, err := c.Consume(ctx, "AppFeature-XYZ"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Consume after Close: %v", err)
 	}
+	if err := l.Release(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Release after Close: %v", err)
+	}
 }
 
 // TestTwoClientsOneDevice: each Client has its own process id, so two programs of one

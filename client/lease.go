@@ -149,6 +149,13 @@ func (l *Lease) Release(ctx context.Context) error {
 	if c.offline {
 		return ErrOffline
 	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		// The session is over: a new Client releases a kept lease (Client.Release).
+		return ErrClosed
+	}
 	l.stop()
 	l.mu.Lock()
 	l.released = true
@@ -268,7 +275,29 @@ func (l *Lease) renew(ctx context.Context) error {
 	l.mu.Unlock()
 	o := l.opts
 	o.queue = 0 // a renewal never waits in the queue: the lease must not lapse meanwhile
-	tok, claims, received, err := l.c.consume(ctx, l.item, o, id)
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if !lost {
+		// A request that hangs must not outlive the lease: give it half the time left.
+		l.mu.Lock()
+		d := time.Until(l.expiry()) / 2
+		l.mu.Unlock()
+		if d < time.Second {
+			d = time.Second
+		}
+		if d < l.c.timeout {
+			rctx, cancel = context.WithTimeout(ctx, d)
+		}
+	}
+	tok, claims, received, err := l.c.consume(rctx, l.item, o, id)
+	var stale *LicenseError
+	if errors.As(err, &stale) && stale.Code == "leaseIdNotMatching" && id != "" {
+		// The server renewed the lease but its answer never arrived, longer ago than the
+		// model's chain_grace: end that chain (release accepts any of its ids) and start
+		// a new one.
+		_ = l.c.releaseIDs(rctx, []string{id})
+		tok, claims, received, err = l.c.consume(rctx, l.item, o, "")
+	}
+	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return err
