@@ -19,6 +19,21 @@ func appConfig(s *testserver.Server, clientID, device string) Config {
 	return Config{BaseURL: s.URL, ClientID: clientID, ClientSecret: "s3cret", Device: device}
 }
 
+// entitlements calls GET /entitlements/licenses with tok and returns the status.
+func entitlements(t *testing.T, s *testserver.Server, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/entitlements/licenses", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func mustNew(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(testserver.Ctx(t), cfg)
@@ -478,39 +493,55 @@ func TestResumeAfterCrash(t *testing.T) {
 }
 
 // TestSessionEnded: an administrator ends the session; the client's refresh is refused,
-// so it re-opens the session with its login token onto the same seat, and its lease goes
-// on.
+// so it re-opens the session (with its login token for a password session, with client
+// credentials otherwise) onto the same seat, and its lease goes on.
 func TestSessionEnded(t *testing.T) {
 	t.Parallel()
 	s := testserver.Shared(t)
-	ctx := testserver.Ctx(t)
-	c := mustNew(t, Config{BaseURL: s.URL, Username: "bob", Password: "bob-pw", Device: "ended-1"})
-	defer c.Close(ctx)
-	l, err := c.Consume(ctx, "AppFeature-ABC")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss := s.Sessions(t, "ended-1")
-	if len(ss) != 1 {
-		t.Fatalf("sessions: %+v", ss)
-	}
-	s.Admin(t, http.MethodDelete, "/sessions/"+ss[0].ID, nil)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		now := s.Sessions(t, "ended-1")
-		if len(now) == 1 && now[0].ID != ss[0].ID {
-			break
-		}
-		if len(now) > 1 {
-			t.Fatalf("two sessions: %+v", now)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session not re-opened: %+v", now)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	waitEvent(t, l, Renewed, 10*time.Second, Retrying)
-	if ls := s.Leases(t, "ended-1"); testserver.Seats(ls) != 1 {
-		t.Fatalf("seats: %+v", ls)
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"password", Config{BaseURL: s.URL, Username: "bob", Password: "bob-pw", Device: "ended-1"}},
+		{"client credentials", appConfig(s, "end-cc-app", "ended-2")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testserver.Ctx(t)
+			device := tt.cfg.Device
+			c := mustNew(t, tt.cfg)
+			defer c.Close(ctx)
+			l, err := c.Consume(ctx, "AppFeature-ABC")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss := s.Sessions(t, device)
+			if len(ss) != 1 {
+				t.Fatalf("sessions: %+v", ss)
+			}
+			before := c.AccessToken()
+			s.Admin(t, http.MethodDelete, "/sessions/"+ss[0].ID, nil)
+			if code := entitlements(t, s, before); code != http.StatusUnauthorized {
+				t.Fatalf("the ended session's token still works: %d", code)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				// (A client's client-credentials session keeps its id when re-opened.)
+				now := s.Sessions(t, device)
+				if tok := c.AccessToken(); len(now) == 1 && tok != before && entitlements(t, s, tok) == http.StatusOK {
+					break
+				}
+				if len(now) > 1 {
+					t.Fatalf("two sessions: %+v", now)
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("session not re-opened: %+v", now)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			waitEvent(t, l, Renewed, 10*time.Second, Retrying)
+			if ls := s.Leases(t, device); testserver.Seats(ls) != 1 {
+				t.Fatalf("seats: %+v", ls)
+			}
+		})
 	}
 }

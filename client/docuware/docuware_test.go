@@ -2,8 +2,10 @@ package docuware_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/leasehold/leasehold/client/docuware"
@@ -119,5 +121,39 @@ func TestWrongPassword(t *testing.T) {
 	_, err := docuware.New(ctx, docuware.Config{PlatformURL: s.URL + "/DocuWare/Platform", UserName: "bob", Password: "nope", BrowserID: "dw-2"})
 	if err == nil {
 		t.Fatal("wrong password accepted")
+	}
+}
+
+// TestNoLicense: with every seat taken, a logon is refused with DocuWare's 401 text, as a
+// *docuware.LicenseError; the session that holds the seat goes on.
+func TestNoLicense(t *testing.T) {
+	t.Parallel()
+	s := testserver.Start(t)
+	ctx := testserver.Ctx(t)
+	holder, err := docuware.New(ctx, docuware.Config{PlatformURL: s.URL + "/DocuWare/Platform", UserName: "alice", Password: "alice-pw", BrowserID: "dw-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	req, _ := http.NewRequest(http.MethodPatch, s.URL+"/admin/v1/tenants/acme/licenses/lic-platform", bytes.NewReader([]byte(`{"seats": 1}`)))
+	req.Header.Set("Authorization", "Bearer "+testserver.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PATCH seats: %d", resp.StatusCode)
+	}
+	_, err = docuware.New(ctx, docuware.Config{PlatformURL: s.URL + "/DocuWare/Platform", UserName: "bob", Password: "bob-pw", BrowserID: "dw-b"})
+	var le *docuware.LicenseError
+	if !errors.As(err, &le) || !strings.Contains(le.Message, "None of the registered licenses are available for client bob") {
+		t.Fatalf("want a LicenseError, got %v", err)
+	}
+	if code := get(t, holder.HTTPClient(), s.URL+"/entitlements/licenses"); code != 200 {
+		t.Fatalf("holder: %d", code)
 	}
 }
