@@ -204,14 +204,23 @@ func (c *Client) renewSession(ctx context.Context, stale string) error {
 	return err
 }
 
-// keepSession refreshes the session at 80 % of its access token's lifetime, so that it
-// never lapses while the program runs, retrying with backoff when the server is away.
+// maxSessionRefresh bounds the time between two refreshes of the session: a refresh token
+// whose window is shorter than the access token's lifetime (Jim2's 20 minutes, say) must
+// still be used in time, and the client cannot see that window.
+const maxSessionRefresh = 10 * time.Minute
+
+// keepSession refreshes the session at 80 % of its access token's lifetime (at most
+// maxSessionRefresh after the last refresh), so that it never lapses while the program
+// runs, retrying with backoff when the server is away.
 func (c *Client) keepSession() {
 	defer c.wg.Done()
 	backoff := time.Duration(0)
 	for {
 		c.mu.Lock()
 		at := c.sess.expiry.Add(-c.sess.lifetime / 5)
+		if capped := c.sess.expiry.Add(-c.sess.lifetime).Add(maxSessionRefresh); capped.Before(at) {
+			at = capped
+		}
 		c.mu.Unlock()
 		wait := time.Until(at)
 		if backoff > 0 {

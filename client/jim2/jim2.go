@@ -214,6 +214,10 @@ func (s *Session) keep() {
 	for {
 		s.mu.Lock()
 		wait := time.Until(s.expiry.Add(-s.life / 5))
+		// The refresh token's window (20 minutes) may be shorter than expires_in.
+		if capped := time.Until(s.expiry.Add(-s.life).Add(10 * time.Minute)); capped < wait {
+			wait = capped
+		}
 		s.mu.Unlock()
 		if backoff > 0 {
 			wait = backoff
