@@ -41,3 +41,32 @@ func TestTimesFromReceipt(t *testing.T) {
 		t.Error("a lease received 61 s ago for 60 s is still valid")
 	}
 }
+
+// TestEventsDropOldest: a reader that falls behind loses the oldest events, never blocks
+// the renewal; the channel closes once.
+func TestEventsDropOldest(t *testing.T) {
+	l := &Lease{events: make(chan Event, eventBuffer)}
+	l.set("x.y.z", map[string]any{"jti": "id", "iat": float64(1), "exp": float64(61)}, time.Now())
+	for i := 0; i < eventBuffer+8; i++ {
+		kind := Renewed
+		if i == eventBuffer+7 {
+			kind = Lost
+		}
+		l.emit(kind, nil)
+	}
+	if n := len(l.events); n != eventBuffer {
+		t.Fatalf("%d events buffered", n)
+	}
+	l.closeEvents()
+	l.closeEvents()
+	l.emit(Renewed, nil) // after close: dropped, no panic
+	var last Event
+	n := 0
+	for ev := range l.Events() {
+		last = ev
+		n++
+	}
+	if n != eventBuffer || last.Kind != Lost {
+		t.Fatalf("read %d events, last %s", n, last.Kind)
+	}
+}
