@@ -160,6 +160,41 @@ func TestTwoClientsOneDevice(t *testing.T) {
 	}
 }
 
+// TestConcurrentConsume: goroutines consuming one item at once get the one lease (a
+// second consumption racing the first would be refused under lease chaining).
+func TestConcurrentConsume(t *testing.T) {
+	t.Parallel()
+	s := testserver.Shared(t)
+	ctx := testserver.Ctx(t)
+	c := mustNew(t, appConfig(s, "race-app", "race-1"))
+	defer c.Close(ctx)
+	leases := make(chan *Lease, 5)
+	errs := make(chan error, 5)
+	for i := 0; i < 5; i++ {
+		go func() {
+			l, err := c.Consume(ctx, "AppFeature-ABC")
+			leases <- l
+			errs <- err
+		}()
+	}
+	var first *Lease
+	for i := 0; i < 5; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		l := <-leases
+		if first == nil {
+			first = l
+		}
+		if l != first {
+			t.Fatal("two leases for one item of one client")
+		}
+	}
+	if n := len(testserver.ItemLeases(s.Leases(t, "race-1"), "AppFeature-ABC")); n != 1 {
+		t.Fatalf("%d leases on the server", n)
+	}
+}
+
 // TestRefusal: a refused consumption is a *LicenseError with the seed's error key; Check
 // says the same without consuming; WithQueue waits for the seat to free.
 func TestRefusal(t *testing.T) {

@@ -90,6 +90,7 @@ tenants:
       - {client_id: two-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: refuse-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: taken-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
+      - {client_id: race-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: end-cc-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: end-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
       - {client_id: cli-app, client_secret: s3cret, user: alice, grant_types: [client_credentials, refresh_token], scopes: [all, view], refresh_with_client_credentials: true}
