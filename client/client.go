@@ -306,24 +306,6 @@ func (c *Client) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// abandon stops the Client as a crash would: no release, no logoff, the StateDir as it is.
-func (c *Client) abandon() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel()
-	c.wg.Wait()
-	c.mu.Lock()
-	for _, l := range c.leases {
-		l.closeEvents()
-	}
-	c.mu.Unlock()
-	if c.state != nil {
-		c.state.close()
-	}
-	c.closeTransport()
-}
-
 func (c *Client) closeTransport() {
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()

@@ -36,3 +36,21 @@ func waitEvent(t *testing.T, l *Lease, kind EventKind, timeout time.Duration, fo
 		}
 	}
 }
+
+// abandon stops the Client as a crash would: no release, no logoff, the StateDir as it is.
+func (c *Client) abandon() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	c.mu.Lock()
+	for _, l := range c.leases {
+		l.closeEvents()
+	}
+	c.mu.Unlock()
+	if c.state != nil {
+		c.state.close()
+	}
+	c.closeTransport()
+}
