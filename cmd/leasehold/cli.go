@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -124,17 +127,22 @@ wrongly (unknown command or flag, wrong arguments).`,
 		versionCommand(stdout),
 	)
 
-	// The `client` command (package client's programs: consume, check, hold a lease) plugs
-	// in here, as a pass-through command, once cmd/leasehold/client.go provides runClient:
-	//
-	//	root.AddCommand(&cobra.Command{
-	//		Use:                "client",
-	//		Short:              "Use a Leasehold server as a vendor's program would (leasehold client --help)",
-	//		DisableFlagParsing: true, // runClient parses its own flags, --help included
-	//		RunE: func(cmd *cobra.Command, a []string) error {
-	//			return fromCode(runClient(cmd.Context(), a, stdout, stderr))
-	//		},
-	//	})
+	// `leasehold client` runs package client's programs (consume, check, hold a lease); it
+	// parses its own flags, --help included.
+	root.AddCommand(&cobra.Command{
+		Use:                "client",
+		Short:              "Use a Leasehold server as a vendor's program would (leasehold client --help)",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return fromCode(runClient(ctx, a, stdout, stderr))
+		},
+	})
 	return root
 }
 
