@@ -200,11 +200,14 @@ func FuzzVerifyToken(f *testing.F) {
 			return
 		}
 		parts := strings.Split(raw, ".")
-		header, err1 := base64.RawURLEncoding.DecodeString(parts[0])
-		payload, err2 := base64.RawURLEncoding.DecodeString(parts[1])
-		sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+		// Strict: one signed token has one spelling (the decoder would ignore a segment's
+		// unused low bits, and the signature is checked over the decoded bytes).
+		b64 := base64.RawURLEncoding.Strict()
+		header, err1 := b64.DecodeString(parts[0])
+		payload, err2 := b64.DecodeString(parts[1])
+		sig, err3 := b64.DecodeString(parts[2])
 		if err1 != nil || err2 != nil || err3 != nil {
-			t.Fatalf("accepted %q with undecodable parts", raw)
+			t.Fatalf("accepted %q with parts that are not canonical base64url", raw)
 		}
 		var h struct {
 			Alg string `json:"alg"`
