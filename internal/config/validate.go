@@ -372,10 +372,24 @@ func (v *validator) session(path string, s *domain.SessionPolicy, idx *tenantInd
 	if s.RefreshTokenTTL <= 0 {
 		v.add(path+".refresh_token_ttl", "must be more than 0")
 	}
+	v.durations(path, map[string]domain.Duration{"access_token_ttl": s.AccessTokenTTL, "refresh_token_ttl": s.RefreshTokenTTL,
+		"idle_timeout": s.IdleTimeout, "max_lifetime": s.MaxLifetime, "refresh_grace": s.RefreshGrace, "cookie_max_age": s.CookieMaxAge})
 	if s.MaxSessionsPerUser < 1 || s.MaxSessionsPerUser > maxSessions {
 		v.add(path+".max_sessions_per_user", "must be in 1..%d", maxSessions)
 	}
 	v.stringSet(path+".free_scopes", s.FreeScopes, v.scope)
+}
+
+// durations refuses a negative duration. The decoder refuses a negative value, but a bare
+// number of seconds too large for a time.Duration (over 292 years, e.g. `linger: 1e10`)
+// wraps to one on conversion; a wrapped value would make a lease, linger or token end
+// before it began.
+func (v *validator) durations(path string, ds map[string]domain.Duration) {
+	for _, k := range sortedKeys(ds) {
+		if ds[k] < 0 {
+			v.add(path+"."+k, "out of range (at most 292 years)")
+		}
+	}
 }
 
 func (v *validator) trustedIssuers(path string, list []domain.TrustedIssuer) {
@@ -481,6 +495,8 @@ func (v *validator) model(path string, m *domain.LicenseModel) {
 	if m.OnlineLease <= 0 {
 		v.add(path+".online_lease", "must be more than 0")
 	}
+	v.durations(path, map[string]domain.Duration{"chain_grace": m.ChainGrace, "online_lease": m.OnlineLease,
+		"offline_lease": m.OfflineLease, "linger": m.Linger, "restart_grace": m.RestartGrace, "max_use_time": m.MaxUseTime})
 	if m.MaxUseCount < 0 {
 		v.add(path+".max_use_count", "must not be negative (0 = no limit)")
 	}

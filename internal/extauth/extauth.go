@@ -154,6 +154,15 @@ func (v *Verifier) Verify(ctx context.Context, issuers []domain.TrustedIssuer, r
 	if len(issuers) == 0 || !LooksLikeJWT(raw) {
 		return nil, ErrUntrusted
 	}
+	if !canonical(raw) {
+		// The base64url decoder ignores the unused low bits of a segment's last character,
+		// so one signed token has many spellings; only the one its issuer wrote is taken,
+		// so that a token string is never worth more than the token.
+		if iss := unsafeIssuer(raw); iss != "" && findIssuer(issuers, iss) != nil {
+			return nil, fmt.Errorf("%w: not canonical base64url", ErrInvalid)
+		}
+		return nil, ErrUntrusted
+	}
 	tok, err := jwt.ParseSigned(raw, algorithms)
 	if err != nil {
 		if strings.Contains(err.Error(), "algorithm") {
@@ -384,6 +393,17 @@ func parseJWKS(b []byte) ([]jose.JSONWebKey, error) {
 		return nil, errors.New("the JWKS holds no usable public signing key")
 	}
 	return keys, nil
+}
+
+// canonical reports whether every part of a compact JWS is base64url as an encoder writes
+// it: no padding, and zero bits after the last whole byte.
+func canonical(raw string) bool {
+	for part := range strings.SplitSeq(raw, ".") {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(part); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeSegment(s string) ([]byte, error) {
