@@ -3,6 +3,7 @@ package domain
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +46,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	if n < 0 {
 		return fmt.Errorf("invalid duration %s: negative", b)
+	}
+	// A float past time.Duration's range converts to whatever the platform makes of it
+	// (a negative duration on amd64): refuse it.
+	if n >= float64(math.MaxInt64)/float64(time.Second) {
+		return fmt.Errorf("invalid duration %s: longer than %d years", b, int(math.MaxInt64/int64(365*24*time.Hour)))
 	}
 	*d = Duration(time.Duration(n * float64(time.Second)))
 	return nil

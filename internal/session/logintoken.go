@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -157,7 +158,7 @@ func ParseTimeSpan(v string) (time.Duration, error) {
 		return n, err == nil && n <= max
 	}
 	if !strings.Contains(v, ":") {
-		d, ok := num(v, 10_675_199) // TimeSpan.MaxValue.Days
+		d, ok := num(v, maxTimeSpanDays)
 		if !ok {
 			return 0, bad
 		}
@@ -166,7 +167,7 @@ func ParseTimeSpan(v string) (time.Duration, error) {
 	var days int64
 	rest := v
 	if i := strings.IndexByte(v, '.'); i >= 0 && i < strings.IndexByte(v, ':') {
-		d, ok := num(v[:i], 10_675_199)
+		d, ok := num(v[:i], maxTimeSpanDays)
 		if !ok {
 			return 0, bad
 		}
@@ -206,8 +207,15 @@ func ParseTimeSpan(v string) (time.Duration, error) {
 		}
 		d += time.Duration(n) * 100 // ticks of 100 ns
 	}
+	if d < 0 {
+		return 0, bad // past time.Duration's range: the sum wrapped
+	}
 	return d, nil
 }
+
+// maxTimeSpanDays is the largest day count a time.Duration holds (106,751; .NET's TimeSpan
+// goes to 10,675,199, which would wrap).
+const maxTimeSpanDays = int64(math.MaxInt64 / int64(24*time.Hour))
 
 // CreateLoginToken makes a login token for the user of p's session. The token carries the
 // seat of that session, so a token login can reclaim it after a logoff.
