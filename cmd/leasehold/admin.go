@@ -413,22 +413,66 @@ func usageCommand(o *adminOptions) *cobra.Command {
 }
 
 func applyCommand(o *adminOptions) *cobra.Command {
-	return &cobra.Command{
+	var dry bool
+	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Apply a configuration file's tenants to the running server",
 		Long: `Apply a configuration file's tenants to the running server, object by object, as a start
 does: an object is written only when its definition in the file changed since the file last
-applied it. Objects not in the file are left alone.`,
-		Example: "  leasehold admin apply examples/demo.yaml",
+applied it. Objects not in the file are left alone. --dry-run lists what would be created
+or updated, and writes nothing.`,
+		Example: "  leasehold admin apply --dry-run examples/demo.yaml\n  leasehold admin apply examples/demo.yaml",
 		Args:    args(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, a []string) error {
 			data, err := os.ReadFile(a[0])
 			if err != nil {
 				return err
 			}
-			return o.showTyped(http.MethodPost, "apply", data, "application/yaml", "", nil)
+			path := "apply"
+			if dry {
+				path += "?dry_run=true"
+			}
+			out, err := o.requestTyped(http.MethodPost, path, data, "application/yaml")
+			if err != nil {
+				return err
+			}
+			if o.output != "" && o.output != "table" {
+				return render(o.stdout, o.output, out, "", nil)
+			}
+			return printApplyReport(o.stdout, out, dry)
 		},
 	}
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "list what would change, write nothing")
+	return cmd
+}
+
+// printApplyReport prints an apply report as the changes it made (or, dry, would make),
+// one per line, and the counts.
+func printApplyReport(w io.Writer, body []byte, dry bool) error {
+	var resp struct {
+		Report struct {
+			Created, Updated, Unchanged int
+			Changes                     []struct{ Tenant, Kind, ID, Action string }
+		} `json:"report"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return err
+	}
+	rep := resp.Report
+	for _, c := range rep.Changes {
+		mark := map[string]string{"created": "+", "updated": "~"}[c.Action]
+		if c.Kind == "tenants" {
+			fmt.Fprintf(w, "%s tenant %s\n", mark, c.ID)
+		} else {
+			fmt.Fprintf(w, "%s %s/%s/%s\n", mark, c.Tenant, c.Kind, c.ID)
+		}
+	}
+	verb := "applied"
+	if dry {
+		verb = "would apply (dry run, nothing written)"
+	}
+	fmt.Fprintf(w, "%s: %d created, %d updated, %d unchanged\n", verb, rep.Created, rep.Updated, rep.Unchanged)
+	return nil
 }
 
 // rawCommand sends one request to any admin path, for what the nouns do not cover.

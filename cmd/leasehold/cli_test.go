@@ -162,8 +162,28 @@ func TestAdminCommands(t *testing.T) {
 	if out := mustRun("admin", "usage", "-o", "csv", "--from", "2026-01-01T00:00:00Z"); !strings.HasPrefix(out, "at,event,license,") {
 		t.Fatalf("usage -o csv:\n%s", out)
 	}
-	if out := mustRun("admin", "apply", "../../examples/demo.yaml"); !strings.Contains(out, "ok") {
+	// apply --dry-run lists what the file would change and writes nothing; apply writes it.
+	demo, err := os.ReadFile("../../examples/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := filepath.Join(t.TempDir(), "changed.yaml")
+	if err := os.WriteFile(changed, []byte(strings.Replace(string(demo), "    users:\n", "    users:\n      - {username: dora, password: dora-pw-123}\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun("admin", "apply", "--dry-run", changed); !strings.Contains(out, "+ acme/users/dora") || !strings.Contains(out, "dry run") {
+		t.Fatalf("apply --dry-run:\n%s", out)
+	}
+	if code, _, _ := runCLI("admin", "users", "get", "dora"); code != exitFailure {
+		t.Fatal("apply --dry-run wrote the user")
+	}
+	if out := mustRun("admin", "apply", changed); !strings.Contains(out, "+ acme/users/dora") || !strings.Contains(out, "1 created") {
 		t.Fatalf("apply:\n%s", out)
+	}
+	mustRun("admin", "users", "get", "dora")
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(mustRun("admin", "apply", changed, "-o", "json")), &rep); err != nil || rep["report"].(map[string]any)["unchanged"] == nil {
+		t.Fatalf("apply -o json: snake_case report expected: %v %v", rep, err)
 	}
 	// The raw verbs print the server's JSON as it is.
 	if out := mustRun("admin", "get", "tenants/acme/models"); !json.Valid([]byte(out)) || !strings.Contains(out, `"floating"`) {

@@ -62,10 +62,10 @@ const (
 
 // Change is one object that Apply created or updated.
 type Change struct {
-	Tenant string // the tenant's own name for a tenant object
-	Kind   domain.Kind
-	ID     string
-	Action Action
+	Tenant string      `json:"tenant"` // the tenant's own name for a tenant object
+	Kind   domain.Kind `json:"kind"`
+	ID     string      `json:"id"`
+	Action Action      `json:"action"`
 }
 
 func (c Change) String() string {
@@ -77,8 +77,10 @@ func (c Change) String() string {
 
 // Report counts what Apply did and lists the objects it created or updated, in apply order.
 type Report struct {
-	Created, Updated, Unchanged int
-	Changes                     []Change
+	Created   int      `json:"created"`
+	Updated   int      `json:"updated"`
+	Unchanged int      `json:"unchanged"`
+	Changes   []Change `json:"changes"`
 }
 
 func (r *Report) add(ch Change) {

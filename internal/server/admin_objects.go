@@ -254,13 +254,17 @@ func (s *Server) adminApply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_config", err.Error())
 		return
 	}
-	rep, err := apply.Apply(r.Context(), s.deps.Store, cfg.Tenants, apply.Options{})
+	// dry_run=true plans and reports what the file would change, writing nothing.
+	dry := r.URL.Query().Get("dry_run") == "true"
+	rep, err := apply.Apply(r.Context(), s.deps.Store, cfg.Tenants, apply.Options{DryRun: dry})
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	for _, t := range cfg.Tenants {
-		s.deps.Catalog.Invalidate(t.Name())
+	if !dry {
+		for _, t := range cfg.Tenants {
+			s.deps.Catalog.Invalidate(t.Name())
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "report": rep})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "dry_run": dry, "report": rep})
 }
