@@ -70,24 +70,29 @@ func serveConfig(cfgPath string, allowShortToken bool, stdout, stderr io.Writer)
 	lw := app.NewLogWriter(stderr, app.LogFlushEvery)
 	defer lw.Close()
 	stderr = lw
-	log := slog.New(slog.NewJSONHandler(lw, nil))
+	// One format on one stream: the request log, the startup lines and a fatal error.
+	var handler slog.Handler = slog.NewJSONHandler(lw, nil)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(lw, nil)
+	}
+	log := slog.New(handler)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "leasehold:", err)
+		log.Error("cannot start", "err", err)
 		return 1
 	}
 	defer a.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		fmt.Fprintln(stderr, "leasehold: listen:", err)
+		log.Error("cannot listen", "addr", cfg.Listen, "err", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "Leasehold %s listening on %s (public URL %s, store %s)\n", currentVersion().Version, ln.Addr(), cfg.PublicURL, redactDSN(cfg.Store))
+	log.Info("listening", "version", currentVersion().Version, "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "store", redactDSN(cfg.Store))
 	for _, t := range cfg.Tenants {
-		fmt.Fprintf(stdout, "  tenant %s: %d users, %d clients, %d licenses\n", t.Name(), len(t.Users), len(t.Clients), len(t.Licenses))
+		log.Info("tenant", "tenant", t.Name(), "users", len(t.Users), "clients", len(t.Clients), "licenses", len(t.Licenses))
 	}
 	if err := a.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "leasehold:", err)
+		log.Error("stopped", "err", err)
 		return 1
 	}
 	return 0

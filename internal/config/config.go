@@ -74,6 +74,9 @@ type Config struct {
 	MetricsToken string
 	// AdminListen, when set, is the only listener of the admin API and /metrics.
 	AdminListen string
+	// LogFormat is json (default) or text: every line serve writes, request log, startup
+	// and errors alike, in one format on one stream (stderr).
+	LogFormat string
 	Signing     Signing
 	Documents   string
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
@@ -123,6 +126,7 @@ type fileConfig struct {
 	AdminTokenHash string   `json:"admin_token_hash"`
 	MetricsToken   string   `json:"metrics_token"`
 	AdminListen    string   `json:"admin_listen"`
+	LogFormat      string   `json:"log_format"`
 	Signing        Signing  `json:"signing"`
 	Documents      string   `json:"documents"`
 	// A pointer: an explicit 0s (no bound) differs from no value (the default).
@@ -197,6 +201,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 		AdminTokenHash: fc.AdminTokenHash,
 		MetricsToken:   fc.MetricsToken,
 		AdminListen:    fc.AdminListen,
+		LogFormat:      fc.LogFormat,
 		Signing:        fc.Signing,
 		Documents:      fc.Documents,
 		Tenants:        tenants,
@@ -227,6 +232,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Documents == "" {
 		c.Documents = DefaultDocuments
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
 	}
 	if c.Signing.Algorithm == "" {
 		c.Signing.Algorithm = DefaultAlgorithm

@@ -44,6 +44,8 @@ func leaseholdBinary(t *testing.T) string {
 
 type process struct {
 	URL string
+	// Log is the file that holds what the process wrote (stdout and stderr).
+	Log string
 	cmd *exec.Cmd
 }
 
@@ -76,7 +78,7 @@ func startProcess(t *testing.T, yaml, dir, storeDSN, addr string) *process {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{URL: url, cmd: cmd}
+	p := &process{URL: url, Log: cfgPath + ".log", cmd: cmd}
 	t.Cleanup(func() {
 		p.kill()
 		logf.Close()
