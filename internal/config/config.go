@@ -77,8 +77,8 @@ type Config struct {
 	// LogFormat is json (default) or text: every line serve writes, request log, startup
 	// and errors alike, in one format on one stream (stderr).
 	LogFormat string
-	Signing     Signing
-	Documents   string
+	Signing   Signing
+	Documents string
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
 	ShutdownTimeout time.Duration
 	Tenants         []Tenant
