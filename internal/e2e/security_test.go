@@ -539,3 +539,26 @@ func TestSecurityAdminListen(t *testing.T) {
 	}
 	sessWant(t, "login", sessLogin(t, ts.URL, "alice", "alice-pw", nil, nil), http.StatusOK)
 }
+
+// TestSecurityErrorsNameNoGoType: a body of the wrong shape is refused with the field and
+// the kind of value it takes, never a Go type name.
+func TestSecurityErrorsNameNoGoType(t *testing.T) {
+	ts := start(t, securityConfig)
+	base := ts.URL
+	admin := map[string]string{"Authorization": "Bearer test-admin", "Content-Type": "application/json"}
+	for name, r := range map[string]response{
+		"login":         do(t, http.MethodPost, base+"/session/login", map[string]string{"Content-Type": "application/json"}, `{"username":3}`),
+		"login array":   do(t, http.MethodPost, base+"/session/login", map[string]string{"Content-Type": "application/json"}, `[1]`),
+		"admin create":  do(t, http.MethodPost, base+"/admin/v1/tenants/sec/licenses", admin, `{"id":"x","seats":"many"}`),
+		"admin patch":   do(t, http.MethodPatch, base+"/admin/v1/tenants/sec/licenses/lic-s", admin, `{"seats":"many"}`),
+		"tenant create": do(t, http.MethodPost, base+"/admin/v1/tenants", admin, `{"name":7}`),
+	} {
+		if r.Status < 400 || r.Status >= 500 || strings.Contains(r.Body, "Go ") || strings.Contains(r.Body, "struct") {
+			t.Errorf("%s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	r := do(t, http.MethodPatch, base+"/admin/v1/tenants/sec/licenses/lic-s", admin, `{"seats":"many"}`)
+	if !strings.Contains(r.Body, "seats must be a whole number") {
+		t.Errorf("the refusal does not say what seats takes: %s", r.Body)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/leasehold/leasehold/internal/jsonerr"
 )
 
 // mergePatch applies an RFC 7396 JSON merge patch to cur.
@@ -13,7 +15,7 @@ func mergePatch(cur, patch []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := json.Unmarshal(patch, &p); err != nil {
-		return nil, fmt.Errorf("body: %v", err)
+		return nil, fmt.Errorf("body: %s", jsonerr.Reason(err))
 	}
 	pm, ok := p.(map[string]any)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/jsonerr"
 	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
 )
@@ -145,7 +146,7 @@ func (w *Writer) WriteTenant(ctx context.Context, op Op, name string, body []byt
 	var t domain.Tenant
 	if op == Create {
 		if err := json.Unmarshal(body, &t); err != nil {
-			return t, refuse(BadRequest, "tenant: %v", err)
+			return t, refuse(BadRequest, "tenant: %s", jsonerr.Reason(err))
 		}
 		name = t.Name
 	}
@@ -180,7 +181,7 @@ func (w *Writer) WriteTenant(ctx context.Context, op Op, name string, body []byt
 				}
 			}
 			if err := json.Unmarshal(merged, &t); err != nil {
-				return refuse(BadRequest, "tenant: %v", err)
+				return refuse(BadRequest, "tenant: %s", jsonerr.Reason(err))
 			}
 			if t.Name != name {
 				return refuse(BadRequest, "a tenant cannot be renamed")
@@ -243,7 +244,7 @@ func decode(kind domain.Kind, body []byte, secrets map[string]string) (string, [
 func decodeAs[T any](body []byte, prepare func(*T) (string, error)) (string, []byte, error) {
 	v := new(T)
 	if err := json.Unmarshal(body, v); err != nil {
-		return "", nil, err
+		return "", nil, errors.New(jsonerr.Reason(err))
 	}
 	id, err := prepare(v)
 	if err != nil {

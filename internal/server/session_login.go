@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
+	"github.com/leasehold/leasehold/internal/jsonerr"
 	"github.com/leasehold/leasehold/internal/session"
 )
 
@@ -180,9 +181,8 @@ func parseQueue(v string) (time.Duration, error) {
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-func jsonReason(err error) string {
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
+// jsonReason says what is wrong with a JSON body in the API's terms (jsonerr.Reason).
+func jsonReason(err error) string { return jsonerr.Reason(err) }
 
 // sessionLogin is POST /session/login.
 func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
