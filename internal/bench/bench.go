@@ -266,9 +266,6 @@ func (c *Conn) Next() int64 {
 	return c.seq
 }
 
-// RunID is unique to this run, so that anchors never collide with an earlier run's leases.
-func (c *Conn) RunID() string { return c.r.runID }
-
 func transportKind(err error) string {
 	var ne net.Error
 	switch {

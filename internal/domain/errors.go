@@ -55,15 +55,6 @@ func NewLicenseError(code ErrorCode, item, technical string) *LicenseError {
 	}
 }
 
-// CodeOf returns the license error code in err, or "".
-func CodeOf(err error) ErrorCode {
-	var le *LicenseError
-	if errors.As(err, &le) {
-		return le.Code
-	}
-	return ""
-}
-
 // Store-level sentinel errors.
 var (
 	ErrNotFound = errors.New("not found")

@@ -82,15 +82,6 @@ type config struct {
 // WithClock sets the store's clock (Store.Now and every Tx.Now); engine tests move it.
 func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
 
-// WithReaders sets how many reader connections serve View (default: GOMAXPROCS, at least 4).
-func WithReaders(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.readers = n
-		}
-	}
-}
-
 // Store is a store.Store on one SQLite file.
 type Store struct {
 	path  string

@@ -221,15 +221,6 @@ func propertyFields(f fields, l *domain.License) {
 	f.props("licenseProperties", l.Properties)
 }
 
-// ErrorPayload is the 10Duke error answer for name (an item, or a lease id of a release):
-// `<name>_errorCode`, `_errorKey` (the same code), `_errorMessage`, `_errorTechnical`,
-// then `iss` and `iat`.
-func ErrorPayload(m Meta, name string, e *domain.LicenseError) Payload {
-	p := make(Payload, 0, 6)
-	errorFields(&p, m, name, e)
-	return p
-}
-
 func errorFields(f fields, m Meta, name string, e *domain.LicenseError) {
 	nameErrorFields(f, name, e)
 	f.str("iss", m.Issuer)
