@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasehold/leasehold/internal/admintoken"
 	"github.com/leasehold/leasehold/internal/apply"
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/config"
@@ -112,13 +113,15 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
 		}
 	})
-	dash := ui.New(ui.Options{AdminToken: cfg.AdminToken, AdminTokenHash: cfg.AdminTokenHash, PublicURL: cfg.PublicURL, Logger: log},
+	// One guard of the admin token for the admin API, /metrics and the dashboard: the same
+	// tokens accepted everywhere, one allowance of wrong guesses per address.
+	admin := admintoken.New(cfg.AdminToken, cfg.AdminTokenHash)
+	dash := ui.New(ui.Options{Admin: admin, PublicURL: cfg.PublicURL, Logger: log},
 		ui.Deps{Store: st, Catalog: cat, Engine: eng, Sessions: sess})
 	srv := server.New(server.Options{
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
-		AdminToken:     cfg.AdminToken,
-		AdminTokenHash: cfg.AdminTokenHash,
+		Admin:          admin,
 		MetricsToken:   cfg.MetricsToken,
 		SeparateAdmin:  cfg.AdminListen != "",
 		GeoIP:          geo != nil,

@@ -562,3 +562,30 @@ func TestSecurityErrorsNameNoGoType(t *testing.T) {
 		t.Errorf("the refusal does not say what seats takes: %s", r.Body)
 	}
 }
+
+// TestSecurityAdminGuessesShared: the admin API and the dashboard's sign-in check the admin
+// token through one guard, so wrong guesses at one count at the other.
+func TestSecurityAdminGuessesShared(t *testing.T) {
+	ts := start(t, securityConfig)
+	const addr = "203.0.113.77"
+	for i := range 10 {
+		if r := do(t, http.MethodGet, ts.URL+"/admin/v1/tenants", from(addr, sessBearer("guess-"+strconv.Itoa(i))), ""); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, r.Status)
+		}
+	}
+	page := do(t, http.MethodGet, ts.URL+"/ui/login", from(addr), "")
+	var csrf string
+	for _, c := range sessCookies(page) {
+		if c.Name == "lh_ui_login" {
+			csrf = c.Value
+		}
+	}
+	if csrf == "" {
+		t.Fatalf("no sign-in cookie: %v", page.Header.Values("Set-Cookie"))
+	}
+	r := postForm(t, ts.URL+"/ui/login", url.Values{"csrf": {csrf}, "token": {"test-admin"}},
+		from(addr, map[string]string{"Cookie": "lh_ui_login=" + csrf}))
+	if r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the dashboard's sign-in after 10 wrong admin API tokens from the address: %d", r.Status)
+	}
+}

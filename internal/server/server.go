@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/leasehold/leasehold/internal/admintoken"
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/engine"
@@ -34,9 +35,8 @@ import (
 type Options struct {
 	PublicURL      string // no trailing slash
 	TrustedProxies []netip.Prefix
-	AdminToken     string
-	// AdminTokenHash, when set, is the PHC hash of the admin token (instead of AdminToken).
-	AdminTokenHash string
+	// Admin checks the admin token (nil or unconfigured: the admin API is off).
+	Admin *admintoken.Guard
 	// MetricsToken is the Bearer token /metrics takes besides the admin token.
 	MetricsToken string
 	// SeparateAdmin serves the admin API and /metrics only on AdminHandler (admin_listen),
@@ -67,8 +67,8 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	secrets *secret.VerifyCache
-	// guesses throttles failed client-secret and admin-token checks (passwords are the
-	// session manager's).
+	// guesses throttles failed client-secret checks (passwords are the session manager's,
+	// the admin token admintoken.Guard's).
 	guesses throttle.Limiter
 	// writer makes the admin API's object changes.
 	writer  *objects.Writer

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/internal/domain"
-	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/throttle"
 )
@@ -27,9 +26,6 @@ const (
 	loginCookie = "lh_ui_login"
 	// SessionTTL is how long a sign-in lasts.
 	SessionTTL = 12 * time.Hour
-	// throttleFree wrong tokens from one address cost nothing (a mistyped token); each
-	// further one doubles the wait, as on the admin API.
-	throttleFree = 10
 )
 
 // signIn is the authenticated request's sign-in: the cookie value, from which its CSRF
@@ -186,15 +182,14 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		d.errorPage(w, r, http.StatusForbidden, "Refused: the sign-in form's CSRF token is missing or wrong. Reload the sign-in page and try again.")
 		return
 	}
-	key := throttle.Key{ID: "ui-admin\x00" + throttle.Addr(clientAddr(r)), Free: throttleFree}
-	if wait := d.guesses.Wait(time.Now(), key); wait > 0 {
+	ok, wait := d.opts.Admin.Check(r.PostFormValue("token"), clientAddr(r))
+	if wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(throttle.RetrySeconds(wait)))
 		d.renderLogin(w, r, http.StatusTooManyRequests,
 			"Too many wrong tokens from this address: try again in "+strconv.Itoa(throttle.RetrySeconds(wait))+" s.")
 		return
 	}
-	if !d.tokenValid(r.PostFormValue("token")) {
-		d.guesses.Fail(time.Now(), key)
+	if !ok {
 		d.renderLogin(w, r, http.StatusUnauthorized, "Wrong admin token.")
 		return
 	}
@@ -210,18 +205,6 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	d.setCookie(w, r, loginCookie, "", -1)
 	d.setCookie(w, r, CookieName, value, int(SessionTTL/time.Second))
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
-}
-
-func (d *Dashboard) tokenValid(tok string) bool {
-	if tok == "" || len(tok) > secret.MaxSecretLen {
-		return false
-	}
-	if d.opts.AdminTokenHash != "" {
-		// The cache's empty "tenant" is no tenant's name: no client shares the entry.
-		ok, err := d.secrets.Verify("", "admin", tok, d.opts.AdminTokenHash)
-		return err == nil && ok
-	}
-	return secret.Equal(tok, d.opts.AdminToken)
 }
 
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {

@@ -20,13 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leasehold/leasehold/internal/admintoken"
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
-	"github.com/leasehold/leasehold/internal/secret"
 	"github.com/leasehold/leasehold/internal/session"
 	"github.com/leasehold/leasehold/internal/store"
-	"github.com/leasehold/leasehold/internal/throttle"
 )
 
 // CSP is the Content-Security-Policy of every /ui/ response (SPEC §10): scripts, styles
@@ -42,10 +41,11 @@ var files embed.FS
 
 // Options are the dashboard's settings from the configuration file.
 type Options struct {
-	AdminToken     string
-	AdminTokenHash string // PHC hash of the admin token, instead of AdminToken
-	PublicURL      string // an https:// public URL marks the cookie Secure behind a TLS proxy
-	Logger         *slog.Logger
+	// Admin checks the admin token (the admin API's own guard: one allowance of wrong
+	// guesses per address for both); unconfigured, the dashboard is off.
+	Admin     *admintoken.Guard
+	PublicURL string // an https:// public URL marks the cookie Secure behind a TLS proxy
+	Logger    *slog.Logger
 }
 
 // Deps are the services the dashboard reads and drives.
@@ -58,16 +58,13 @@ type Deps struct {
 
 // Dashboard serves /ui/. Mount it on the main listener at "/ui/".
 type Dashboard struct {
-	opts    Options
-	deps    Deps
-	log     *slog.Logger
-	mux     *http.ServeMux
-	pages   map[string]*template.Template
-	assets  http.Handler
-	secrets *secret.VerifyCache
-	// guesses throttles wrong admin tokens per client address, as the admin API does.
-	guesses throttle.Limiter
-	cop     *http.CrossOriginProtection
+	opts   Options
+	deps   Deps
+	log    *slog.Logger
+	mux    *http.ServeMux
+	pages  map[string]*template.Template
+	assets http.Handler
+	cop    *http.CrossOriginProtection
 }
 
 // New builds the dashboard.
@@ -80,14 +77,13 @@ func New(opts Options, deps Deps) *Dashboard {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	d := &Dashboard{
-		opts:    opts,
-		deps:    deps,
-		log:     opts.Logger,
-		mux:     http.NewServeMux(),
-		pages:   parsePages(),
-		assets:  http.StripPrefix("/ui/assets/", http.FileServerFS(sub)),
-		secrets: secret.NewVerifyCache(0, 0),
-		cop:     http.NewCrossOriginProtection(),
+		opts:   opts,
+		deps:   deps,
+		log:    opts.Logger,
+		mux:    http.NewServeMux(),
+		pages:  parsePages(),
+		assets: http.StripPrefix("/ui/assets/", http.FileServerFS(sub)),
+		cop:    http.NewCrossOriginProtection(),
 	}
 	if u, err := url.Parse(opts.PublicURL); err == nil && u.Scheme != "" && u.Host != "" {
 		// Behind a proxy that rewrites Host, the public origin is still this server's.
@@ -126,7 +122,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	if !strings.HasPrefix(r.URL.Path, "/ui/assets/") {
 		h.Set("Cache-Control", "no-store")
-		if d.opts.AdminToken == "" && d.opts.AdminTokenHash == "" {
+		if !d.opts.Admin.Configured() {
 			d.errorPage(w, r, http.StatusForbidden,
 				"The dashboard is off: set admin_token (or admin_token_hash) in the configuration to sign in.")
 			return
