@@ -90,6 +90,7 @@ type Tenant struct {
 	Products      []Entry[domain.Product]
 	Models        []Entry[domain.LicenseModel]
 	Licenses      []Entry[domain.License]
+	Gateways      []Entry[domain.Gateway]
 }
 
 // Name is the tenant's name.
