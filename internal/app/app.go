@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
+	"github.com/leasehold/leasehold/internal/gateway"
 	"github.com/leasehold/leasehold/internal/geoip"
 	"github.com/leasehold/leasehold/internal/keys"
 	"github.com/leasehold/leasehold/internal/server"
@@ -43,6 +45,7 @@ type App struct {
 	Sessions *session.Manager
 	Docs     *documents.Store
 	Server   *server.Server
+	Gateways *gateway.Manager
 	Log      *slog.Logger
 	process  string
 }
@@ -103,6 +106,11 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
 		}
 	})
+	ext := extauth.New(extauth.Options{})
+	gws := gateway.NewManager(gateway.Deps{
+		Catalog: cat, Sessions: sess, ExtAuth: ext, Registry: met.Registry(), Log: log,
+		ClientAddr: func(r *http.Request) netip.Addr { return server.ClientAddr(r, cfg.TrustedProxies) },
+	})
 	srv := server.New(server.Options{
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
@@ -113,10 +121,10 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		Logger:         log,
 		Metrics:        met,
 	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess,
-		Documents: docs, ExtAuth: extauth.New(extauth.Options{})})
+		Documents: docs, ExtAuth: ext, Ready: gws.Ready})
 	host, _ := os.Hostname()
 	return &App{
-		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Log: log,
+		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Gateways: gws, Log: log,
 		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 	}, nil
 }
@@ -163,6 +171,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 func (a *App) background(ctx context.Context) {
 	go a.Engine.Run(ctx, a.process, SweepEvery)
+	gwDone := make(chan struct{})
+	go func() {
+		defer close(gwDone)
+		a.Gateways.Run(ctx)
+	}()
+	// The gateways stop with the rest of the background work, their in-flight requests
+	// given the same grace as the main listener's.
+	defer func() { <-gwDone }()
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
 	for n := 0; ; n++ {

@@ -430,7 +430,7 @@ func (m *Manager) load(ctx context.Context, hash string) (t *domain.Token, s *do
 		t, s, stale = nil, nil, false
 		now = tx.Now()
 		var err error
-		t, s, err = liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie, domain.TokenRefresh)
+		t, s, err = liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie, domain.TokenRefresh, domain.TokenGatewayCookie)
 		if err != nil {
 			return err
 		} else if t == nil {

@@ -1,0 +1,384 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gatewayConfig: tenant gw with one seat (anchored on the user alone, no linger) and a
+// gateway "web" in front of {{UPSTREAM}} on {{GW}}.
+const gatewayConfig = `
+listen: "{{LISTEN}}"
+public_url: "{{URL}}"
+store: "{{STORE}}"
+admin_token: test-admin
+documents: "{{DIR}}/documents"
+tenants:
+  - name: gw
+    session: {item: PlatformService, idle_timeout: 1h}
+    organizations: [{id: org-g}]
+    users:
+      - {username: alice, password: alice-pw, organization: org-g}
+      - {username: bob, password: bob-pw, organization: org-g}
+    clients:
+      - {client_id: viewer, client_secret: viewer-secret, user: alice, scopes: [view]}
+    products: [{name: PlatformService, items: [Reports]}]
+    models: [{name: seat, anchors: [user], linger: 0s}]
+    licenses: [{id: lic-g, product: PlatformService, model: seat, seats: 1, owner: {organization: org-g}}]
+    gateways:
+      - name: web
+        listen: "{{GW}}"
+        upstream: "{{UPSTREAM}}/base"
+        timeout: 5s
+        routes:
+          - {path: /health, access: public}
+          - {path: /api/, access: seat}
+          - {path: /read/, methods: [GET, HEAD], access: session}
+          - {path: /admin/, access: seat, scopes: [admin]}
+`
+
+// echoUpstream answers every request with what it received, as JSON.
+func echoUpstream(t *testing.T) *httptest.Server {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery, "header": r.Header, "body": string(body),
+		})
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// noRedirect is a client that shows redirects instead of following them.
+var noRedirect = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func gwDo(t *testing.T, method, u string, header map[string]string, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}
+}
+
+// waitUp waits for a listener to accept (the manager starts it in the background).
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+func startGateway(t *testing.T) (ts *testServer, gw string, up *httptest.Server) {
+	t.Helper()
+	up = echoUpstream(t)
+	gw = freeAddr(t)
+	cfg := strings.NewReplacer("{{GW}}", gw, "{{UPSTREAM}}", up.URL).Replace(gatewayConfig)
+	ts = start(t, cfg)
+	waitUp(t, gw)
+	return ts, "http://" + gw, up
+}
+
+// upstreamSaw decodes the echo upstream's answer.
+func upstreamSaw(t *testing.T, r response) (path string, h http.Header) {
+	t.Helper()
+	if r.Status != http.StatusOK {
+		t.Fatalf("not proxied: %d %s", r.Status, r.Body)
+	}
+	var m struct {
+		Path   string      `json:"path"`
+		Header http.Header `json:"header"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &m); err != nil {
+		t.Fatalf("not the upstream's answer: %s", r.Body)
+	}
+	return m.Path, m.Header
+}
+
+// gwLogin signs in through the gateway's login page (CSRF double submit) and returns the
+// gateway's session cookie header.
+func gwLogin(t *testing.T, gw, user, password string) (response, string) {
+	t.Helper()
+	page := gwDo(t, "GET", gw+"/.leasehold/login?return_to=/api/x%3Fa=1", nil, "")
+	if page.Status != 200 {
+		t.Fatalf("login page: %d %s", page.Status, page.Body)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page.Body)
+	if csrf == nil {
+		t.Fatalf("no csrf field: %s", page.Body)
+	}
+	csrfCookie := sessCookies(page)["lh_csrf"]
+	if csrfCookie == nil {
+		t.Fatalf("no csrf cookie: %v", page.Header)
+	}
+	form := url.Values{"csrf": {csrf[1]}, "username": {user}, "password": {password}, "return_to": {"/api/x?a=1"}}
+	r := gwDo(t, "POST", gw+"/.leasehold/login", map[string]string{
+		"Content-Type": "application/x-www-form-urlencoded", "Cookie": "lh_csrf=" + csrfCookie.Value, "Origin": gw,
+	}, form.Encode())
+	c := sessCookies(r)["lh_gw_web"]
+	if c == nil {
+		return r, ""
+	}
+	return r, "lh_gw_web=" + c.Value
+}
+
+func TestGatewayAdmission(t *testing.T) {
+	ts, gw, _ := startGateway(t)
+
+	// Public: proxied with no credential; the client's identity headers and forwarding
+	// headers are removed, an Authorization the gateway did not use (Basic) passes.
+	r := gwDo(t, "GET", gw+"/health?x=1", map[string]string{
+		"X-Leasehold-User": "mallory", "X_Leasehold_Tenant": "evil", "X-Forwarded-For": "6.6.6.6",
+		"Authorization": "Basic YTpi", "Cookie": "theirs=1; lh_session=secret",
+	}, "")
+	path, h := upstreamSaw(t, r)
+	if path != "/base/health" || h.Get("X-Leasehold-User") != "" || h.Get("X-Leasehold-Tenant") != "gw" ||
+		h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Authorization") != "Basic YTpi" || h.Get("Cookie") != "theirs=1" {
+		t.Fatalf("public: path %s headers %v", path, h)
+	}
+
+	// No credential: an API client gets 401 with the tenant's realm, a browser the login page.
+	r = gwDo(t, "GET", gw+"/api/x", nil, "")
+	if r.Status != 401 || r.Header.Get("WWW-Authenticate") != `Bearer realm="gw"` || !strings.Contains(r.Body, `"error"`) {
+		t.Fatalf("no credential: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	r = gwDo(t, "GET", gw+"/api/x?a=1", map[string]string{"Accept": "text/html,*/*"}, "")
+	if r.Status != 302 || r.Header.Get("Location") != "/.leasehold/login?return_to=%2Fapi%2Fx%3Fa%3D1" {
+		t.Fatalf("browser: %d %s", r.Status, r.Header.Get("Location"))
+	}
+
+	// Matching: unclean paths, no rule, a method no rule takes.
+	for _, p := range []string{"/api/a/%2e%2e/b", "/api/a%2Fb", "/api//b", "/api/a%5Cb"} {
+		if r := gwDo(t, "GET", gw+p, nil, ""); r.Status != 400 {
+			t.Fatalf("%s: %d %s", p, r.Status, r.Body)
+		}
+	}
+	if r := gwDo(t, "GET", gw+"/other", nil, ""); r.Status != 404 {
+		t.Fatalf("no rule: %d", r.Status)
+	}
+	if r := gwDo(t, "POST", gw+"/read/x", nil, ""); r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" {
+		t.Fatalf("method: %d %v", r.Status, r.Header)
+	}
+
+	// A Bearer access token of the tenant: proxied as alice with her seat's license; the
+	// token is not forwarded, nor any Leasehold cookie.
+	tok, _, _ := sessGrant(t, sessLogin(t, ts.URL+"/t/gw", "alice", "alice-pw", nil, nil))
+	r = gwDo(t, "PUT", gw+"/api/doc", map[string]string{"Authorization": "Bearer " + tok, "Cookie": "lh_gw_web=x; keep=1; __Host-lh_a=b"}, "data")
+	path, h = upstreamSaw(t, r)
+	if path != "/base/api/doc" || h.Get("Authorization") != "" || h.Get("Cookie") != "keep=1" || h.Get("X-Leasehold-User") != "alice" ||
+		h.Get("X-Leasehold-License") != "lic-g" || h.Get("X-Leasehold-Scopes") != "all" || h.Get("X-Leasehold-Session") == "" {
+		t.Fatalf("bearer: %s %v", path, h)
+	}
+	// An invalid Bearer is final: 401, even for a browser, and the cookie is not tried.
+	r = gwDo(t, "GET", gw+"/api/x", map[string]string{"Authorization": "Bearer nope", "Accept": "text/html"}, "")
+	if r.Status != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("invalid bearer: %d %v", r.Status, r.Header)
+	}
+	// Scopes: a seat route needing admin; a free-scope session on a seat route.
+	if r := gwDo(t, "GET", gw+"/admin/x", map[string]string{"Authorization": "Bearer " + tok}, ""); r.Status != 403 || !strings.Contains(r.Body, "insufficient_scope") {
+		t.Fatalf("scope: %d %s", r.Status, r.Body)
+	}
+	view := ccToken(t, ts.URL+"/t/gw", "viewer", "viewer-secret", "view")
+	if r := gwDo(t, "GET", gw+"/api/x", map[string]string{"Authorization": "Bearer " + view}, ""); r.Status != 403 || !strings.Contains(r.Body, "insufficient_scope") {
+		t.Fatalf("free scope on a seat route: %d %s", r.Status, r.Body)
+	}
+	if _, h := upstreamSaw(t, gwDo(t, "GET", gw+"/read/x", map[string]string{"Authorization": "Bearer " + view}, "")); h.Get("X-Leasehold-License") != "" {
+		t.Fatalf("session route: %v", h)
+	}
+
+	// whoami and forward-auth.
+	r = gwDo(t, "GET", gw+"/.leasehold/whoami", map[string]string{"Authorization": "Bearer " + tok}, "")
+	if m := r.json(t); r.Status != 200 || m["user"] != "alice" || len(m["seats"].([]any)) != 1 {
+		t.Fatalf("whoami: %d %s", r.Status, r.Body)
+	}
+	r = gwDo(t, "GET", gw+"/.leasehold/auth", map[string]string{"Authorization": "Bearer " + tok, "X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/api/x?y=1"}, "")
+	if r.Status != 200 || r.Header.Get("X-Leasehold-User") != "alice" || r.Header.Get("X-Leasehold-License") != "lic-g" {
+		t.Fatalf("forward-auth: %d %v", r.Status, r.Header)
+	}
+	r = gwDo(t, "GET", gw+"/.leasehold/auth", map[string]string{"Accept": "text/html", "X-Original-URI": "/api/x"}, "")
+	if r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" || r.Header.Get("Location") != "" {
+		t.Fatalf("forward-auth without credential: %d %v", r.Status, r.Header)
+	}
+	if r := gwDo(t, "GET", gw+"/.leasehold/auth", map[string]string{"X-Forwarded-Method": "DELETE", "X-Forwarded-Uri": "/read/x"}, ""); r.Status != 405 {
+		t.Fatalf("forward-auth method: %d", r.Status)
+	}
+
+	// Metrics per gateway and route, on the server's /metrics.
+	if r := get(t, ts.URL+"/metrics", "test-admin"); !strings.Contains(r.Body, `leasehold_gateway_requests_total{code="200",gateway="web",route="/api/",tenant="gw"}`) ||
+		!strings.Contains(r.Body, "leasehold_gateway_upstream_seconds_bucket") {
+		t.Fatalf("metrics: %s", r.Body)
+	}
+}
+
+func TestGatewayLoginContentionLogout(t *testing.T) {
+	ts, gw, _ := startGateway(t)
+
+	// The login page: CSRF token, no framing, no script.
+	page := gwDo(t, "GET", gw+"/.leasehold/login", nil, "")
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Fatalf("csp: %q", csp)
+	}
+	// A login without the CSRF token, or from another site, is refused.
+	form := url.Values{"username": {"alice"}, "password": {"alice-pw"}}
+	if r := gwDo(t, "POST", gw+"/.leasehold/login", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, form.Encode()); r.Status != 403 {
+		t.Fatalf("no csrf: %d", r.Status)
+	}
+	if r := gwDo(t, "POST", gw+"/.leasehold/login", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Sec-Fetch-Site": "cross-site"}, form.Encode()); r.Status != 403 {
+		t.Fatalf("cross-site login: %d", r.Status)
+	}
+	if r, c := gwLogin(t, gw, "alice", "wrong"); r.Status != 401 || c != "" {
+		t.Fatalf("bad password: %d", r.Status)
+	}
+
+	// Alice signs in: redirected to return_to, with the gateway's own cookie.
+	r, alice := gwLogin(t, gw, "alice", "alice-pw")
+	if r.Status != 303 || r.Header.Get("Location") != "/api/x?a=1" || alice == "" {
+		t.Fatalf("login: %d %v", r.Status, r.Header)
+	}
+	set := strings.Join(r.Header.Values("Set-Cookie"), "\n")
+	if !strings.Contains(set, "lh_gw_web=") || !strings.Contains(set, "HttpOnly") || !strings.Contains(set, "SameSite=Lax") || !strings.Contains(set, "lh_device=") {
+		t.Fatalf("cookies: %s", set)
+	}
+	_, h := upstreamSaw(t, gwDo(t, "GET", gw+"/api/x", map[string]string{"Cookie": alice}, ""))
+	if h.Get("X-Leasehold-User") != "alice" || h.Get("Cookie") != "" {
+		t.Fatalf("cookie session: %v", h)
+	}
+	// The gateway cookie is this gateway's alone: the server's own routes do not take it.
+	if r := do(t, "GET", ts.URL+"/t/gw/session/documents", map[string]string{"Cookie": "lh_session=" + strings.TrimPrefix(alice, "lh_gw_web=")}, ""); r.Status != 401 {
+		t.Fatalf("gateway cookie at the server: %d %s", r.Status, r.Body)
+	}
+	// Cookie-authenticated state changes must come from the gateway's origin.
+	if r := gwDo(t, "POST", gw+"/api/x", map[string]string{"Cookie": alice, "Origin": "http://evil.example"}, ""); r.Status != 403 {
+		t.Fatalf("cross-origin POST: %d %s", r.Status, r.Body)
+	}
+	if _, h := upstreamSaw(t, gwDo(t, "POST", gw+"/api/x", map[string]string{"Cookie": alice, "Origin": gw}, "")); h.Get("X-Leasehold-User") != "alice" {
+		t.Fatalf("same-origin POST: %v", h)
+	}
+
+	// One seat: bob is refused while alice holds it, as a license refusal.
+	r, bob := gwLogin(t, gw, "bob", "bob-pw")
+	if r.Status != 403 || bob != "" || !strings.Contains(r.Body, "denied") {
+		t.Fatalf("bob while alice holds the seat: %d %s", r.Status, r.Body)
+	}
+	leases := adminDo(t, "GET", ts.URL+"/admin/v1/tenants/gw/leases", "")
+	if !strings.Contains(leases.Body, `"user":"alice"`) {
+		t.Fatalf("alice's seat lease: %s", leases.Body)
+	}
+
+	// Logout through the gateway (same origin): the seat is freed (linger 0s) and bob gets it.
+	if r := gwDo(t, "POST", gw+"/.leasehold/logout", map[string]string{"Cookie": alice, "Origin": "http://evil.example"}, ""); r.Status != 403 {
+		t.Fatalf("cross-origin logout: %d", r.Status)
+	}
+	if r := gwDo(t, "POST", gw+"/.leasehold/logout", map[string]string{"Cookie": alice, "Origin": gw}, ""); r.Status != 200 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	if r := adminDo(t, "GET", ts.URL+"/admin/v1/tenants/gw/leases", ""); strings.Contains(r.Body, `"user":"alice"`) {
+		t.Fatalf("alice's lease after logout: %s", r.Body)
+	}
+	if r := gwDo(t, "GET", gw+"/api/x", map[string]string{"Cookie": alice}, ""); r.Status != 401 {
+		t.Fatalf("ended session's cookie: %d", r.Status)
+	}
+	if r, bob := gwLogin(t, gw, "bob", "bob-pw"); r.Status != 303 || bob == "" {
+		t.Fatalf("bob after alice's logout: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
+	ts, _, up := startGateway(t)
+	A := ts.URL + "/admin/v1/tenants/gw/gateways"
+	addr := freeAddr(t)
+	body := `{"name":"late","listen":"` + addr + `","upstream":"` + up.URL + `","routes":[{"path":"/","access":"public"}]}`
+	if r := adminDo(t, "POST", A, body); r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	if r := adminDo(t, "POST", A, `{"name":"bad","listen":"x","routes":[]}`); r.Status != 400 || !strings.Contains(r.Body, "gateways[bad].listen") {
+		t.Fatalf("invalid gateway: %d %s", r.Status, r.Body)
+	}
+	started := time.Now()
+	waitUp(t, addr)
+	if d := time.Since(started); d > time.Second {
+		t.Fatalf("started after %v", d)
+	}
+	if path, _ := upstreamSaw(t, gwDo(t, "GET", "http://"+addr+"/x", nil, "")); path != "/x" {
+		t.Fatalf("late gateway: %s", path)
+	}
+
+	// A listener that cannot be bound fails /readyz, naming the gateway.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if r := adminDo(t, "POST", A, `{"name":"busy","listen":"`+busy.Addr().String()+`","routes":[{"path":"/","access":"public"}]}`); r.Status != http.StatusCreated {
+		t.Fatalf("create busy: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		r := get(t, ts.URL+"/readyz", "")
+		if r.Status == 503 && strings.Contains(r.Body, "gw/busy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := adminDo(t, "DELETE", A+"/busy", ""); r.Status != 200 && r.Status != 204 {
+		t.Fatalf("delete busy: %d %s", r.Status, r.Body)
+	}
+
+	// Removed: the listener stops, without a restart.
+	if r := adminDo(t, "DELETE", A+"/late", ""); r.Status != 200 && r.Status != 204 {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	deadline = time.Now().Add(time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the removed gateway still listens")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := get(t, ts.URL+"/readyz", ""); r.Status != 200 {
+		t.Fatalf("readyz after removal: %d %s", r.Status, r.Body)
+	}
+}
