@@ -232,6 +232,16 @@ var migrations = [][]string{
 	5: {
 		`ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS hw_name text NOT NULL DEFAULT ''`,
 	},
+	// Item leases a session holds besides its seat (gateway seat routes with an item).
+	6: {
+		`CREATE TABLE IF NOT EXISTS session_leases (
+			tenant     text NOT NULL,
+			session_id text NOT NULL,
+			item       text NOT NULL,
+			lease_root text NOT NULL,
+			PRIMARY KEY (tenant, session_id, item)
+		)`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

@@ -244,6 +244,16 @@ DROP INDEX leases_seat;
 -- GetLeaseBySessionKey, LockLease; CountLiveLeasesOnSeat, LatestLiveExpiryOnSeat (the prefix)
 CREATE UNIQUE INDEX leases_seat_session ON leases (tenant, license_id, seat_key, session_key);
 `,
+	// Item leases a session holds besides its seat (gateway seat routes with an item).
+	8: `
+CREATE TABLE session_leases (
+	tenant     TEXT NOT NULL,
+	session_id TEXT NOT NULL,
+	item       TEXT NOT NULL,
+	lease_root TEXT NOT NULL,
+	PRIMARY KEY (tenant, session_id, item)
+);
+`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several
