@@ -217,7 +217,7 @@ type Tx interface {
 	// Item leases a session holds besides its seat (a gateway's seat route with an item):
 	// which lease (root) the session holds on each item, so that the session's extension
 	// extends them and its end releases them. DeleteSession deletes them with the session.
-	PutSessionLease(ctx context.Context, l SessionLease) error // insert, or replace the session's lease on that item
+	PutSessionLease(ctx context.Context, l SessionLease) error                               // insert, or replace the session's lease on that item
 	ListSessionLeases(ctx context.Context, tenant, sessionID string) ([]SessionLease, error) // ordered by item
 	DeleteSessionLease(ctx context.Context, tenant, sessionID, item string) error
 	// CountSessionsByLease counts the sessions sharing one seat lease (root).
