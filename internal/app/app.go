@@ -93,7 +93,9 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	}
 	cat := catalog.New(st)
 	met := server.NewMetrics(nil)
-	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met})
+	// The gateways remember which item leases sessions hold; the engine tells them which end.
+	leases := gateway.NewLeases()
+	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met, Observers: []engine.Observer{leases}})
 	km := keys.New(st, cfg.Signing.Algorithm)
 	sess := session.NewManager(st, cat, eng)
 	docs, err := documents.Open(cfg.Documents)
@@ -108,7 +110,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	})
 	ext := extauth.New(extauth.Options{})
 	gws := gateway.NewManager(gateway.Deps{
-		Catalog: cat, Sessions: sess, ExtAuth: ext, Registry: met.Registry(), Log: log,
+		Catalog: cat, Sessions: sess, ExtAuth: ext, Leases: leases, Registry: met.Registry(), Log: log,
 		ClientAddr: func(r *http.Request) netip.Addr { return server.ClientAddr(r, cfg.TrustedProxies) },
 	})
 	srv := server.New(server.Options{

@@ -31,7 +31,7 @@ tenants:
     clients:
       - {client_id: viewer, client_secret: viewer-secret, user: alice, scopes: [view]}
     products: [{name: PlatformService, items: [Reports]}]
-    models: [{name: seat, anchors: [user], linger: 0s}]
+    models: [{name: seat, anchors: [user], sessions_per_seat: 2, linger: 0s}]
     licenses: [{id: lic-g, product: PlatformService, model: seat, seats: 1, owner: {organization: org-g}}]
     gateways:
       - name: web
@@ -43,6 +43,7 @@ tenants:
           - {path: /api/, access: seat}
           - {path: /read/, methods: [GET, HEAD], access: session}
           - {path: /admin/, access: seat, scopes: [admin]}
+          - {path: /reports/, access: seat, item: Reports}
 `
 
 // echoUpstream answers every request with what it received, as JSON.
@@ -106,10 +107,20 @@ func waitUp(t *testing.T, addr string) {
 
 func startGateway(t *testing.T) (ts *testServer, gw string, up *httptest.Server) {
 	t.Helper()
+	return startGatewayAt(t, "")
+}
+
+// startGatewayAt is startGateway on the store dsn ("": a fresh SQLite store).
+func startGatewayAt(t *testing.T, dsn string) (ts *testServer, gw string, up *httptest.Server) {
+	t.Helper()
 	up = echoUpstream(t)
 	gw = freeAddr(t)
 	cfg := strings.NewReplacer("{{GW}}", gw, "{{UPSTREAM}}", up.URL).Replace(gatewayConfig)
-	ts = start(t, cfg)
+	if dsn == "" {
+		ts = start(t, cfg)
+	} else {
+		ts = startAt(t, cfg, t.TempDir(), dsn)
+	}
 	waitUp(t, gw)
 	return ts, "http://" + gw, up
 }
@@ -380,5 +391,114 @@ func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
 	}
 	if r := get(t, ts.URL+"/readyz", ""); r.Status != 200 {
 		t.Fatalf("readyz after removal: %d %s", r.Status, r.Body)
+	}
+}
+
+type gwLease struct {
+	ID        string    `json:"id"`
+	License   string    `json:"license"`
+	Item      string    `json:"item"`
+	User      string    `json:"user"`
+	Session   string    `json:"session"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func gwLeases(t *testing.T, ts *testServer, tenant string) []gwLease {
+	t.Helper()
+	r := adminDo(t, "GET", ts.URL+"/admin/v1/tenants/"+tenant+"/leases", "")
+	var list struct {
+		Leases []gwLease `json:"leases"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &list); err != nil || r.Status != 200 {
+		t.Fatalf("leases: %d %s", r.Status, r.Body)
+	}
+	return list.Leases
+}
+
+func itemLeases(list []gwLease, item string) []gwLease {
+	var out []gwLease
+	for _, l := range list {
+		if l.Item == item {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestGatewayItemLease: a seat route with an item takes the item's lease on the session's
+// first request under it, keeps one lease (not one per request) that runs to the session's
+// deadline, loses only that lease to an administrator (and takes it again), and releases it
+// at logout.
+func TestGatewayItemLease(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testGatewayItemLease(t, "") })
+	t.Run("postgres", func(t *testing.T) { testGatewayItemLease(t, freshPostgres(t)) })
+}
+
+func testGatewayItemLease(t *testing.T, dsn string) {
+	ts, gw, _ := startGatewayAt(t, dsn)
+	tok, _, _ := sessGrant(t, sessLogin(t, ts.URL+"/t/gw", "alice", "alice-pw", nil, nil))
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+	if got := itemLeases(gwLeases(t, ts, "gw"), "Reports"); len(got) != 0 {
+		t.Fatalf("an item lease before any request: %v", got)
+	}
+	for range 3 {
+		if _, h := upstreamSaw(t, gwDo(t, "GET", gw+"/reports/q", bearer, "")); h.Get("X-Leasehold-License") != "lic-g" {
+			t.Fatalf("item route: %v", h)
+		}
+	}
+	// Admitting a session that holds the lease asks the engine nothing: no grant, no renewal.
+	grants := func() string {
+		r := get(t, ts.URL+"/metrics", "test-admin")
+		m := regexp.MustCompile(`(?m)^leasehold_license_grants_total\{tenant="gw"\} (\S+)$`).FindStringSubmatch(r.Body)
+		if m == nil {
+			t.Fatalf("no grants metric: %s", r.Body)
+		}
+		return m[1]
+	}
+	before := grants()
+	for range 5 {
+		upstreamSaw(t, gwDo(t, "GET", gw+"/reports/q", bearer, ""))
+	}
+	if after := grants(); after != before {
+		t.Fatalf("grants moved from %s to %s: an engine call per request", before, after)
+	}
+	got := itemLeases(gwLeases(t, ts, "gw"), "Reports")
+	if len(got) != 1 || got[0].User != "alice" || got[0].Session == "" {
+		t.Fatalf("one item lease for the session: %+v", got)
+	}
+	// The session's deadline (idle_timeout 1h), not the model's online_lease (15 min).
+	if until := time.Until(got[0].ExpiresAt); until < 50*time.Minute {
+		t.Fatalf("item lease runs %v, not to the session's deadline", until)
+	}
+	r := gwDo(t, "GET", gw+"/.leasehold/whoami", bearer, "")
+	if !strings.Contains(r.Body, `"item":"Reports"`) {
+		t.Fatalf("whoami: %s", r.Body)
+	}
+
+	// An administrator ends the item lease: only it ends; the next request takes it again.
+	if r := adminDo(t, "DELETE", ts.URL+"/admin/v1/tenants/gw/leases/"+got[0].ID, ""); r.Status != 200 {
+		t.Fatalf("end item lease: %d %s", r.Status, r.Body)
+	}
+	if n := len(itemLeases(gwLeases(t, ts, "gw"), "Reports")); n != 0 {
+		t.Fatalf("item lease after the admin ended it: %d", n)
+	}
+	if _, h := upstreamSaw(t, gwDo(t, "GET", gw+"/api/x", bearer, "")); h.Get("X-Leasehold-User") != "alice" {
+		t.Fatalf("session after its item lease ended: %v", h)
+	}
+	upstreamSaw(t, gwDo(t, "GET", gw+"/reports/q", bearer, ""))
+	again := itemLeases(gwLeases(t, ts, "gw"), "Reports")
+	if len(again) != 1 || again[0].ID == got[0].ID {
+		t.Fatalf("item lease taken again: %+v (was %s)", again, got[0].ID)
+	}
+
+	// Logout through the gateway releases the seat and the item lease (linger 0s).
+	if r := gwDo(t, "POST", gw+"/.leasehold/logout", bearer, ""); r.Status != 200 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	if left := gwLeases(t, ts, "gw"); len(left) != 0 {
+		t.Fatalf("leases after logout: %+v", left)
+	}
+	if r := gwDo(t, "GET", gw+"/reports/q", bearer, ""); r.Status != 401 {
+		t.Fatalf("after logout: %d", r.Status)
 	}
 }

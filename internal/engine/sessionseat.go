@@ -88,7 +88,7 @@ func (e *Engine) TakeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog
 			req.ReclaimLicense, req.ReclaimSeat = rc.License, rc.SeatKey
 		}
 	}
-	return e.sessionSeat(ctx, tx, snap, s, req)
+	return e.sessionLease(ctx, tx, snap, s, req, snap.Tenant.Session.Item)
 }
 
 // ExtendSessionSeat moves the seat lease of a session being used (s.LeaseID) to the
@@ -97,7 +97,20 @@ func (e *Engine) TakeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog
 func (e *Engine) ExtendSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat) (SessionGrant, error) {
 	req := sessionRequest(s)
 	req.LeaseID = s.LeaseID
-	return e.sessionSeat(ctx, tx, snap, s, req)
+	return e.sessionLease(ctx, tx, snap, s, req, snap.Tenant.Session.Item)
+}
+
+// SessionItemLease takes (s.LeaseID "") or extends (s.LeaseID: the lease the session holds
+// on item) a lease on item that belongs to the session as its seat does (a gateway's seat
+// route with an item, SPEC section 8): it runs until the session's deadline s.Expiry, lies
+// on the same seat key as the session's other leases on that license (so it counts toward
+// sessions_per_seat), and ends with the session (EndSessionSeat). An extension of a lease
+// that ended meanwhile takes it again if a seat is free. A refusal is a *SeatError; the
+// grant's Expiry may come before s.Expiry when the license ends first.
+func (e *Engine) SessionItemLease(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, item string) (SessionGrant, error) {
+	req := sessionRequest(s)
+	req.LeaseID = s.LeaseID
+	return e.sessionLease(ctx, tx, snap, s, req, item)
 }
 
 func sessionRequest(s SessionSeat) Request {
@@ -107,8 +120,9 @@ func sessionRequest(s SessionSeat) Request {
 	}
 }
 
-func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, req Request) (SessionGrant, error) {
-	item := snap.Tenant.Session.Item
+// sessionLease takes or extends a lease of session s on item: its seat (the tenant's
+// session item) or an item lease. No item: the tenant's sessions hold no seat.
+func (e *Engine) sessionLease(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, req Request, item string) (SessionGrant, error) {
 	if item == "" {
 		return SessionGrant{Device: s.Device, Expiry: s.Expiry}, nil
 	}
@@ -127,7 +141,8 @@ func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Sna
 }
 
 // EndSessionSeat releases the seat lease leaseID (a root) of a session that tx has just
-// deleted, unless another session still shares it. With linger (a logoff) the seat
+// deleted, unless another session still shares it; and likewise an item lease of the
+// session (SessionItemLease), which no other session shares. With linger (a logoff) the seat
 // lingers for the model's linger; without (an administrator, an expired or replaced
 // session) it is freed at once.
 func (e *Engine) EndSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, tenant, leaseID string, linger bool) error {

@@ -337,6 +337,14 @@ func (h *handler) admit(ctx context.Context, r *http.Request, g *gateway, route 
 			return nil, &refusal{status: http.StatusForbidden, code: "insufficient_scope", msg: "this path needs a licensed session (one that holds a seat); this session's scopes are all free"}
 		}
 		a.identity.License = p.Session.LeaseLicense
+		if route.Item != "" {
+			lic, ref := h.holdItem(ctx, r, g, p, route.Item)
+			if ref != nil {
+				out.refusal = ref.licenseErr
+				return nil, ref
+			}
+			a.identity.License = lic
+		}
 	}
 	if cred.viaCookie && !safeMethod(method) {
 		cr := r
@@ -351,6 +359,24 @@ func (h *handler) admit(ctx context.Context, r *http.Request, g *gateway, route 
 	a.identity.User, a.identity.Session, a.identity.Scopes = p.Session.User, p.Session.ID, scopes
 	a.usedBearer = cred.usedBearer
 	return a, nil
+}
+
+// holdItem makes sure the session holds a lease on item (SPEC section 8: taken on its first
+// request under the route, then the session's like its seat). A session already known to
+// hold it is admitted from memory.
+func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *session.Principal, item string) (string, *refusal) {
+	now := time.Now()
+	if lic, ok := h.deps.Leases.lookup(g.tenant, p.Session.ID, item, now); ok {
+		return lic, nil
+	}
+	gen := h.deps.Leases.generation()
+	l, err := h.deps.Sessions.HoldItem(ctx, p, item, h.deps.ClientAddr(r))
+	if err != nil {
+		h.deps.Leases.forget(g.tenant, p.Session.ID, item)
+		return "", h.authRefusal(err)
+	}
+	h.deps.Leases.remember(g.tenant, p.Session.ID, item, l.License, l.Root, gen, now)
+	return l.License, nil
 }
 
 func safeMethod(m string) bool {

@@ -34,6 +34,9 @@ type Deps struct {
 	ExtAuth *extauth.Verifier
 	// ClientAddr is the caller's address as the server reads it (trusted_proxies).
 	ClientAddr func(*http.Request) netip.Addr
+	// Leases remembers the item leases sessions hold; it must also observe the engine
+	// (engine.Options.Observers), which tells it when they end.
+	Leases *Leases
 	// Registry receives the gateways' metrics (nil: none).
 	Registry *prometheus.Registry
 	Log      *slog.Logger
@@ -62,6 +65,9 @@ type listener struct {
 func NewManager(d Deps) *Manager {
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if d.Leases == nil {
+		d.Leases = NewLeases()
 	}
 	if d.ClientAddr == nil {
 		d.ClientAddr = peerAddr

@@ -240,6 +240,15 @@ func (h *handler) whoami(w http.ResponseWriter, r *http.Request, g *gateway, out
 	if s.LeaseRoot != "" {
 		body.Seats = append(body.Seats, held{License: s.LeaseLicense, Lease: s.LeaseRoot})
 	}
+	items, err := h.deps.Sessions.ItemLeases(r.Context(), cred.p)
+	if err != nil {
+		h.deps.Log.Error("gateway whoami failed", "gateway", g.key, "err", err)
+		g.refuse(w, r, &refusal{status: http.StatusInternalServerError, code: "internal_error", msg: "internal error"}, false)
+		return
+	}
+	for _, l := range items {
+		body.Leases = append(body.Leases, held{License: l.License, Lease: l.Root, Item: l.Item})
+	}
 	writeJSON(w, http.StatusOK, body)
 }
 

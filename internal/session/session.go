@@ -274,18 +274,21 @@ func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 
 // extendSeat moves the seat lease of a licensed session to its new deadline (s.ExpiresAt),
 // which the engine may bring forward to the license's end.
+// Its item leases follow it (extendItems), to the deadline the seat leaves.
 func (m *Manager) extendSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) error {
-	if !s.Licensed || s.LeaseRoot == "" {
+	if !s.Licensed {
 		return nil
 	}
-	seat := seatOf(snap, s, addr)
-	seat.LeaseID = s.LeaseRoot
-	g, err := m.eng.ExtendSessionSeat(ctx, tx, snap, seat)
-	if err != nil {
-		return err
+	if s.LeaseRoot != "" {
+		seat := seatOf(snap, s, addr)
+		seat.LeaseID = s.LeaseRoot
+		g, err := m.eng.ExtendSessionSeat(ctx, tx, snap, seat)
+		if err != nil {
+			return err
+		}
+		recordSeat(s, g)
 	}
-	recordSeat(s, g)
-	return nil
+	return m.extendItems(ctx, tx, snap, s, addr)
 }
 
 // seatOf describes session s to the engine. The seat is the session's, whatever the scopes
@@ -605,6 +608,9 @@ func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if err := lockSession(ctx, tx, s.ID); err != nil {
 			return err
 		}
+	}
+	if err := m.endItems(ctx, tx, snap, s, linger); err != nil {
+		return err
 	}
 	if _, err := tx.DeleteSession(ctx, s.Tenant, s.ID); err != nil {
 		return err
