@@ -37,6 +37,7 @@ const usage = `usage:
   leasehold admin COMMAND …          drive the admin API (leasehold admin help)
   leasehold backup --config FILE DEST  consistent copy of a live SQLite store
   leasehold bench [flags]            load generator for a running server (leasehold bench -h)
+  leasehold demo-upstream            a JSON echo API on 127.0.0.1:7000, for the gateway demo
   leasehold version
 `
 
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backup(args[1:], stdout, stderr)
 	case "bench":
 		return bench(args[1:], stdout, stderr)
+	case "demo-upstream":
+		return demoUpstream(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "leasehold", version)
 		return 0
