@@ -502,3 +502,27 @@ func testGatewayItemLease(t *testing.T, dsn string) {
 		t.Fatalf("after logout: %d", r.Status)
 	}
 }
+
+// TestGatewayUseExtendsSession: each admitted request is use of its session, so an
+// idle-timeout session lives while requests come through the gateway, and ends once they stop.
+func TestGatewayUseExtendsSession(t *testing.T) {
+	up := echoUpstream(t)
+	gwAddr := freeAddr(t)
+	cfg := strings.NewReplacer("{{GW}}", gwAddr, "{{UPSTREAM}}", up.URL, "idle_timeout: 1h", "idle_timeout: 2s").Replace(gatewayConfig)
+	ts := start(t, cfg)
+	waitUp(t, gwAddr)
+	gw := "http://" + gwAddr
+	// The gateway's cookie (an access token would expire at the session's first deadline).
+	_, cookie := gwLogin(t, gw, "alice", "alice-pw")
+	bearer := map[string]string{"Cookie": cookie}
+	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(400 * time.Millisecond) {
+		upstreamSaw(t, gwDo(t, "GET", gw+"/reports/x", bearer, ""))
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if r := gwDo(t, "GET", gw+"/read/x", bearer, ""); r.Status != 401 {
+		t.Fatalf("idle session: %d", r.Status)
+	}
+	if left := itemLeases(gwLeases(t, ts, "gw"), "Reports"); len(left) != 0 {
+		t.Fatalf("item lease of an expired session: %+v", left)
+	}
+}
