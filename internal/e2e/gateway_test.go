@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -524,5 +526,40 @@ func TestGatewayUseExtendsSession(t *testing.T) {
 	}
 	if left := itemLeases(gwLeases(t, ts, "gw"), "Reports"); len(left) != 0 {
 		t.Fatalf("item lease of an expired session: %+v", left)
+	}
+}
+
+// TestGatewayTrustedIssuer: a trusted issuer's JWT is a Bearer credential at the gateway
+// (the session of its sub), never forwarded; a bad one is a 401, the cookie then untried.
+func TestGatewayTrustedIssuer(t *testing.T) {
+	dir := t.TempDir()
+	idp := newRSAIssuer(t, "https://idp.example", "k1")
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), jwksOf(t, idp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := echoUpstream(t)
+	gwAddr := freeAddr(t)
+	cfg := strings.NewReplacer("{{GW}}", gwAddr, "{{UPSTREAM}}", up.URL,
+		"    session: {item: PlatformService, idle_timeout: 1h}",
+		"    session: {item: PlatformService, idle_timeout: 1h}\n    trusted_issuers: [{issuer: \"https://idp.example\", jwks_file: \"{{DIR}}/jwks.json\", audience: leasehold}]",
+	).Replace(gatewayConfig)
+	startAt(t, cfg, dir, "sqlite://"+filepath.Join(dir, "leasehold.db"))
+	waitUp(t, gwAddr)
+	gw := "http://" + gwAddr
+
+	jwt := idp.token(t, "alice", nil)
+	_, h := upstreamSaw(t, gwDo(t, "GET", gw+"/api/x", map[string]string{"Authorization": "Bearer " + jwt}, ""))
+	if h.Get("X-Leasehold-User") != "alice" || h.Get("X-Leasehold-License") != "lic-g" || h.Get("Authorization") != "" {
+		t.Fatalf("trusted JWT: %v", h)
+	}
+	_, cookie := gwLogin(t, gw, "alice", "alice-pw") // the same seat (sessions_per_seat 2)
+	if cookie == "" {
+		t.Fatal("no gateway cookie")
+	}
+	upstreamSaw(t, gwDo(t, "GET", gw+"/read/x", map[string]string{"Cookie": cookie}, ""))
+	bad := idp.token(t, "alice", map[string]any{"aud": "someone-else"})
+	r := gwDo(t, "GET", gw+"/read/x", map[string]string{"Authorization": "Bearer " + bad, "Cookie": cookie}, "")
+	if r.Status != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `realm="gw"`) {
+		t.Fatalf("bad JWT: %d %v", r.Status, r.Header)
 	}
 }
