@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -307,6 +308,10 @@ func TestGatewayLoginContentionLogout(t *testing.T) {
 	r, bob := gwLogin(t, gw, "bob", "bob-pw")
 	if r.Status != 403 || bob != "" || !strings.Contains(r.Body, "denied") {
 		t.Fatalf("bob while alice holds the seat: %d %s", r.Status, r.Body)
+	}
+	// Alice's seat is held until her session's deadline (idle_timeout 1h): that is the wait.
+	if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra < 3500 || ra > 3600 {
+		t.Fatalf("Retry-After: %q", r.Header.Get("Retry-After"))
 	}
 	leases := adminDo(t, "GET", ts.URL+"/admin/v1/tenants/gw/leases", "")
 	if !strings.Contains(leases.Body, `"user":"alice"`) {

@@ -176,3 +176,28 @@ func reclaimable(ctx context.Context, tx store.Tx, tenant, licenseID, key, user 
 	n, err := tx.CountLiveLeasesOnSeat(ctx, tenant, licenseID, key, now)
 	return n == 0, err
 }
+
+// SeatFreesAt is the earliest moment a seat may free for a refusal for want of one
+// (licenseQuotaExceeded): the soonest end of a held or lingering seat on the licenses the
+// caller could use for item. Zero when it is not known (another refusal, no seat held).
+func (e *Engine) SeatFreesAt(ctx context.Context, snap *catalog.Snapshot, se *SeatError, caller Caller) (time.Time, error) {
+	if se == nil || se.Err == nil || se.Err.Code != domain.CodeQuotaExceeded {
+		return time.Time{}, nil
+	}
+	lics := candidates(snap, &Request{Tenant: se.Tenant, Caller: caller}, ItemRequest{Name: se.Item})
+	var at time.Time
+	err := e.st.View(ctx, func(tx store.Tx) error {
+		at = time.Time{}
+		for _, l := range lics {
+			t, err := tx.EarliestSeatRelease(ctx, se.Tenant, l.ID, tx.Now())
+			if err != nil {
+				return err
+			}
+			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+				at = t
+			}
+		}
+		return nil
+	})
+	return at, err
+}

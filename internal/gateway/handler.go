@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -173,6 +175,8 @@ type refusal struct {
 	challenge, login bool
 	invalidToken     bool
 	licenseErr       domain.ErrorCode
+	// retryAfter: seconds until a seat may free (0: not known).
+	retryAfter int
 }
 
 // browser: a request a person's browser made for a page (GET or HEAD accepting HTML).
@@ -197,11 +201,7 @@ func (g *gateway) refuse(w http.ResponseWriter, r *http.Request, ref *refusal, m
 		w.Header().Set("WWW-Authenticate", c)
 	}
 	if ref.licenseErr != "" {
-		if browser(r) {
-			renderMessage(w, ref.status, "License unavailable", ref.msg)
-			return
-		}
-		writeJSON(w, ref.status, licenseBody{Error: "license_unavailable", LicenseError: string(ref.licenseErr), Message: ref.msg})
+		writeLicenseRefusal(w, r, ref, true)
 		return
 	}
 	if browser(r) && ref.status != http.StatusUnauthorized {
@@ -215,8 +215,24 @@ type licenseBody struct {
 	Error        string `json:"error"`
 	LicenseError string `json:"license_error"`
 	Message      string `json:"message"`
-	// RetryAfter is absent: the engine does not yet say when a seat may free.
-	RetryAfter *int `json:"retry_after,omitempty"`
+	// RetryAfter is absent when the earliest moment a seat may free is not known.
+	RetryAfter int `json:"retry_after,omitempty"`
+}
+
+// writeLicenseRefusal answers a license refusal: JSON, or a page for a browser (html).
+func writeLicenseRefusal(w http.ResponseWriter, r *http.Request, ref *refusal, html bool) {
+	if ref.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ref.retryAfter))
+	}
+	if html && browser(r) {
+		msg := ref.msg
+		if ref.retryAfter > 0 {
+			msg += " A seat may free in " + strconv.Itoa(ref.retryAfter) + " s."
+		}
+		renderMessage(w, ref.status, "License unavailable", msg)
+		return
+	}
+	writeJSON(w, ref.status, licenseBody{Error: "license_unavailable", LicenseError: string(ref.licenseErr), Message: ref.msg, RetryAfter: ref.retryAfter})
 }
 
 // credential is how a request authenticated.
@@ -233,7 +249,7 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request, g *gateway)
 	if tok, ok := bearer(r); ok {
 		p, err := h.bearerPrincipal(ctx, r, g, tok)
 		if err != nil {
-			return credential{}, h.authRefusal(err)
+			return credential{}, h.authRefusal(ctx, err)
 		}
 		return credential{p: p, usedBearer: true}, nil
 	}
@@ -243,7 +259,7 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request, g *gateway)
 			return credential{p: p, viaCookie: true}, nil
 		}
 		if !errors.Is(err, session.ErrInvalidToken) {
-			return credential{}, h.authRefusal(err)
+			return credential{}, h.authRefusal(ctx, err)
 		}
 	}
 	return credential{}, nil
@@ -281,14 +297,18 @@ func (h *handler) bearerPrincipal(ctx context.Context, r *http.Request, g *gatew
 }
 
 // authRefusal maps an authentication failure to its answer.
-func (h *handler) authRefusal(err error) *refusal {
+func (h *handler) authRefusal(ctx context.Context, err error) *refusal {
 	var seat *session.SeatError
 	var limit *session.SessionLimitError
 	switch {
 	case errors.Is(err, session.ErrInvalidToken), errors.Is(err, errUntrusted):
 		return &refusal{status: http.StatusUnauthorized, code: "invalid_token", msg: "the access token is invalid, expired or revoked", challenge: true, invalidToken: true}
 	case errors.As(err, &seat):
-		return licenseRefusal(seat)
+		ref := licenseRefusal(seat)
+		if at, err := h.deps.Sessions.SeatFreesAt(ctx, seat); err == nil && !at.IsZero() {
+			ref.retryAfter = max(1, int(math.Ceil(time.Until(at).Seconds())))
+		}
+		return ref
 	case errors.As(err, &limit):
 		return &refusal{status: http.StatusForbidden, code: "too_many_sessions", msg: limit.Error()}
 	}
@@ -373,7 +393,7 @@ func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *
 	l, err := h.deps.Sessions.HoldItem(ctx, p, item, h.deps.ClientAddr(r))
 	if err != nil {
 		h.deps.Leases.forget(g.tenant, p.Session.ID, item)
-		return "", h.authRefusal(err)
+		return "", h.authRefusal(ctx, err)
 	}
 	h.deps.Leases.remember(g.tenant, p.Session.ID, item, l.License, l.Root, gen, now)
 	return l.License, nil

@@ -147,8 +147,12 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request, g *gateway, out 
 	}
 	lg, err := h.deps.Sessions.Login(ctx, g.tenant, u, session.LoginOptions{Device: device, ClientIP: addr, Gateway: g.spec.Name})
 	if err != nil {
-		ref := h.authRefusal(err)
+		ref := h.authRefusal(ctx, err)
 		out.refusal = ref.licenseErr
+		if ref.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(ref.retryAfter))
+			ref.msg += " A seat may free in " + strconv.Itoa(ref.retryAfter) + " s."
+		}
 		if ref.status == http.StatusForbidden {
 			g.loginForm(w, r, ref.status, username, ref.msg)
 			return
@@ -300,7 +304,7 @@ func (h *handler) forwardAuth(w http.ResponseWriter, r *http.Request, g *gateway
 			w.Header().Set("WWW-Authenticate", c)
 		}
 		if ref.licenseErr != "" {
-			writeJSON(w, ref.status, licenseBody{Error: "license_unavailable", LicenseError: string(ref.licenseErr), Message: ref.msg})
+			writeLicenseRefusal(w, r, ref, false)
 			return
 		}
 		writeJSON(w, ref.status, errorBody{Error: ref.code, Message: ref.msg})

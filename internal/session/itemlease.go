@@ -146,3 +146,15 @@ func (m *Manager) endItems(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	}
 	return nil
 }
+
+// SeatFreesAt is, for a refusal for want of a seat, the earliest moment one may free (zero
+// when it is not known): what a client is told to wait (Retry-After).
+func (m *Manager) SeatFreesAt(ctx context.Context, se *SeatError) (time.Time, error) {
+	snap, err := m.cat.Get(ctx, se.Tenant)
+	if err != nil {
+		return time.Time{}, err
+	}
+	caller := CallerFor(snap, &domain.Session{User: se.User})
+	caller.Licensed = true
+	return m.eng.SeatFreesAt(ctx, snap, se, caller)
+}

@@ -151,6 +151,9 @@ type Tx interface {
 	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
 	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	// EarliestSeatRelease is the earliest HeldUntil after now of the license's seats: when
+	// one may free at the soonest (zero time when none is held).
+	EarliestSeatRelease(ctx context.Context, tenant, licenseID string, now time.Time) (time.Time, error)
 	// CountExpiredSeats counts the license's seat rows with HeldUntil <= now (not reaped yet).
 	CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	// UsersHoldingSeats returns which of users hold a live (or lingering) seat on the license.

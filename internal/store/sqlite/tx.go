@@ -506,6 +506,19 @@ func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now t
 	return n, wrap("count live seats", err)
 }
 
+func (t *tx) EarliestSeatRelease(ctx context.Context, tenant, licenseID string, now time.Time) (time.Time, error) {
+	if err := t.ready(ctx); err != nil {
+		return time.Time{}, err
+	}
+	var v sql.NullInt64
+	err := t.row(ctx, `SELECT MIN(held_until) FROM seats WHERE tenant = ? AND license_id = ? AND held_until > ?`,
+		tenant, licenseID, ms(now)).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, wrap("earliest seat release", err)
+	}
+	return fromMS(v.Int64), nil
+}
+
 func (t *tx) CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
 	if err := t.ready(ctx); err != nil {
 		return 0, err
