@@ -39,6 +39,10 @@ func newProxy(upstream *url.URL, timeout time.Duration, log *slog.Logger) *httpu
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = timeout
 	transport.Proxy = nil // the upstream is named in the configuration, never via the environment
+	// Every admitted request goes to this one host: keep as many idle connections as the
+	// clients keep busy, not the default two, or most requests would dial anew.
+	transport.MaxIdleConns = 1024
+	transport.MaxIdleConnsPerHost = 1024
 	return &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
