@@ -104,6 +104,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	}
 	// A session's documents go when it ends, however it ends (after the commit).
 	sess.SetEndHook(func(tenant, id string) {
+		leases.SessionEnded(tenant, id) // its requests still open at a gateway are closed
 		if err := docs.DeleteSession(tenant, id); err != nil {
 			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
 		}

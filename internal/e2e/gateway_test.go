@@ -53,6 +53,17 @@ tenants:
 func echoUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/stream") {
+			// A stream that lasts until the client (the gateway) goes away.
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: hello\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(20 * time.Second):
+			}
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
@@ -567,4 +578,69 @@ func TestGatewayTrustedIssuer(t *testing.T) {
 	if r.Status != 401 || !strings.Contains(r.Header.Get("WWW-Authenticate"), `realm="gw"`) {
 		t.Fatalf("bad JWT: %d %v", r.Status, r.Header)
 	}
+}
+
+// openStream starts a streamed request through the gateway and returns a channel closed
+// when the stream ends.
+func openStream(t *testing.T, u string, header map[string]string) <-chan struct{} {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	buf := make([]byte, 64)
+	if n, err := resp.Body.Read(buf); err != nil || !strings.Contains(string(buf[:n]), "hello") {
+		t.Fatalf("stream start: %q %v", buf[:n], err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
+	return done
+}
+
+func closedWithin(t *testing.T, what string, done <-chan struct{}, d time.Duration) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: the open request was not closed within %v", what, d)
+	}
+}
+
+// TestGatewayClosesOpenRequests: a request still open (a stream) is closed within 1 s of its
+// item lease's end (an administrator) or of its session's end (a logout).
+func TestGatewayClosesOpenRequests(t *testing.T) {
+	ts, gw, _ := startGateway(t)
+	tok, _, _ := sessGrant(t, sessLogin(t, ts.URL+"/t/gw", "alice", "alice-pw", nil, nil))
+	bearer := map[string]string{"Authorization": "Bearer " + tok}
+
+	item := openStream(t, gw+"/reports/stream", bearer)
+	seat := openStream(t, gw+"/api/stream", bearer)
+	leases := itemLeases(gwLeases(t, ts, "gw"), "Reports")
+	if len(leases) != 1 {
+		t.Fatalf("item leases: %+v", leases)
+	}
+	if r := adminDo(t, "DELETE", ts.URL+"/admin/v1/tenants/gw/leases/"+leases[0].ID, ""); r.Status != 200 {
+		t.Fatalf("end item lease: %d %s", r.Status, r.Body)
+	}
+	closedWithin(t, "item lease ended", item, time.Second)
+	select {
+	case <-seat:
+		t.Fatal("a request under another route was closed with the item lease")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if r := gwDo(t, "POST", gw+"/.leasehold/logout", bearer, ""); r.Status != 200 {
+		t.Fatalf("logout: %d", r.Status)
+	}
+	closedWithin(t, "session ended", seat, time.Second)
 }

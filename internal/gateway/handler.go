@@ -161,8 +161,20 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 		a.proto = "https"
 	}
 	a.docuware = g.docuware
+	ctx := withAdmission(r.Context(), a)
+	if a.identity.Session != "" {
+		// Closed when its session, or the lease that admitted it, ends.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		keys := []openKey{{'s', g.tenant, a.identity.Session}}
+		if a.leaseRoot != "" {
+			keys = append(keys, openKey{'l', g.tenant, a.leaseRoot})
+		}
+		defer h.deps.Leases.open.track(cancel, keys...)()
+	}
 	out.proxied = time.Now()
-	g.proxy.ServeHTTP(w, r.WithContext(withAdmission(r.Context(), a)))
+	g.proxy.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // refusal is a request the gateway does not admit.
@@ -358,12 +370,13 @@ func (h *handler) admit(ctx context.Context, r *http.Request, g *gateway, route 
 		}
 		a.identity.License = p.Session.LeaseLicense
 		if route.Item != "" {
-			lic, ref := h.holdItem(ctx, r, g, p, route.Item)
+			lic, root, ref := h.holdItem(ctx, r, g, p, route.Item)
 			if ref != nil {
 				out.refusal = ref.licenseErr
 				return nil, ref
 			}
 			a.identity.License = lic
+			a.leaseRoot = root
 		}
 	}
 	if cred.viaCookie && !safeMethod(method) {
@@ -378,25 +391,28 @@ func (h *handler) admit(ctx context.Context, r *http.Request, g *gateway, route 
 	}
 	a.identity.User, a.identity.Session, a.identity.Scopes = p.Session.User, p.Session.ID, scopes
 	a.usedBearer = cred.usedBearer
+	if a.leaseRoot == "" {
+		a.leaseRoot = p.Session.LeaseRoot
+	}
 	return a, nil
 }
 
 // holdItem makes sure the session holds a lease on item (SPEC section 8: taken on its first
 // request under the route, then the session's like its seat). A session already known to
 // hold it is admitted from memory.
-func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *session.Principal, item string) (string, *refusal) {
+func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *session.Principal, item string) (license, root string, ref *refusal) {
 	now := time.Now()
-	if lic, ok := h.deps.Leases.lookup(g.tenant, p.Session.ID, item, now); ok {
-		return lic, nil
+	if lic, root, ok := h.deps.Leases.lookup(g.tenant, p.Session.ID, item, now); ok {
+		return lic, root, nil
 	}
 	gen := h.deps.Leases.generation()
 	l, err := h.deps.Sessions.HoldItem(ctx, p, item, h.deps.ClientAddr(r))
 	if err != nil {
 		h.deps.Leases.forget(g.tenant, p.Session.ID, item)
-		return "", h.authRefusal(ctx, err)
+		return "", "", h.authRefusal(ctx, err)
 	}
 	h.deps.Leases.remember(g.tenant, p.Session.ID, item, l.License, l.Root, gen, now)
-	return l.License, nil
+	return l.License, l.Root, nil
 }
 
 func safeMethod(m string) bool {

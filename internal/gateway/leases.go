@@ -18,6 +18,10 @@ const ItemRecheck = 5 * time.Second
 // call. It is an engine Observer: a lease that ends (a logout, the session's end, an
 // administrator, expiry) is forgotten when its transaction commits.
 type Leases struct {
+	// open are the admitted requests still open, closed when their session's seat or
+	// their item lease ends (also fed by SessionEnded).
+	open *openRequests
+
 	mu     sync.Mutex
 	byKey  map[leaseKey]heldLease
 	byRoot map[rootKey]leaseKey
@@ -35,7 +39,14 @@ type heldLease struct {
 var _ engine.Observer = (*Leases)(nil)
 
 func NewLeases() *Leases {
-	return &Leases{byKey: map[leaseKey]heldLease{}, byRoot: map[rootKey]leaseKey{}}
+	return &Leases{open: newOpenRequests(), byKey: map[leaseKey]heldLease{}, byRoot: map[rootKey]leaseKey{}}
+}
+
+// SessionEnded closes the requests still open of a session that ended (the session
+// manager's end hook: a session sharing its seat lease with another ends without the
+// lease's end event).
+func (c *Leases) SessionEnded(tenant, sessionID string) {
+	c.open.close(openKey{'s', tenant, sessionID})
 }
 
 // Observe forgets the leases that ended.
@@ -44,6 +55,7 @@ func (c *Leases) Observe(events []engine.Event) {
 		if ev.Lease == nil || ev.Lease.SessionID == "" || ev.Kind == domain.EventGrant || ev.Kind == domain.EventDeny {
 			continue
 		}
+		c.open.close(openKey{'l', ev.Tenant, ev.Lease.Root})
 		c.mu.Lock()
 		rk := rootKey{ev.Tenant, ev.Lease.Root}
 		if k, ok := c.byRoot[rk]; ok {
@@ -57,14 +69,14 @@ func (c *Leases) Observe(events []engine.Event) {
 
 // lookup returns the license of the lease the session holds on item, when it is known and
 // was checked within ItemRecheck.
-func (c *Leases) lookup(tenant, session, item string, now time.Time) (string, bool) {
+func (c *Leases) lookup(tenant, session, item string, now time.Time) (license, root string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h, ok := c.byKey[leaseKey{tenant, session, item}]
 	if !ok || now.Sub(h.checked) >= ItemRecheck {
-		return "", false
+		return "", "", false
 	}
-	return h.license, true
+	return h.license, h.root, true
 }
 
 func (c *Leases) generation() uint64 {

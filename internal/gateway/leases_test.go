@@ -11,27 +11,27 @@ import (
 func TestLeasesRememberAndForget(t *testing.T) {
 	c := NewLeases()
 	now := time.Now()
-	if _, ok := c.lookup("t", "s1", "I", now); ok {
+	if _, _, ok := c.lookup("t", "s1", "I", now); ok {
 		t.Fatal("hit on an empty cache")
 	}
 	c.remember("t", "s1", "I", "L1", "r1", c.generation(), now)
-	if lic, ok := c.lookup("t", "s1", "I", now.Add(time.Second)); !ok || lic != "L1" {
+	if lic, root, ok := c.lookup("t", "s1", "I", now.Add(time.Second)); !ok || lic != "L1" || root != "r1" {
 		t.Fatalf("lookup: %q %v", lic, ok)
 	}
-	if _, ok := c.lookup("t", "s1", "I", now.Add(ItemRecheck)); ok {
+	if _, _, ok := c.lookup("t", "s1", "I", now.Add(ItemRecheck)); ok {
 		t.Fatal("an entry older than ItemRecheck answered")
 	}
 	// A grant or renewal changes nothing; the lease's end (any kind) forgets it.
 	c.Observe([]engine.Event{{Kind: domain.EventGrant, Tenant: "t", Lease: &domain.Lease{Root: "r1", SessionID: "s1"}}})
-	if _, ok := c.lookup("t", "s1", "I", now); !ok {
+	if _, _, ok := c.lookup("t", "s1", "I", now); !ok {
 		t.Fatal("forgotten on a grant")
 	}
 	c.Observe([]engine.Event{{Kind: domain.EventEnd, Tenant: "other", Lease: &domain.Lease{Root: "r1", SessionID: "s1"}}})
-	if _, ok := c.lookup("t", "s1", "I", now); !ok {
+	if _, _, ok := c.lookup("t", "s1", "I", now); !ok {
 		t.Fatal("forgotten on another tenant's lease")
 	}
 	c.Observe([]engine.Event{{Kind: domain.EventRelease, Tenant: "t", Lease: &domain.Lease{Root: "r1", SessionID: "s1"}}})
-	if _, ok := c.lookup("t", "s1", "I", now); ok {
+	if _, _, ok := c.lookup("t", "s1", "I", now); ok {
 		t.Fatal("remembered after its lease ended")
 	}
 	// Taken while a lease ended: kept, but due for a recheck at once.
@@ -39,7 +39,7 @@ func TestLeasesRememberAndForget(t *testing.T) {
 	c.remember("t", "s2", "I", "L1", "r2", gen, now)
 	c.Observe([]engine.Event{{Kind: domain.EventExpire, Tenant: "t", Lease: &domain.Lease{Root: "r2", SessionID: "s2"}}})
 	c.remember("t", "s3", "I", "L1", "r3", gen, now)
-	if _, ok := c.lookup("t", "s3", "I", now); ok {
+	if _, _, ok := c.lookup("t", "s3", "I", now); ok {
 		t.Fatal("an entry taken across an end answered without a recheck")
 	}
 	if len(c.byKey) != 1 || len(c.byRoot) != 1 {

@@ -23,6 +23,9 @@ type admission struct {
 	docuware   bool
 	clientAddr netip.Addr
 	proto      string // http or https, as the client reached the gateway
+	// leaseRoot is the lease that admitted the request (its item lease, else its session's
+	// seat): its end closes the request.
+	leaseRoot string
 }
 
 type admissionKey struct{}
