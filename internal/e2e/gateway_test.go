@@ -366,6 +366,18 @@ func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
 	if path, _ := upstreamSaw(t, gwDo(t, "GET", "http://"+addr+"/x", nil, "")); path != "/x" {
 		t.Fatalf("late gateway: %s", path)
 	}
+	// Changed on the same address: the listener keeps running with the new routes.
+	if r := adminDo(t, "PATCH", A+"/late", `{"routes":[{"path":"/","access":"session"}]}`); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r := gwDo(t, "GET", "http://"+addr+"/x", nil, ""); r.Status == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the changed routes did not apply within 1 s")
+		}
+	}
 
 	// A listener that cannot be bound fails /readyz, naming the gateway.
 	busy, err := net.Listen("tcp", "127.0.0.1:0")

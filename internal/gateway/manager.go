@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -168,17 +169,20 @@ func (m *Manager) sync(ctx context.Context) {
 		}
 	}
 	for key, w := range want {
+		l := m.running[key]
+		if l != nil && string(l.spec) == string(w.raw) && l.h.cur.Load().docuware == slices.Contains(w.snap.Tenant.Dialects, "docuware") {
+			continue // unchanged: nothing is rebuilt at a poll
+		}
 		g, err := newGateway(w.tenant, w.snap, &w.spec, m.deps.Log)
 		if err != nil {
 			m.fail(key, err.Error())
 			continue
 		}
-		if l := m.running[key]; l != nil {
-			if string(l.spec) != string(w.raw) || l.h.cur.Load().docuware != g.docuware {
-				l.h.cur.Store(g)
-				l.spec = w.raw
-				m.deps.Log.Info("gateway changed", "gateway", key)
-			}
+		if l != nil {
+			// In-flight requests finish with the configuration they started with.
+			l.h.cur.Store(g)
+			l.spec = w.raw
+			m.deps.Log.Info("gateway changed", "gateway", key)
 			continue
 		}
 		m.start(key, w, g)
