@@ -379,6 +379,22 @@ func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
 		}
 	}
 
+	// Without an upstream: forward-auth and the gateway's pages only.
+	fa := freeAddr(t)
+	if r := adminDo(t, "POST", A, `{"name":"fa","listen":"`+fa+`","routes":[{"path":"/","access":"seat"}]}`); r.Status != http.StatusCreated {
+		t.Fatalf("create fa: %d %s", r.Status, r.Body)
+	}
+	waitUp(t, fa)
+	if r := gwDo(t, "GET", "http://"+fa+"/x", nil, ""); r.Status != 404 {
+		t.Fatalf("no upstream, proxied path: %d %s", r.Status, r.Body)
+	}
+	if r := gwDo(t, "GET", "http://"+fa+"/.leasehold/auth", map[string]string{"X-Forwarded-Uri": "/x"}, ""); r.Status != 401 {
+		t.Fatalf("no upstream, forward-auth: %d %s", r.Status, r.Body)
+	}
+	if r := gwDo(t, "GET", "http://"+fa+"/.leasehold/login", nil, ""); r.Status != 200 {
+		t.Fatalf("no upstream, login page: %d", r.Status)
+	}
+
 	// A listener that cannot be bound fails /readyz, naming the gateway.
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
