@@ -196,6 +196,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 	v := validator{errs: &errs, geoip: cfg.GeoIPDatabase != ""}
 	v.top(cfg, fc, envAdminToken != "")
 	v.tenants(cfg.Tenants)
+	v.gatewayListens(cfg.Listen, cfg.Tenants)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

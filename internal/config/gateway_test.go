@@ -74,6 +74,8 @@ func TestGatewayValidationErrors(t *testing.T) {
 			`config: tenants[acme].gateways[r].routes[0].scopes[0]: "a b" is not a valid scope (printable ASCII without spaces, quotes or backslashes)`},
 		{"same listen", "      - name: r\n        listen: 127.0.0.1:9090\n" + okRoute + "      - name: s\n        listen: 127.0.0.1:9090\n" + okRoute,
 			"config: tenants[acme].gateways[s].listen: 127.0.0.1:9090 is already gateway r's"},
+		{"server's address", "      - name: r\n        listen: 127.0.0.1:8080\n" + okRoute,
+			"config: tenants[acme].gateways[r].listen: 127.0.0.1:8080 is the server's own listen address"},
 		{"unknown field", "      - name: r\n        listen: 127.0.0.1:9090\n        upstrem: http://x\n" + okRoute,
 			"config: tenants[acme].gateways[r].upstrem: unknown field…"},
 	} {

@@ -305,6 +305,23 @@ func (v *validator) tenant(path string, t *Tenant) {
 		})
 }
 
+// gatewayListens refuses a gateway on the server's own address: one of the two could never
+// listen.
+func (v *validator) gatewayListens(listen string, ts []Tenant) {
+	names := make([]string, len(ts))
+	for i := range ts {
+		names[i] = ts[i].Spec.Name
+	}
+	tl := labels(names)
+	for i := range ts {
+		for _, g := range ts[i].Gateways {
+			if g.Spec.Listen != "" && g.Spec.Listen == listen {
+				v.add("tenants["+tl[i]+"].gateways["+g.Spec.Name+"].listen", "%s is the server's own listen address", listen)
+			}
+		}
+	}
+}
+
 var gatewayNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // httpMethods are the methods a gateway route may name.
