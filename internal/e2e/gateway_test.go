@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -564,6 +565,18 @@ func TestGatewayUseExtendsSession(t *testing.T) {
 	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(400 * time.Millisecond) {
 		upstreamSaw(t, gwDo(t, "GET", gw+"/reports/x", bearer, ""))
 	}
+	// An open request is use too: a stream keeps the session alive past its idle timeout.
+	stream, stop := openStreamCtx(t, gw+"/api/stream", bearer)
+	time.Sleep(3500 * time.Millisecond)
+	select {
+	case <-stream:
+		t.Fatal("the stream was closed")
+	default:
+	}
+	stop()
+	<-stream
+	upstreamSaw(t, gwDo(t, "GET", gw+"/read/x", bearer, ""))
+
 	time.Sleep(2500 * time.Millisecond)
 	if r := gwDo(t, "GET", gw+"/read/x", bearer, ""); r.Status != 401 {
 		t.Fatalf("idle session: %d", r.Status)
@@ -612,7 +625,16 @@ func TestGatewayTrustedIssuer(t *testing.T) {
 // when the stream ends.
 func openStream(t *testing.T, u string, header map[string]string) <-chan struct{} {
 	t.Helper()
-	req, _ := http.NewRequest("GET", u, nil)
+	done, _ := openStreamCtx(t, u, header)
+	return done
+}
+
+// openStreamCtx is openStream with a function that ends the stream from the client side.
+func openStreamCtx(t *testing.T, u string, header map[string]string) (<-chan struct{}, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
@@ -633,7 +655,7 @@ func openStream(t *testing.T, u string, header map[string]string) <-chan struct{
 		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, resp.Body)
 	}()
-	return done
+	return done, cancel
 }
 
 func closedWithin(t *testing.T, what string, done <-chan struct{}, d time.Duration) {

@@ -172,6 +172,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 			keys = append(keys, openKey{'l', g.tenant, a.leaseRoot})
 		}
 		defer h.deps.Leases.open.track(cancel, keys...)()
+		// Only a request still open at its session's refresh point costs more than a timer.
+		if at, ok := session.NextUse(a.principal.Session); ok {
+			t := time.AfterFunc(time.Until(at)+10*time.Millisecond, func() { h.keepUsing(ctx, cancel, g, a.principal) })
+			defer t.Stop()
+		}
 	}
 	out.proxied = time.Now()
 	g.proxy.ServeHTTP(w, r.WithContext(ctx))
@@ -391,6 +396,7 @@ func (h *handler) admit(ctx context.Context, r *http.Request, g *gateway, route 
 	}
 	a.identity.User, a.identity.Session, a.identity.Scopes = p.Session.User, p.Session.ID, scopes
 	a.usedBearer = cred.usedBearer
+	a.principal = p
 	if a.leaseRoot == "" {
 		a.leaseRoot = p.Session.LeaseRoot
 	}
@@ -413,6 +419,34 @@ func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *
 	}
 	h.deps.Leases.remember(g.tenant, p.Session.ID, item, l.License, l.Root, gen, now)
 	return l.License, l.Root, nil
+}
+
+// keepUsing counts an open request (a stream, an upgraded connection) as use of its session
+// at each of the session's refresh points, so that an idle-timeout session does not end
+// under a long download. A session that has ended closes the request.
+func (h *handler) keepUsing(ctx context.Context, cancel context.CancelFunc, g *gateway, p *session.Principal) {
+	for ctx.Err() == nil {
+		if err := h.deps.Sessions.Use(ctx, p); err != nil {
+			if ctx.Err() == nil {
+				if !errors.Is(err, session.ErrInvalidToken) {
+					h.deps.Log.Warn("gateway: extending the session of an open request failed", "gateway", g.key, "err", err)
+				}
+				cancel()
+			}
+			return
+		}
+		at, ok := session.NextUse(p.Session)
+		if !ok {
+			return
+		}
+		t := time.NewTimer(time.Until(at) + 10*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func safeMethod(m string) bool {

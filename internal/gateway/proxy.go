@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/session"
 )
 
 // admission is what the gateway decided about a request it proxies: the clean path to send,
@@ -26,6 +28,9 @@ type admission struct {
 	// leaseRoot is the lease that admitted the request (its item lease, else its session's
 	// seat): its end closes the request.
 	leaseRoot string
+	// principal is the request's session (nil on a public route): an open request keeps
+	// using it.
+	principal *session.Principal
 }
 
 type admissionKey struct{}

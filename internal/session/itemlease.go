@@ -158,3 +158,24 @@ func (m *Manager) SeatFreesAt(ctx context.Context, se *SeatError) (time.Time, er
 	caller.Licensed = true
 	return m.eng.SeatFreesAt(ctx, snap, se, caller)
 }
+
+// NextUse is when an open request of session s (a stream, an upgraded connection) next
+// counts as use (its refresh point); ok is false for a session that does not extend on use
+// (a refresh token extends it instead).
+func NextUse(s *domain.Session) (at time.Time, ok bool) {
+	if !extendsOnUse(s) {
+		return time.Time{}, false
+	}
+	return refreshPoint(s), true
+}
+
+// Use counts an open request of p's session as use at the session's refresh point: the
+// session (and its seat and item leases) is extended as a new request's authentication
+// would extend it, and p.Session updated. ErrInvalidToken when the session has ended.
+func (m *Manager) Use(ctx context.Context, p *Principal) error {
+	snap, err := m.cat.Get(ctx, p.Tenant)
+	if err != nil {
+		return err
+	}
+	return m.extend(ctx, snap, p)
+}
