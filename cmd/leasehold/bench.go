@@ -96,7 +96,8 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	needBaseline := *compare || cfg.Scenario == "baseline"
+	// The gateway scenario proxies to the baseline server: the upstream hit directly.
+	needBaseline := *compare || cfg.Scenario == "baseline" || cfg.Scenario == "gateway"
 	var baselineURL string
 	if needBaseline {
 		exe, err := os.Executable()
@@ -111,6 +112,7 @@ func bench(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopBaseline()
 		baselineURL = u
+		cfg.Upstream = u
 	}
 
 	if *compare {

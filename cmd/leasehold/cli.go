@@ -127,6 +127,16 @@ wrongly (unknown command or flag, wrong arguments).`,
 		versionCommand(stdout),
 	)
 
+	// `leasehold demo-upstream` is the tiny API the README's gateway example licenses; it
+	// parses its own flags.
+	root.AddCommand(&cobra.Command{
+		Use:                "demo-upstream",
+		Short:              "A JSON echo API on 127.0.0.1:7000, for the gateway demo",
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, a []string) error {
+			return fromCode(demoUpstream(a, stdout, stderr))
+		},
+	})
 	// `leasehold client` runs package client's programs (consume, check, hold a lease); it
 	// parses its own flags, --help included.
 	root.AddCommand(&cobra.Command{

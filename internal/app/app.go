@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/leasehold/leasehold/internal/documents"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
+	"github.com/leasehold/leasehold/internal/gateway"
 	"github.com/leasehold/leasehold/internal/geoip"
 	"github.com/leasehold/leasehold/internal/keys"
 	"github.com/leasehold/leasehold/internal/server"
@@ -45,6 +47,7 @@ type App struct {
 	Sessions *session.Manager
 	Docs     *documents.Store
 	Server   *server.Server
+	Gateways *gateway.Manager
 	Log      *slog.Logger
 	// AdminListener, when set before Serve, serves the admin API and /metrics instead of a
 	// listener Serve opens on admin_listen (tests pass one bound to port 0).
@@ -100,7 +103,9 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	cat := catalog.New(st)
 	met := server.NewMetrics(nil)
 	usage := ui.NewRecorder(st, cat, ui.RecorderOptions{Logger: log})
-	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met, Observers: []engine.Observer{usage}})
+	// The gateways remember which item leases sessions hold; the engine tells them which end.
+	leases := gateway.NewLeases()
+	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met, Observers: []engine.Observer{usage, leases}})
 	km := keys.New(st, cfg.Signing.Algorithm)
 	sess := session.NewManager(st, cat, eng)
 	docs, err := documents.Open(cfg.Documents)
@@ -109,6 +114,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	}
 	// A session's documents go when it ends, however it ends (after the commit).
 	sess.SetEndHook(func(tenant, id string) {
+		leases.SessionEnded(tenant, id) // its requests still open at a gateway are closed
 		if err := docs.DeleteSession(tenant, id); err != nil {
 			log.Warn("deleting session documents failed", "tenant", tenant, "err", err)
 		}
@@ -118,6 +124,11 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	admin := admintoken.New(cfg.AdminToken, cfg.AdminTokenHash)
 	dash := ui.New(ui.Options{Admin: admin, PublicURL: cfg.PublicURL, Logger: log},
 		ui.Deps{Store: st, Catalog: cat, Engine: eng, Sessions: sess})
+	ext := extauth.New(extauth.Options{})
+	gws := gateway.NewManager(gateway.Deps{
+		Catalog: cat, Sessions: sess, ExtAuth: ext, Leases: leases, Registry: met.Registry(), Log: log,
+		ClientAddr: func(r *http.Request) netip.Addr { return server.ClientAddr(r, cfg.TrustedProxies) },
+	})
 	srv := server.New(server.Options{
 		PublicURL:      cfg.PublicURL,
 		TrustedProxies: cfg.TrustedProxies,
@@ -128,10 +139,10 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 		Logger:         log,
 		Metrics:        met,
 	}, server.Deps{Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess,
-		Documents: docs, ExtAuth: extauth.New(extauth.Options{}), UI: dash})
+		Documents: docs, ExtAuth: ext, UI: dash, Ready: gws.Ready})
 	host, _ := os.Hostname()
 	return &App{
-		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Log: log,
+		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Gateways: gws, Log: log,
 		UI: dash, Usage: usage,
 		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 	}, nil
@@ -233,6 +244,14 @@ func (a *App) background(ctx context.Context) {
 	go a.Engine.Run(ctx, a.process, SweepEvery)
 	go a.UI.Run(ctx)
 	go a.Usage.Run(ctx)
+	gwDone := make(chan struct{})
+	go func() {
+		defer close(gwDone)
+		a.Gateways.Run(ctx)
+	}()
+	// The gateways stop with the rest of the background work, their in-flight requests
+	// given the same grace as the main listener's.
+	defer func() { <-gwDone }()
 	t := time.NewTicker(SweepEvery)
 	defer t.Stop()
 	for n := 0; ; n++ {

@@ -434,6 +434,11 @@ func definitions(t *config.Tenant) ([]object, error) {
 			return nil, err
 		}
 	}
+	for _, e := range t.Gateways {
+		if err := add(domain.KindGateway, e.Spec.Name, e.Raw, e.Spec, "", "", plainSpec(e.Spec)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

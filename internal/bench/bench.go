@@ -46,6 +46,9 @@ type Config struct {
 	Username     string // session-login
 	Password     string
 	AdminToken   string // when set, consume scenarios raise the license's seats to what they need
+	// Upstream is the trivial API the gateway scenario proxies to: the run's baseline
+	// server, so that its ratio compares the gateway with the same upstream hit directly.
+	Upstream string
 
 	Scenario    string
 	Item        string // licensed item for the /authz scenarios

@@ -27,7 +27,7 @@ type scenario struct {
 // order is how scenarios are listed and how Compare runs them.
 var order = []string{
 	"baseline", "healthz", "check", "consume", "renew", "jwt-renew", "consume-release",
-	"token", "introspect", "session-login",
+	"token", "introspect", "session-login", "gateway",
 }
 
 var scenarios = map[string]scenario{
@@ -43,6 +43,7 @@ var scenarios = map[string]scenario{
 	"token":           {"POST /oauth2/token grant_type=client_credentials (client_secret_basic)", setupToken},
 	"introspect":      {"POST /oauth2/introspect (RFC 7662) of a live access token", setupIntrospect},
 	"session-login":   {"POST /session/login once per connection, then GET /entitlements/licenses with its lh_session cookie", setupSessionLogin},
+	"gateway":         {"GET / through a gateway (made with --admin-token) to the baseline server, with a session's Bearer token", setupGateway},
 }
 
 // ScenarioNames lists the scenarios in their usual order.

@@ -32,6 +32,7 @@ type Snapshot struct {
 	Products      map[string]*domain.Product
 	Models        map[string]*domain.LicenseModel
 	Licenses      map[string]*domain.License
+	Gateways      map[string]*domain.Gateway
 	// byItem lists, in license id order, the licenses that cover an item (a product's
 	// license covers the product item and all its items).
 	byItem map[string][]*domain.License
@@ -147,6 +148,7 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		Products:      map[string]*domain.Product{},
 		Models:        map[string]*domain.LicenseModel{},
 		Licenses:      map[string]*domain.License{},
+		Gateways:      map[string]*domain.Gateway{},
 		byItem:        map[string][]*domain.License{},
 	}
 	if err := json.Unmarshal(tobj.Spec, &s.Tenant); err != nil {
@@ -168,6 +170,9 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		return nil, err
 	}
 	if err := loadKind(ctx, tx, tenant, domain.KindLicense, s.Licenses, func(o *domain.License) string { return o.ID }); err != nil {
+		return nil, err
+	}
+	if err := loadKind(ctx, tx, tenant, domain.KindGateway, s.Gateways, func(o *domain.Gateway) string { return o.Name }); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(s.Licenses))

@@ -102,6 +102,7 @@ type Tenant struct {
 	Products      []Entry[domain.Product]
 	Models        []Entry[domain.LicenseModel]
 	Licenses      []Entry[domain.License]
+	Gateways      []Entry[domain.Gateway]
 }
 
 // Name is the tenant's name.
@@ -217,6 +218,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 	v := validator{errs: &errs, geoip: cfg.GeoIPDatabase != ""}
 	v.top(cfg, fc, envAdminToken != "")
 	v.tenants(cfg.Tenants)
+	v.gatewayListens(cfg.Listen, cfg.Tenants)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

@@ -34,6 +34,8 @@ var referenceSections = []struct {
 	{"tenants[].models[]", "### `tenants[].models[]`", reflect.TypeFor[domain.LicenseModel](), nil},
 	{"tenants[].licenses[]", "### `tenants[].licenses[]`", reflect.TypeFor[domain.License](), nil},
 	{"tenants[].licenses[].owner", "#### `tenants[].licenses[].owner`", reflect.TypeFor[domain.Owner](), nil},
+	{"tenants[].gateways[]", "### `tenants[].gateways[]`", reflect.TypeFor[domain.Gateway](), nil},
+	{"tenants[].gateways[].routes[]", "#### `tenants[].gateways[].routes[]`", reflect.TypeFor[domain.Route](), nil},
 }
 
 func tenantListKeys() []string {

@@ -21,6 +21,7 @@ var tenantLists = []struct {
 	{string(domain.KindProduct), "name"},
 	{string(domain.KindModel), "name"},
 	{string(domain.KindLicense), "id"},
+	{string(domain.KindGateway), "name"},
 }
 
 // decodeTenants splits every tenant entry into the tenant's own fields and its object lists
@@ -85,6 +86,7 @@ func decodeTenants(raws []json.RawMessage, errs *errorList) []Tenant {
 		t.Products = decodeList[domain.Product](path, "products", "name", lists, errs)
 		t.Models = decodeList[domain.LicenseModel](path, "models", "name", lists, errs)
 		t.Licenses = decodeList[domain.License](path, "licenses", "id", lists, errs)
+		t.Gateways = decodeList[domain.Gateway](path, "gateways", "name", lists, errs)
 		out = append(out, t)
 	}
 	return out

@@ -193,6 +193,16 @@ func (v *validator) tenants(ts []Tenant) {
 		}
 		v.tenant(path, t)
 	}
+	// Every process serves every tenant's gateways: two cannot share an address.
+	listens := map[string]string{}
+	for i := range ts {
+		for _, g := range ts[i].Gateways {
+			if other, ok := listens[g.Spec.Listen]; ok && other != ts[i].Spec.Name && g.Spec.Listen != "" {
+				v.add("tenants["+tl[i]+"].gateways["+g.Spec.Name+"].listen", "%s is already a gateway's of tenant %s", g.Spec.Listen, other)
+			}
+			listens[g.Spec.Listen] = ts[i].Spec.Name
+		}
+	}
 }
 
 // ValidateTenant checks one tenant and its objects as Parse does (geoip says whether a
@@ -273,6 +283,146 @@ func (v *validator) tenant(path string, t *Tenant) {
 	eachObject(v, path, "licenses", "license", t.Licenses,
 		func(l *domain.License) (string, string) { return "id", l.ID },
 		func(p string, l *domain.License) { v.license(p, l, &idx) })
+
+	licensed := map[string]bool{}
+	for _, l := range t.Licenses {
+		if l.Spec.Product != "" {
+			licensed[l.Spec.Product] = true
+			for _, p := range t.Products {
+				if p.Spec.Name == l.Spec.Product {
+					for _, it := range p.Spec.Items {
+						licensed[it] = true
+					}
+				}
+			}
+		}
+		for _, it := range l.Spec.Items {
+			licensed[it] = true
+		}
+	}
+	listens := map[string]string{}
+	eachObject(v, path, "gateways", "gateway", t.Gateways,
+		func(g *domain.Gateway) (string, string) { return "name", g.Name },
+		func(p string, g *domain.Gateway) {
+			v.gateway(p, g, licensed)
+			if other, ok := listens[g.Listen]; ok && g.Listen != "" {
+				v.add(p+".listen", "%s is already gateway %s's", g.Listen, other)
+			}
+			listens[g.Listen] = g.Name
+		})
+}
+
+// gatewayListens refuses a gateway on the server's own address: one of the two could never
+// listen.
+func (v *validator) gatewayListens(listen string, ts []Tenant) {
+	names := make([]string, len(ts))
+	for i := range ts {
+		names[i] = ts[i].Spec.Name
+	}
+	tl := labels(names)
+	for i := range ts {
+		for _, g := range ts[i].Gateways {
+			if g.Spec.Listen != "" && g.Spec.Listen == listen {
+				v.add("tenants["+tl[i]+"].gateways["+g.Spec.Name+"].listen", "%s is the server's own listen address", listen)
+			}
+		}
+	}
+}
+
+var gatewayNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// httpMethods are the methods a gateway route may name.
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+
+// gateway checks a gateway (SPEC section 8). licensed holds the items some license of the
+// tenant covers: a seat rule's item must be one, or no request could ever be admitted.
+func (v *validator) gateway(path string, g *domain.Gateway, licensed map[string]bool) {
+	if g.Name != "" && !gatewayNameRE.MatchString(g.Name) {
+		v.add(path+".name", "%q must match [a-z0-9][a-z0-9-]{0,62} (metrics and cookies carry it)", g.Name)
+	}
+	if host, port, err := net.SplitHostPort(g.Listen); err != nil || !validPort(port) || port == "0" || strings.ContainsAny(host, " /") {
+		v.add(path+".listen", "must be host:port, e.g. 127.0.0.1:9090")
+	}
+	if g.PublicURL != "" {
+		if reason := checkURL(g.PublicURL); reason != "" {
+			v.add(path+".public_url", "%s", reason)
+		} else if u, _ := url.Parse(g.PublicURL); (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery {
+			v.add(path+".public_url", "must be an origin (scheme, host and port), without path or query")
+		}
+	}
+	if g.Upstream != "" {
+		if reason := checkURL(g.Upstream); reason != "" {
+			v.add(path+".upstream", "%s", reason)
+		} else if u, _ := url.Parse(g.Upstream); u.RawQuery != "" || u.ForceQuery {
+			v.add(path+".upstream", "must not have a query")
+		}
+	}
+	if g.Timeout <= 0 {
+		v.add(path+".timeout", "must be more than 0")
+	}
+	switch {
+	case len(g.Routes) == 0:
+		v.add(path+".routes", "required: at least one route")
+	case len(g.Routes) > maxList:
+		v.add(path+".routes", "more than %d entries", maxList)
+	}
+	for i := range g.Routes {
+		r := &g.Routes[i]
+		p := fmt.Sprintf("%s.routes[%d]", path, i)
+		switch {
+		case r.Path == "" || r.Path[0] != '/':
+			v.add(p+".path", "%q must start with /", r.Path)
+		case len(r.Path) > maxURLLen:
+			v.add(p+".path", "longer than %d bytes", maxURLLen)
+		case strings.HasPrefix(r.Path+"/", "/.leasehold/"):
+			v.add(p+".path", "%q is under /.leasehold/, the gateway's own pages", r.Path)
+		default:
+			if c, err := cleanRulePath(r.Path); err != nil || c != r.Path {
+				v.add(p+".path", "%q is not a clean path (no . or .. segment, //, \\, %%-escape or control character)", r.Path)
+			}
+		}
+		v.stringSet(p+".methods", r.Methods, func(mp, m string) {
+			if !slices.Contains(httpMethods, m) {
+				v.add(mp, "unknown method %q (use %s)", m, strings.Join(httpMethods, ", "))
+			}
+		})
+		switch r.Access {
+		case domain.AccessPublic, domain.AccessSession:
+			if r.Item != "" {
+				v.add(p+".item", "only a seat route takes an item")
+			}
+		case domain.AccessSeat:
+			if r.Item != "" && !licensed[r.Item] {
+				v.add(p+".item", "%q is not an item any license of the tenant covers", r.Item)
+			}
+		case "":
+			v.add(p+".access", "required: public, session or seat")
+		default:
+			v.add(p+".access", "unknown access %q (use public, session or seat)", r.Access)
+		}
+		if r.Access == domain.AccessPublic && len(r.Scopes) > 0 {
+			v.add(p+".scopes", "a public route checks no scopes")
+		}
+		v.stringSet(p+".scopes", r.Scopes, v.scope)
+	}
+}
+
+// cleanRulePath is what a request path must be for a rule to guard it: no dot segments,
+// empty segments (but a final /), backslashes, escapes or control characters.
+func cleanRulePath(p string) (string, error) {
+	if strings.ContainsAny(p, "\\%?#") || strings.ContainsFunc(p, unicode.IsControl) {
+		return "", fmt.Errorf("unclean")
+	}
+	inner := strings.TrimSuffix(p[1:], "/")
+	if p == "/" {
+		return p, nil
+	}
+	for _, seg := range strings.Split(inner, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("unclean")
+		}
+	}
+	return p, nil
 }
 
 // eachObject checks the id of every object of a list (present, a valid name, unique) and

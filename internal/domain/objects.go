@@ -23,11 +23,13 @@ const (
 	KindProduct      Kind = "products"
 	KindModel        Kind = "models"
 	KindLicense      Kind = "licenses"
+	KindGateway      Kind = "gateways"
 )
 
 // TenantKinds are the kinds that live inside a tenant, in the order they must be applied
-// (a license names a model and a product; a user names an organization).
-var TenantKinds = []Kind{KindOrganization, KindUser, KindClient, KindProduct, KindModel, KindLicense}
+// (a license names a model and a product; a user names an organization; a gateway's route
+// names a licensed item).
+var TenantKinds = []Kind{KindOrganization, KindUser, KindClient, KindProduct, KindModel, KindLicense, KindGateway}
 
 // Tenant is an isolated namespace. Its objects are stored separately (by kind).
 type Tenant struct {

@@ -51,6 +51,9 @@ const (
 	TokenCode    = "code"
 	TokenLogin   = "login"
 	TokenCookie  = "cookie"
+	// TokenGatewayCookie is a gateway's own session cookie (lh_gw_{name}); Data names the
+	// gateway, the only place it is valid.
+	TokenGatewayCookie = "gateway_cookie"
 )
 
 // Token is an opaque bearer credential. Only Hash (an HMAC of the random token) is stored.

@@ -90,7 +90,7 @@ func (e *Engine) TakeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog
 			req.ReclaimLicense, req.ReclaimSeat = rc.License, rc.SeatKey
 		}
 	}
-	return e.sessionSeat(ctx, tx, snap, s, req)
+	return e.sessionLease(ctx, tx, snap, s, req, snap.Tenant.Session.Item)
 }
 
 // ExtendSessionSeat moves the seat lease of a session being used (s.LeaseID) to the
@@ -99,7 +99,20 @@ func (e *Engine) TakeSessionSeat(ctx context.Context, tx store.Tx, snap *catalog
 func (e *Engine) ExtendSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat) (SessionGrant, error) {
 	req := sessionRequest(s)
 	req.LeaseID = s.LeaseID
-	return e.sessionSeat(ctx, tx, snap, s, req)
+	return e.sessionLease(ctx, tx, snap, s, req, snap.Tenant.Session.Item)
+}
+
+// SessionItemLease takes (s.LeaseID "") or extends (s.LeaseID: the lease the session holds
+// on item) a lease on item that belongs to the session as its seat does (a gateway's seat
+// route with an item, SPEC section 8): it runs until the session's deadline s.Expiry, lies
+// on the same seat key as the session's other leases on that license (so it counts toward
+// sessions_per_seat), and ends with the session (EndSessionSeat). An extension of a lease
+// that ended meanwhile takes it again if a seat is free. A refusal is a *SeatError; the
+// grant's Expiry may come before s.Expiry when the license ends first.
+func (e *Engine) SessionItemLease(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, item string) (SessionGrant, error) {
+	req := sessionRequest(s)
+	req.LeaseID = s.LeaseID
+	return e.sessionLease(ctx, tx, snap, s, req, item)
 }
 
 func sessionRequest(s SessionSeat) Request {
@@ -109,8 +122,9 @@ func sessionRequest(s SessionSeat) Request {
 	}
 }
 
-func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, req Request) (SessionGrant, error) {
-	item := snap.Tenant.Session.Item
+// sessionLease takes or extends a lease of session s on item: its seat (the tenant's
+// session item) or an item lease. No item: the tenant's sessions hold no seat.
+func (e *Engine) sessionLease(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s SessionSeat, req Request, item string) (SessionGrant, error) {
 	if item == "" {
 		return SessionGrant{Device: s.Device, Expiry: s.Expiry}, nil
 	}
@@ -129,7 +143,8 @@ func (e *Engine) sessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Sna
 }
 
 // EndSessionSeat releases the seat lease leaseID (a root) of a session that tx has just
-// deleted, unless another session still shares it. With linger (a logoff) the seat
+// deleted, unless another session still shares it; and likewise an item lease of the
+// session (SessionItemLease), which no other session shares. With linger (a logoff) the seat
 // lingers for the model's linger; without (an administrator, an expired or replaced
 // session) it is freed at once.
 func (e *Engine) EndSessionSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, tenant, leaseID string, linger bool) error {
@@ -220,4 +235,29 @@ func (e *Engine) WaitSessionSeat(ctx context.Context, seat SessionSeat, queue ti
 		return last
 	}
 	return nil
+}
+
+// SeatFreesAt is the earliest moment a seat may free for a refusal for want of one
+// (licenseQuotaExceeded): the soonest end of a held or lingering seat on the licenses the
+// caller could use for item. Zero when it is not known (another refusal, no seat held).
+func (e *Engine) SeatFreesAt(ctx context.Context, snap *catalog.Snapshot, se *SeatError, caller Caller) (time.Time, error) {
+	if se == nil || se.Err == nil || se.Err.Code != domain.CodeQuotaExceeded {
+		return time.Time{}, nil
+	}
+	lics := candidates(snap, &Request{Tenant: se.Tenant, Caller: caller}, ItemRequest{Name: se.Item})
+	var at time.Time
+	err := e.st.View(ctx, func(tx store.Tx) error {
+		at = time.Time{}
+		for _, l := range lics {
+			t, err := tx.EarliestSeatRelease(ctx, se.Tenant, l.ID, tx.Now())
+			if err != nil {
+				return err
+			}
+			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+				at = t
+			}
+		}
+		return nil
+	})
+	return at, err
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/session"
 )
 
 // admission is what the gateway decided about a request it proxies: the clean path to send,
@@ -23,6 +25,12 @@ type admission struct {
 	docuware   bool
 	clientAddr netip.Addr
 	proto      string // http or https, as the client reached the gateway
+	// leaseRoot is the lease that admitted the request (its item lease, else its session's
+	// seat): its end closes the request.
+	leaseRoot string
+	// principal is the request's session (nil on a public route): an open request keeps
+	// using it.
+	principal *session.Principal
 }
 
 type admissionKey struct{}
@@ -39,6 +47,10 @@ func newProxy(upstream *url.URL, timeout time.Duration, log *slog.Logger) *httpu
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.ResponseHeaderTimeout = timeout
 	transport.Proxy = nil // the upstream is named in the configuration, never via the environment
+	// Every admitted request goes to this one host: keep as many idle connections as the
+	// clients keep busy, not the default two, or most requests would dial anew.
+	transport.MaxIdleConns = 1024
+	transport.MaxIdleConnsPerHost = 1024
 	return &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {

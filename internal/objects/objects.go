@@ -243,6 +243,8 @@ func (e *Edit) config(ctx context.Context) (*config.Tenant, error) {
 			err = lay(&ct.Models, c, func(o *domain.LicenseModel) string { return o.Name })
 		case domain.KindLicense:
 			err = lay(&ct.Licenses, c, func(o *domain.License) string { return o.ID })
+		case domain.KindGateway:
+			err = lay(&ct.Gateways, c, func(o *domain.Gateway) string { return o.Name })
 		}
 		if err != nil {
 			return nil, err
@@ -260,6 +262,7 @@ func (e *Edit) load(ctx context.Context, ct *config.Tenant) error {
 	ct.Products, err = loadKind[domain.Product](ctx, e, domain.KindProduct, err)
 	ct.Models, err = loadKind[domain.LicenseModel](ctx, e, domain.KindModel, err)
 	ct.Licenses, err = loadKind[domain.License](ctx, e, domain.KindLicense, err)
+	ct.Gateways, err = loadKind[domain.Gateway](ctx, e, domain.KindGateway, err)
 	return err
 }
 
@@ -289,6 +292,7 @@ func fromSnapshot(ct *config.Tenant, s *catalog.Snapshot) {
 	ct.Products = snapshotKind(s.Products)
 	ct.Models = snapshotKind(s.Models)
 	ct.Licenses = snapshotKind(s.Licenses)
+	ct.Gateways = snapshotKind(s.Gateways)
 }
 
 func snapshotKind[T any](m map[string]*T) []config.Entry[T] {

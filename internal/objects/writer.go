@@ -237,6 +237,8 @@ func decode(kind domain.Kind, body []byte, secrets map[string]string) (string, [
 		return decodeAs(body, func(o *domain.LicenseModel) (string, error) { return o.Name, nil })
 	case domain.KindLicense:
 		return decodeAs(body, func(o *domain.License) (string, error) { return o.ID, nil })
+	case domain.KindGateway:
+		return decodeAs(body, func(o *domain.Gateway) (string, error) { return o.Name, nil })
 	}
 	return "", nil, fmt.Errorf("unknown kind %s", kind)
 }

@@ -46,6 +46,7 @@ func (s *Server) adminRoutes() {
 var adminKinds = map[string]domain.Kind{
 	"organizations": domain.KindOrganization, "users": domain.KindUser, "clients": domain.KindClient,
 	"products": domain.KindProduct, "models": domain.KindModel, "licenses": domain.KindLicense,
+	"gateways": domain.KindGateway,
 }
 
 // adminTenant resolves the {tenant} path value to an existing tenant's snapshot.

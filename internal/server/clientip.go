@@ -33,6 +33,10 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return addr
 }
 
+// ClientAddr is clientAddr for the other HTTP fronts (the gateways), which share the
+// server's trusted_proxies.
+func ClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr { return clientAddr(r, trusted) }
+
 // forwardedTLS reports whether the request reached us over TLS, believing
 // X-Forwarded-Proto only from a trusted proxy.
 func forwardedTLS(r *http.Request, trusted []netip.Prefix) bool {

@@ -72,6 +72,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
+// Registry is where the other HTTP fronts (the gateways) register their metrics, so that
+// /metrics serves them too.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

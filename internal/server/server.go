@@ -60,6 +60,9 @@ type Deps struct {
 	ExtAuth   *extauth.Verifier
 	// UI is the dashboard mounted at /ui/ (nil: none).
 	UI *ui.Dashboard
+	// Ready, when set, names what else keeps this process from being ready (a gateway
+	// listener it could not bind); /readyz fails with its error.
+	Ready func() error
 }
 
 type Server struct {
@@ -446,6 +449,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.deps.Store.Ping(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unreachable"})
 		return
+	}
+	if s.deps.Ready != nil {
+		if err := s.deps.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }

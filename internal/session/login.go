@@ -81,17 +81,45 @@ func (m *Manager) AuthenticateCookie(ctx context.Context, tenant, value string) 
 	return m.authenticateToken(ctx, tenant, value, domain.TokenCookie)
 }
 
+// gatewayCookieData binds a gateway cookie token to its gateway.
+type gatewayCookieData struct {
+	Gateway string `json:"gateway"`
+}
+
+// AuthenticateGatewayCookie resolves the value of a gateway's lh_gw_{name} cookie. The
+// token is valid only at the gateway that set it: a cookie carried to another gateway (or
+// to the server's own routes, which read only cookie tokens) authenticates nothing.
+func (m *Manager) AuthenticateGatewayCookie(ctx context.Context, tenant, gateway, value string) (*Principal, error) {
+	p, err := m.authenticateToken(ctx, tenant, value, domain.TokenGatewayCookie)
+	if err != nil {
+		return nil, err
+	}
+	var d gatewayCookieData
+	if decodeData(p.Token.Data, &d) != nil || d.Gateway != gateway {
+		return nil, ErrInvalidToken
+	}
+	return p, nil
+}
+
 // issueCookie creates the cookie token of a session. It lives as long as the cookie may
 // (cookie_max_age, capped by max_lifetime); the session's own deadline still rules.
-func (m *Manager) issueCookie(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, now time.Time) (string, error) {
+func (m *Manager) issueCookie(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, gateway string, now time.Time) (string, error) {
 	plain, hash := NewToken()
+	kind, data := domain.TokenCookie, []byte(nil)
+	if gateway != "" {
+		kind = domain.TokenGatewayCookie
+		var err error
+		if data, err = jsonData(gatewayCookieData{Gateway: gateway}); err != nil {
+			return "", err
+		}
+	}
 	exp := now.Add(snap.Tenant.Session.CookieMaxAge.D())
 	if !s.HardExpiry.IsZero() && s.HardExpiry.Before(exp) {
 		exp = s.HardExpiry
 	}
 	err := tx.InsertToken(ctx, &domain.Token{
-		Hash: hash, Tenant: s.Tenant, Kind: domain.TokenCookie, SessionID: s.ID, FamilyID: NewID(),
-		User: s.User, Scopes: s.Scopes, CreatedAt: now, ExpiresAt: exp,
+		Hash: hash, Tenant: s.Tenant, Kind: kind, SessionID: s.ID, FamilyID: NewID(),
+		User: s.User, Scopes: s.Scopes, CreatedAt: now, ExpiresAt: exp, Data: data,
 	})
 	return plain, err
 }
@@ -116,6 +144,8 @@ type LoginOptions struct {
 	// Queue is how long to wait for a seat, first come first served, when none is free
 	// (queue=, as on /authz); 0: refuse at once.
 	Queue time.Duration
+	// Gateway, when set, makes the session's cookie that gateway's (valid nowhere else).
+	Gateway string
 }
 
 // LoginGrant is what a session login answers: the token pair, the cookie value and the
@@ -186,7 +216,7 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 			if err != nil {
 				return err
 			}
-			cookie, err := m.issueCookie(ctx, tx, snap, s, now)
+			cookie, err := m.issueCookie(ctx, tx, snap, s, o.Gateway, now)
 			if err != nil {
 				return err
 			}

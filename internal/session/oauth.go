@@ -507,7 +507,7 @@ func (m *Manager) BrowserLogin(ctx context.Context, tenant string, u *domain.Use
 			return err
 		}
 		var err error
-		lg.Cookie, err = m.issueCookie(ctx, tx, snap, s, now)
+		lg.Cookie, err = m.issueCookie(ctx, tx, snap, s, "", now)
 		return err
 	})
 	if err != nil {

@@ -267,7 +267,7 @@ func hasLiveCredential(ctx context.Context, tx store.Tx, s *domain.Session) (boo
 		if t.SessionID != s.ID || isMarker(&t) || !now.Before(t.ExpiresAt) {
 			continue
 		}
-		if t.Kind == domain.TokenAccess || t.Kind == domain.TokenRefresh || t.Kind == domain.TokenCookie {
+		if t.Kind == domain.TokenAccess || t.Kind == domain.TokenRefresh || t.Kind == domain.TokenCookie || t.Kind == domain.TokenGatewayCookie {
 			return true, nil
 		}
 	}

@@ -301,18 +301,21 @@ func (m *Manager) takeSeat(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 
 // extendSeat moves the seat lease of a licensed session to its new deadline (s.ExpiresAt),
 // which the engine may bring forward to the license's end.
+// Its item leases follow it (extendItems), to the deadline the seat leaves.
 func (m *Manager) extendSeat(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr) error {
-	if !s.Licensed || s.LeaseRoot == "" {
+	if !s.Licensed {
 		return nil
 	}
-	seat := seatOf(snap, s, addr)
-	seat.LeaseID = s.LeaseRoot
-	g, err := m.eng.ExtendSessionSeat(ctx, tx, snap, seat)
-	if err != nil {
-		return err
+	if s.LeaseRoot != "" {
+		seat := seatOf(snap, s, addr)
+		seat.LeaseID = s.LeaseRoot
+		g, err := m.eng.ExtendSessionSeat(ctx, tx, snap, seat)
+		if err != nil {
+			return err
+		}
+		recordSeat(s, g)
 	}
-	recordSeat(s, g)
-	return nil
+	return m.extendItems(ctx, tx, snap, s, addr)
 }
 
 // seatOf describes session s to the engine. The seat is the session's, whatever the scopes
@@ -457,7 +460,7 @@ func (m *Manager) load(ctx context.Context, hash string) (t *domain.Token, s *do
 		t, s, stale = nil, nil, false
 		now = tx.Now()
 		var err error
-		t, s, err = liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie, domain.TokenRefresh)
+		t, s, err = liveToken(ctx, tx, hash, now, domain.TokenAccess, domain.TokenCookie, domain.TokenRefresh, domain.TokenGatewayCookie)
 		if err != nil {
 			return err
 		} else if t == nil {
@@ -632,6 +635,9 @@ func (m *Manager) endTx(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 		if err := lockSession(ctx, tx, s.ID); err != nil {
 			return err
 		}
+	}
+	if err := m.endItems(ctx, tx, snap, s, linger); err != nil {
+		return err
 	}
 	if _, err := tx.DeleteSession(ctx, s.Tenant, s.ID); err != nil {
 		return err

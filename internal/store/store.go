@@ -45,6 +45,11 @@ type Object struct {
 	UpdatedAt time.Time
 }
 
+// SessionLease records that a session holds lease LeaseRoot on Item.
+type SessionLease struct {
+	Tenant, SessionID, Item, LeaseRoot string
+}
+
 // LeaseFilter narrows ListLeases and ListSessions (admin API).
 type LeaseFilter struct {
 	LicenseID string
@@ -146,6 +151,9 @@ type Tx interface {
 	// ReapSeats deletes the license's seats with HeldUntil <= now and returns how many.
 	ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	CountLiveSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
+	// EarliestSeatRelease is the earliest HeldUntil after now of the license's seats: when
+	// one may free at the soonest (zero time when none is held).
+	EarliestSeatRelease(ctx context.Context, tenant, licenseID string, now time.Time) (time.Time, error)
 	// CountExpiredSeats counts the license's seat rows with HeldUntil <= now (not reaped yet).
 	CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error)
 	// UsersHoldingSeats returns which of users hold a live (or lingering) seat on the license.
@@ -209,6 +217,12 @@ type Tx interface {
 	UpdateSession(ctx context.Context, s *domain.Session) error
 	DeleteSession(ctx context.Context, tenant, id string) (bool, error) // also deletes its tokens
 	ListSessions(ctx context.Context, tenant string, f LeaseFilter) ([]domain.Session, error)
+	// Item leases a session holds besides its seat (a gateway's seat route with an item):
+	// which lease (root) the session holds on each item, so that the session's extension
+	// extends them and its end releases them. DeleteSession deletes them with the session.
+	PutSessionLease(ctx context.Context, l SessionLease) error                               // insert, or replace the session's lease on that item
+	ListSessionLeases(ctx context.Context, tenant, sessionID string) ([]SessionLease, error) // ordered by item
+	DeleteSessionLease(ctx context.Context, tenant, sessionID, item string) error
 	// CountSessionsByLease counts the sessions sharing one seat lease (root).
 	CountSessionsByLease(ctx context.Context, tenant, leaseRoot string) (int, error)
 	// ExpiredSessions lists (up to limit) sessions with ExpiresAt <= now.

@@ -81,7 +81,7 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 	b.Queue(`DELETE FROM objects WHERE tenant = '' AND kind = $1 AND id = $2`, string(domain.KindTenant), tenant)
 	for _, table := range []string{
 		"objects", "signing_keys", "signing_key_guards", "license_state", "seats", "leases", "lease_chain",
-		"hw_locks", "usage_events", "sessions", "tokens", "usage_hours",
+		"hw_locks", "usage_events", "sessions", "tokens", "usage_hours", "session_leases",
 	} {
 		b.Queue(`DELETE FROM `+table+` WHERE tenant = $1`, tenant)
 	}

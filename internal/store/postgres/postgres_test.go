@@ -807,9 +807,13 @@ func TestWritesAreNoted(t *testing.T) {
 		"InsertSession": func(tx store.Tx) error { return tx.InsertSession(ctx, session) },
 		"UpdateSession": func(tx store.Tx) error { return tx.UpdateSession(ctx, session) },
 		"DeleteSession": func(tx store.Tx) error { _, err := tx.DeleteSession(ctx, "acme", "s"); return err },
-		"InsertToken":   func(tx store.Tx) error { return tx.InsertToken(ctx, &domain.Token{Hash: "h", Tenant: "acme"}) },
-		"DeleteToken":   func(tx store.Tx) error { _, err := tx.DeleteToken(ctx, "h"); return err },
-		"DeleteTokens":  func(tx store.Tx) error { _, err := tx.DeleteTokens(ctx, "acme", "s", ""); return err },
+		"PutSessionLease": func(tx store.Tx) error {
+			return tx.PutSessionLease(ctx, store.SessionLease{Tenant: "acme", SessionID: "s", Item: "i", LeaseRoot: "r"})
+		},
+		"DeleteSessionLease": func(tx store.Tx) error { return tx.DeleteSessionLease(ctx, "acme", "s", "i") },
+		"InsertToken":        func(tx store.Tx) error { return tx.InsertToken(ctx, &domain.Token{Hash: "h", Tenant: "acme"}) },
+		"DeleteToken":        func(tx store.Tx) error { _, err := tx.DeleteToken(ctx, "h"); return err },
+		"DeleteTokens":       func(tx store.Tx) error { _, err := tx.DeleteTokens(ctx, "acme", "s", ""); return err },
 		"DeleteExpiredTokens": func(tx store.Tx) error {
 			_, err := tx.DeleteExpiredTokens(ctx, now, 10)
 			return err
@@ -880,6 +884,8 @@ func TestWritesAreNoted(t *testing.T) {
 		"GetSession":           func(tx store.Tx) error { _, err := tx.GetSession(ctx, "acme", "s"); return err },
 		"ListSessions":         func(tx store.Tx) error { _, err := tx.ListSessions(ctx, "acme", store.LeaseFilter{}); return err },
 		"CountSessionsByLease": func(tx store.Tx) error { _, err := tx.CountSessionsByLease(ctx, "acme", "l"); return err },
+		"ListSessionLeases":    func(tx store.Tx) error { _, err := tx.ListSessionLeases(ctx, "acme", "s"); return err },
+		"EarliestSeatRelease":  func(tx store.Tx) error { _, err := tx.EarliestSeatRelease(ctx, "acme", "L", now); return err },
 		"ExpiredSessions":      func(tx store.Tx) error { _, err := tx.ExpiredSessions(ctx, now, 1); return err },
 		"GetToken":             func(tx store.Tx) error { _, err := tx.GetToken(ctx, "h"); return err },
 		"ListTokens":           func(tx store.Tx) error { _, err := tx.ListTokens(ctx, "acme", "", ""); return err },

@@ -256,6 +256,16 @@ var migrations = [][]string{
 		// CountLingeringSeats.
 		`CREATE INDEX IF NOT EXISTS seats_lingering ON seats (tenant, license_id, held_until) WHERE lingering`,
 	},
+	// Item leases a session holds besides its seat (gateway seat routes with an item).
+	7: {
+		`CREATE TABLE IF NOT EXISTS session_leases (
+			tenant     text NOT NULL,
+			session_id text NOT NULL,
+			item       text NOT NULL,
+			lease_root text NOT NULL,
+			PRIMARY KEY (tenant, session_id, item)
+		)`,
+	},
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes

@@ -131,6 +131,14 @@ func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now t
 	return n, err
 }
 
+func (t *tx) EarliestSeatRelease(ctx context.Context, tenant, licenseID string, now time.Time) (time.Time, error) {
+	var at *time.Time
+	err := t.get(ctx, "earliest seat release",
+		`SELECT min(held_until) FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until > $3`,
+		[]any{tenant, licenseID, ts(now)}, &at)
+	return fromNull(at), err
+}
+
 func (t *tx) CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
 	var n int
 	err := t.get(ctx, "count expired seats",

@@ -82,7 +82,8 @@ func (t *tx) UpdateSession(ctx context.Context, s *domain.Session) error {
 
 func (t *tx) DeleteSession(ctx context.Context, tenant, id string) (bool, error) {
 	tag, err := t.exec(ctx, "delete session",
-		`WITH tk AS (DELETE FROM tokens WHERE tenant = $1 AND session_id = $2)
+		`WITH tk AS (DELETE FROM tokens WHERE tenant = $1 AND session_id = $2),
+		sl AS (DELETE FROM session_leases WHERE tenant = $1 AND session_id = $2)
 		DELETE FROM sessions WHERE tenant = $1 AND id = $2`, tenant, id)
 	return err == nil && tag.RowsAffected() > 0, err
 }
@@ -96,6 +97,29 @@ func (t *tx) ListSessions(ctx context.Context, tenant string, f store.LeaseFilte
 	q += ` ORDER BY created_at, id`
 	q, args = limitTo(q, args, f.Limit)
 	return list(ctx, t, "list sessions", q, args, scanSessions)
+}
+
+func (t *tx) PutSessionLease(ctx context.Context, l store.SessionLease) error {
+	_, err := t.exec(ctx, "put session lease",
+		`INSERT INTO session_leases (tenant, session_id, item, lease_root) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (tenant, session_id, item) DO UPDATE SET lease_root = excluded.lease_root`,
+		l.Tenant, l.SessionID, l.Item, l.LeaseRoot)
+	return err
+}
+
+func (t *tx) ListSessionLeases(ctx context.Context, tenant, sessionID string) ([]store.SessionLease, error) {
+	return list(ctx, t, "list session leases",
+		`SELECT item, lease_root FROM session_leases WHERE tenant = $1 AND session_id = $2 ORDER BY item`,
+		[]any{tenant, sessionID}, func(rows pgx.Rows) (store.SessionLease, error) {
+			l := store.SessionLease{Tenant: tenant, SessionID: sessionID}
+			return l, rows.Scan(&l.Item, &l.LeaseRoot)
+		})
+}
+
+func (t *tx) DeleteSessionLease(ctx context.Context, tenant, sessionID, item string) error {
+	_, err := t.exec(ctx, "delete session lease",
+		`DELETE FROM session_leases WHERE tenant = $1 AND session_id = $2 AND item = $3`, tenant, sessionID, item)
+	return err
 }
 
 func (t *tx) CountSessionsByLease(ctx context.Context, tenant, leaseRoot string) (int, error) {

@@ -270,6 +270,16 @@ CREATE INDEX usage_hours_hour ON usage_hours (hour);
 -- CountLingeringSeats
 CREATE INDEX seats_lingering ON seats (tenant, license_id, held_until) WHERE lingering = 1;
 `,
+	// Item leases a session holds besides its seat (gateway seat routes with an item).
+	9: `
+CREATE TABLE session_leases (
+	tenant     TEXT NOT NULL,
+	session_id TEXT NOT NULL,
+	item       TEXT NOT NULL,
+	lease_root TEXT NOT NULL,
+	PRIMARY KEY (tenant, session_id, item)
+);
+`,
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several

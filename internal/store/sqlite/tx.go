@@ -265,8 +265,8 @@ func (t *tx) DeleteObject(ctx context.Context, tenant string, kind domain.Kind, 
 // tenantTables are the tables DeleteTenantData empties of a tenant's rows (lease_ids
 // before leases, tokens before sessions, so no cascade has to find them one by one).
 var tenantTables = []string{
-	"objects", "signing_keys", "license_state", "seats", "lease_ids", "leases", "hw_locks", "usage", "tokens", "sessions",
-	"usage_hours",
+	"objects", "signing_keys", "license_state", "seats", "lease_ids", "leases", "hw_locks", "usage", "tokens",
+	"session_leases", "sessions", "usage_hours",
 }
 
 func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
@@ -504,6 +504,19 @@ func (t *tx) CountLiveSeats(ctx context.Context, tenant, licenseID string, now t
 	err := t.row(ctx, `SELECT COUNT(*) FROM seats WHERE tenant = ? AND license_id = ? AND held_until > ?`,
 		tenant, licenseID, ms(now)).Scan(&n)
 	return n, wrap("count live seats", err)
+}
+
+func (t *tx) EarliestSeatRelease(ctx context.Context, tenant, licenseID string, now time.Time) (time.Time, error) {
+	if err := t.ready(ctx); err != nil {
+		return time.Time{}, err
+	}
+	var v sql.NullInt64
+	err := t.row(ctx, `SELECT MIN(held_until) FROM seats WHERE tenant = ? AND license_id = ? AND held_until > ?`,
+		tenant, licenseID, ms(now)).Scan(&v)
+	if err != nil || !v.Valid {
+		return time.Time{}, wrap("earliest seat release", err)
+	}
+	return fromMS(v.Int64), nil
 }
 
 func (t *tx) CountExpiredSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
@@ -1022,8 +1035,49 @@ func (t *tx) DeleteSession(ctx context.Context, tenant, id string) (bool, error)
 	if _, err := t.exec(ctx, `DELETE FROM tokens WHERE tenant = ? AND session_id = ?`, tenant, id); err != nil {
 		return false, wrap("delete session", err)
 	}
+	if _, err := t.exec(ctx, `DELETE FROM session_leases WHERE tenant = ? AND session_id = ?`, tenant, id); err != nil {
+		return false, wrap("delete session", err)
+	}
 	n, err := t.exec(ctx, `DELETE FROM sessions WHERE tenant = ? AND id = ?`, tenant, id)
 	return n > 0, wrap("delete session", err)
+}
+
+func (t *tx) PutSessionLease(ctx context.Context, l store.SessionLease) error {
+	if err := t.writable(ctx); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO session_leases (tenant, session_id, item, lease_root) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, session_id, item) DO UPDATE SET lease_root = excluded.lease_root`,
+		l.Tenant, l.SessionID, l.Item, l.LeaseRoot)
+	return wrap("put session lease", err)
+}
+
+func (t *tx) ListSessionLeases(ctx context.Context, tenant, sessionID string) ([]store.SessionLease, error) {
+	if err := t.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := t.query(ctx, `SELECT item, lease_root FROM session_leases WHERE tenant = ? AND session_id = ? ORDER BY item`, tenant, sessionID)
+	if err != nil {
+		return nil, wrap("list session leases", err)
+	}
+	defer rows.Close()
+	var out []store.SessionLease
+	for rows.Next() {
+		l := store.SessionLease{Tenant: tenant, SessionID: sessionID}
+		if err := rows.Scan(&l.Item, &l.LeaseRoot); err != nil {
+			return nil, wrap("list session leases", err)
+		}
+		out = append(out, l)
+	}
+	return out, wrap("list session leases", rows.Err())
+}
+
+func (t *tx) DeleteSessionLease(ctx context.Context, tenant, sessionID, item string) error {
+	if err := t.writable(ctx); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `DELETE FROM session_leases WHERE tenant = ? AND session_id = ? AND item = ?`, tenant, sessionID, item)
+	return wrap("delete session lease", err)
 }
 
 func (t *tx) ListSessions(ctx context.Context, tenant string, f store.LeaseFilter) ([]domain.Session, error) {

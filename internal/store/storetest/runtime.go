@@ -196,6 +196,13 @@ func testSeatQueries(t *testing.T, s store.Store) {
 	if n := count("acme", "L1", base.Add(-time.Minute)); n != 3 {
 		t.Errorf("CountLiveSeats(L1, now-1m) = %d, want 3 (b is due then)", n)
 	}
+	earliest := func(license string) time.Time {
+		return read(t, s, func(tx store.Tx) (time.Time, error) { return tx.EarliestSeatRelease(ctx, "acme", license, base) })
+	}
+	sameTime(t, "EarliestSeatRelease(L1): d's", earliest("L1"), base.Add(30*time.Second))
+	if at := earliest("L2"); !at.IsZero() {
+		t.Errorf("EarliestSeatRelease(L2) = %v, want none (its only seat expired)", at)
+	}
 	if n := count("acme", "L2", base); n != 0 {
 		t.Errorf("CountLiveSeats(L2) = %d, want 0", n)
 	}

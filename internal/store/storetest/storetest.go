@@ -26,6 +26,8 @@
 //   - ListUsage covers from <= At < to, a zero from or to meaning unbounded.
 //   - ListTokens and LeaseFilter (LicenseID, User, Client) treat an empty value as "any";
 //     Limit 0 is no limit.
+//   - PutSessionLease replaces a session's lease on the same item; DeleteSession and
+//     DeleteTenantData delete the session leases with the sessions.
 //   - CountSessionsByLease counts the stored sessions naming the lease root, expired or not
 //     (the sweeper deletes expired ones).
 //   - AfterCommit hooks run once per committed Update (never for a rolled-back or retried
@@ -74,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Heartbeat", testHeartbeat},
 		{"Sessions", testSessions},
 		{"Tokens", testTokens},
+		{"SessionLeases", testSessionLeases},
 		{"Atomicity", testAtomicity},
 		{"AtomicityConcurrent", testAtomicityConcurrent},
 		{"CanceledContext", testCanceledContext},
