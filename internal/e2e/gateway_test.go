@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/ui"
 )
 
 // gatewayConfig: tenant gw with one seat (anchored on the user alone, no linger) and a
@@ -693,4 +695,20 @@ func TestGatewayClosesOpenRequests(t *testing.T) {
 		t.Fatalf("logout: %d", r.Status)
 	}
 	closedWithin(t, "session ended", seat, time.Second)
+}
+
+// TestGatewayPagesShareTheDashboardLook: the gateway's pages link the dashboard's
+// stylesheet, served by the gateway's own listener, and their CSP allows it.
+func TestGatewayPagesShareTheDashboardLook(t *testing.T) {
+	_, gw, _ := startGateway(t)
+	r := gwDo(t, http.MethodGet, gw+"/.leasehold/login", nil, "")
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, `href="/.leasehold/style.css"`) ||
+		!strings.Contains(r.Header.Get("Content-Security-Policy"), "style-src 'self'") ||
+		!strings.Contains(r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("login page: %d %q %s", r.Status, r.Header.Get("Content-Security-Policy"), r.Body)
+	}
+	css := gwDo(t, http.MethodGet, gw+"/.leasehold/style.css", nil, "")
+	if css.Status != http.StatusOK || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") || css.Body != string(ui.Stylesheet()) {
+		t.Fatalf("stylesheet: %d %q", css.Status, css.Header.Get("Content-Type"))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/ui"
 )
 
 // page serves the reserved /.leasehold/ paths, which are never proxied.
@@ -36,6 +37,15 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request, g *gateway, path 
 	case ReservedPrefix + "whoami":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			h.whoami(w, r, g, out)
+			return
+		}
+		allow = "GET, HEAD"
+	case ReservedPrefix + "style.css":
+		// The dashboard's look, from this listener itself (the pages' CSP allows 'self').
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			w.Header().Set("Content-Type", "text/css; charset=utf-8")
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+			_, _ = w.Write(stylesheet)
 			return
 		}
 		allow = "GET, HEAD"
@@ -315,20 +325,24 @@ func (h *handler) forwardAuth(w http.ResponseWriter, r *http.Request, g *gateway
 	w.WriteHeader(http.StatusOK)
 }
 
-// The pages carry no script and one inline style, allowed by its hash.
+// The pages carry no script; the dashboard's stylesheet (served at /.leasehold/style.css)
+// gives them the dashboard's look, and one inline style, allowed by its hash, keeps them
+// readable should it fail to load.
+var stylesheet = ui.Stylesheet()
+
 const pageStyle = `body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem;color:#222}` +
 	`h1{font-size:1.3rem}label{display:block;margin:.8rem 0 .2rem}input[type=text],input[type=password]{width:100%;padding:.4rem;box-sizing:border-box}` +
 	`button{margin-top:1rem;padding:.5rem 1.2rem}.error{color:#a00;border:1px solid #a00;padding:.5rem;margin:1rem 0}.muted{color:#666;font-size:.9rem}`
 
 var pageCSP = func() string {
 	sum := sha256.Sum256([]byte(pageStyle))
-	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+	return "default-src 'none'; style-src 'self' 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
 		"'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 }()
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in</title><style>{{.Style}}</style></head>
+<title>Sign in</title><style>{{.Style}}</style><link rel="stylesheet" href="/.leasehold/style.css"></head>
 <body><h1>Sign in</h1>
 <p class="muted">to continue to <strong>{{.Gateway}}</strong></p>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
@@ -350,7 +364,7 @@ type loginData struct {
 
 var messagePage = template.Must(template.New("message").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title><style>{{.Style}}</style></head>
+<title>{{.Title}}</title><style>{{.Style}}</style><link rel="stylesheet" href="/.leasehold/style.css"></head>
 <body><h1>{{.Title}}</h1><p class="error" role="alert">{{.Message}}</p></body></html>
 `))
 

@@ -39,6 +39,16 @@ const StylesheetPath = "/ui/assets/style.css"
 //go:embed assets templates
 var files embed.FS
 
+// Stylesheet is the dashboard's stylesheet, which the OAuth2 and gateway sign-in pages
+// share so that every page a user meets has one look.
+func Stylesheet() []byte {
+	b, err := files.ReadFile("assets/style.css")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return b
+}
+
 // Options are the dashboard's settings from the configuration file.
 type Options struct {
 	// Admin checks the admin token (the admin API's own guard: one allowance of wrong
