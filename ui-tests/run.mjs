@@ -32,6 +32,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function startServer(dir) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  // A gateway (SPEC section 8) in front of the demo upstream, for the gateway's browser test.
+  const gwPort = await freePort();
+  const upPort = await freePort();
+  const gw = `http://127.0.0.1:${gwPort}`;
   const config = `listen: 127.0.0.1:${port}
 public_url: ${base}
 store: sqlite://${join(dir, 'leasehold.db')}
@@ -71,16 +75,26 @@ tenants:
         owner: {organization: org-1}
         valid_from: 2026-01-01T00:00:00Z
         valid_until: 2030-01-01T00:00:00Z
+    gateways:
+      - name: reports
+        listen: 127.0.0.1:${gwPort}
+        upstream: http://127.0.0.1:${upPort}
+        routes:
+          - {path: /health, access: public}
+          - {path: /, methods: [GET, HEAD], access: session}
+          - {path: /, access: seat}
   - name: globex
 `;
   writeFileSync(join(dir, 'config.yaml'), config);
   const proc = spawn(bin, ['serve', '--config', join(dir, 'config.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const upstream = spawn(bin, ['demo-upstream', '--listen', `127.0.0.1:${upPort}`], { stdio: ['ignore', 'ignore', 'ignore'] });
   let log = '';
   proc.stderr.on('data', (d) => { log = (log + d).slice(-20000); });
   for (let i = 0; i < 100; i++) {
     try {
       const r = await fetch(base + '/healthz');
-      if (r.ok) return { base, proc, log: () => log };
+      const g = await fetch(gw + '/health');
+      if (r.ok && g.ok) return { base, gw, proc, upstream, log: () => log };
     } catch { /* not up yet */ }
     if (proc.exitCode !== null) break;
     await sleep(100);
@@ -311,9 +325,35 @@ async function main() {
       await p.getByLabel('Admin token').waitFor();
       await noJS.close();
     });
+
+    await step('gateway: its login page, the proxied page, logout releasing the seat', async () => {
+      const { gw } = server;
+      const p = await ctx.newPage();
+      const before = (await adminLeases(base)).length;
+      await p.goto(gw + '/reports/q1?x=1');
+      assert.match(p.url(), /\/\.leasehold\/login\?return_to=/, 'a browser without a session is sent to the login page');
+      await shot(p, 'gateway-login');
+      await p.getByLabel('Username').fill('alice');
+      await p.getByLabel('Password').fill('alice-pw');
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.waitForURL(gw + '/reports/q1?x=1');
+      const echoed = JSON.parse(await p.locator('body').innerText());
+      assert.equal(echoed.identity['X-Leasehold-User'], 'alice', 'the upstream is told who the user is');
+      assert.equal((await adminLeases(base)).length, before + 1, 'the gateway session holds a seat');
+      const cookies = await ctx.cookies(gw);
+      const c = cookies.find((x) => x.name === 'lh_gw_reports');
+      assert.ok(c && c.httpOnly, 'the gateway cookie, HttpOnly');
+      const status = await p.evaluate(async () => (await fetch('/.leasehold/logout', { method: 'POST' })).status);
+      assert.equal(status, 200, 'logout');
+      assert.equal((await adminLeases(base)).length, before, 'logout released the seat');
+      await p.goto(gw + '/reports/q1');
+      assert.match(p.url(), /\/\.leasehold\/login/, 'after logout the browser signs in again');
+      await p.close();
+    });
   } finally {
     await browser.close();
     server.proc.kill('SIGTERM');
+    server.upstream.kill('SIGTERM');
     rmSync(profile, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }
