@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/jsonerr"
 )
 
 // decodeError turns a failure to decode raw into t into one Error at the deepest path it
@@ -188,33 +190,7 @@ func humanize(err error, t reflect.Type) string {
 	return msg
 }
 
-func describe(t reflect.Type) string {
-	if t == nil {
-		return "a value"
-	}
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == timeType {
-		return "an RFC 3339 time"
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "a list"
-	case reflect.Map, reflect.Struct:
-		return "a mapping"
-	}
-	return "a " + t.Kind().String()
-}
+func describe(t reflect.Type) string { return jsonerr.Describe(t) }
 
 func jsonKind(raw json.RawMessage) string {
 	s := strings.TrimSpace(string(raw))

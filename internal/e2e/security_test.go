@@ -558,7 +558,7 @@ func TestSecurityErrorsNameNoGoType(t *testing.T) {
 		}
 	}
 	r := do(t, http.MethodPatch, base+"/admin/v1/tenants/sec/licenses/lic-s", admin, `{"seats":"many"}`)
-	if !strings.Contains(r.Body, "seats must be a whole number") {
+	if !strings.Contains(r.Body, "seats must be an integer") {
 		t.Errorf("the refusal does not say what seats takes: %s", r.Body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // Reason describes err, an error of json.Unmarshal or a json.Decoder.
@@ -17,9 +18,9 @@ func Reason(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field == "" {
-			return fmt.Sprintf("the body must be %s, not %s", jsonKind(te.Type), te.Value)
+			return fmt.Sprintf("the body must be %s, not %s", Describe(te.Type), te.Value)
 		}
-		return fmt.Sprintf("%s must be %s, not %s", te.Field, jsonKind(te.Type), te.Value)
+		return fmt.Sprintf("%s must be %s, not %s", te.Field, Describe(te.Type), te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -35,10 +36,18 @@ func Reason(err error) string {
 	return msg
 }
 
-// jsonKind names the JSON value a Go type takes.
-func jsonKind(t reflect.Type) string {
+// Describe names the kind of value a Go type takes, in the words of a configuration file
+// or a JSON body ("a string", "an integer", "a list", "a mapping", "an RFC 3339 time"): the
+// one wording of every "must be …" the file, the admin API and the session API answer.
+func Describe(t reflect.Type) string {
 	if t == nil {
-		return "another value"
+		return "a value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == timeType {
+		return "an RFC 3339 time"
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -47,15 +56,15 @@ func jsonKind(t reflect.Type) string {
 		return "true or false"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number"
+		return "an integer"
 	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Slice, reflect.Array:
 		return "a list"
 	case reflect.Map, reflect.Struct:
-		return "an object"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
+		return "a mapping"
 	}
-	return "another value"
+	return "a " + t.Kind().String()
 }
+
+var timeType = reflect.TypeFor[time.Time]()
