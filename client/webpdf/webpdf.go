@@ -263,23 +263,9 @@ type transport Session
 // once (when its body can be replayed).
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := (*Session)(t)
-	s.mu.Lock()
-	closed, tok := s.closed, s.access
-	s.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	retry, canRetry := httpx.Retryable(req)
-	out := req.Clone(req.Context())
-	out.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := s.next.RoundTrip(out)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !canRetry {
-		return resp, err
-	}
-	if err := s.renew(req.Context(), tok); err != nil {
-		return resp, nil
-	}
-	httpx.Drain(resp)
-	retry.Header.Set("Authorization", "Bearer "+s.AccessToken())
-	return s.next.RoundTrip(retry)
+	return httpx.BearerRoundTrip(s.next, req, ErrClosed, func() (string, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.access, s.closed
+	}, s.renew)
 }

@@ -85,3 +85,29 @@ func Backoff(d, max time.Duration) time.Duration {
 	}
 	return d
 }
+
+// BearerRoundTrip is the round trip of a transport that keeps a Bearer session alive: req
+// goes out with the session's access token (token; closed refuses it with errClosed), and a
+// 401 renews the session (renew, told which token was refused) and replays req once when
+// its body can be replayed. A failed renewal answers the 401 as it came.
+func BearerRoundTrip(next http.RoundTripper, req *http.Request, errClosed error,
+	token func() (tok string, closed bool), renew func(ctx context.Context, stale string) error) (*http.Response, error) {
+	tok, closed := token()
+	if closed {
+		return nil, errClosed
+	}
+	retry, canRetry := Retryable(req)
+	out := req.Clone(req.Context())
+	out.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := next.RoundTrip(out)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || !canRetry {
+		return resp, err
+	}
+	if err := renew(req.Context(), tok); err != nil {
+		return resp, nil
+	}
+	Drain(resp)
+	fresh, _ := token()
+	retry.Header.Set("Authorization", "Bearer "+fresh)
+	return next.RoundTrip(retry)
+}
