@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -172,7 +173,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- hs.Serve(ln) }()
+	if a.Config.TLS.CertFile != "" {
+		// HTTPS, and HTTP/2 (ServeTLS offers h2), with the certificate re-read when its
+		// files change: no restart to renew it.
+		certs, err := newCertReloader(a.Config.TLS.CertFile, a.Config.TLS.KeyFile)
+		if err != nil {
+			stopBG()
+			<-done
+			return err
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
 	// admin_listen: the admin API and /metrics on a listener of their own, which the
 	// operator can keep off the public network.
 	var admin *http.Server

@@ -74,6 +74,9 @@ type Config struct {
 	MetricsToken string
 	// AdminListen, when set, is the only listener of the admin API and /metrics.
 	AdminListen string
+	// TLS, when set, makes the main listener serve HTTPS (and HTTP/2) with this
+	// certificate, re-read when its files change.
+	TLS TLS
 	// LogFormat is json (default) or text: every line serve writes, request log, startup
 	// and errors alike, in one format on one stream (stderr).
 	LogFormat string
@@ -82,6 +85,12 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for in-flight requests at shutdown; 0: no bound.
 	ShutdownTimeout time.Duration
 	Tenants         []Tenant
+}
+
+// TLS names a PEM certificate (chain) and its key.
+type TLS struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Signing chooses the algorithm of tenant signing keys.
@@ -128,6 +137,7 @@ type fileConfig struct {
 	MetricsToken   string   `json:"metrics_token"`
 	AdminListen    string   `json:"admin_listen"`
 	LogFormat      string   `json:"log_format"`
+	TLS            TLS      `json:"tls"`
 	Signing        Signing  `json:"signing"`
 	Documents      string   `json:"documents"`
 	// A pointer: an explicit 0s (no bound) differs from no value (the default).
@@ -203,6 +213,7 @@ func parse(data []byte, envAdminToken string) (*Config, error) {
 		MetricsToken:   fc.MetricsToken,
 		AdminListen:    fc.AdminListen,
 		LogFormat:      fc.LogFormat,
+		TLS:            fc.TLS,
 		Signing:        fc.Signing,
 		Documents:      fc.Documents,
 		Tenants:        tenants,
@@ -250,7 +261,11 @@ func (c *Config) applyDefaults() {
 			if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
 				host = "localhost"
 			}
-			c.PublicURL = "http://" + net.JoinHostPort(host, port)
+			scheme := "http://"
+			if c.TLS.CertFile != "" {
+				scheme = "https://"
+			}
+			c.PublicURL = scheme + net.JoinHostPort(host, port)
 		}
 	}
 }
@@ -268,6 +283,10 @@ func (c *Config) checkFiles() error {
 	}
 	if c.GeoIPDatabase != "" {
 		checkFile("geoip_database", c.GeoIPDatabase)
+	}
+	if c.TLS.CertFile != "" {
+		checkFile("tls.cert_file", c.TLS.CertFile)
+		checkFile("tls.key_file", c.TLS.KeyFile)
 	}
 	names := make([]string, len(c.Tenants))
 	for i, t := range c.Tenants {

@@ -24,6 +24,7 @@ var referenceSections = []struct {
 }{
 	{"", "## Top level", reflect.TypeFor[fileConfig](), nil},
 	{"signing", "### `signing`", reflect.TypeFor[Signing](), nil},
+	{"tls", "### `tls`", reflect.TypeFor[TLS](), nil},
 	{"tenants[]", "## `tenants[]`", reflect.TypeFor[domain.Tenant](), tenantListKeys()},
 	{"tenants[].session", "### `tenants[].session`", reflect.TypeFor[domain.SessionPolicy](), nil},
 	{"tenants[].trusted_issuers[]", "### `tenants[].trusted_issuers[]`", reflect.TypeFor[domain.TrustedIssuer](), nil},

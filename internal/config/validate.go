@@ -78,6 +78,9 @@ func (v *validator) top(c *Config, fc fileConfig, adminFromEnv bool) {
 	if host, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) || strings.ContainsAny(host, " /") {
 		v.add("listen", "must be host:port, e.g. 127.0.0.1:8080")
 	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.add("tls", "needs both cert_file and key_file")
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		v.add("log_format", "must be json or text, got %q", c.LogFormat)
 	}
