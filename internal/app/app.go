@@ -205,7 +205,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			Handler: a.Server.AdminHandler(), ReadHeaderTimeout: hs.ReadHeaderTimeout, ReadTimeout: hs.ReadTimeout,
 			IdleTimeout: hs.IdleTimeout, MaxHeaderBytes: hs.MaxHeaderBytes, ErrorLog: hs.ErrorLog,
 		}
-		go func() { errc <- admin.Serve(aln) }()
+		if hs.TLSConfig != nil {
+			// The admin token travels here: HTTPS too when the server has a certificate.
+			admin.TLSConfig = hs.TLSConfig
+			go func() { errc <- admin.ServeTLS(aln, "", "") }()
+		} else {
+			go func() { errc <- admin.Serve(aln) }()
+		}
 		a.Log.Info("admin API listening", "addr", aln.Addr().String())
 	}
 	select {
