@@ -164,15 +164,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(done)
 		a.background(bg)
 	}()
-	hs := &http.Server{
-		Handler:           a.Server.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	// Both listeners' servers are set up in full before either serves: a server's Serve
+	// writes its own fields (HTTP/2 setup), so nothing may read them after it started.
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    32 << 10,
+			ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+		}
 	}
-	errc := make(chan error, 2)
+	hs := newServer(a.Server.Handler())
+	var tlsConf *tls.Config
 	if a.Config.TLS.CertFile != "" {
 		// HTTPS, and HTTP/2 (ServeTLS offers h2), with the certificate re-read when its
 		// files change: no restart to renew it.
@@ -182,36 +187,37 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			<-done
 			return err
 		}
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
-		go func() { errc <- hs.ServeTLS(ln, "", "") }()
-	} else {
-		go func() { errc <- hs.Serve(ln) }()
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
 	}
 	// admin_listen: the admin API and /metrics on a listener of their own, which the
 	// operator can keep off the public network.
 	var admin *http.Server
+	var aln net.Listener
 	if a.Config.AdminListen != "" {
-		aln := a.AdminListener
+		aln = a.AdminListener
 		if aln == nil {
 			var err error
 			if aln, err = net.Listen("tcp", a.Config.AdminListen); err != nil {
-				_ = hs.Close()
 				stopBG()
 				<-done
 				return fmt.Errorf("admin_listen: %w", err)
 			}
 		}
-		admin = &http.Server{
-			Handler: a.Server.AdminHandler(), ReadHeaderTimeout: hs.ReadHeaderTimeout, ReadTimeout: hs.ReadTimeout,
-			IdleTimeout: hs.IdleTimeout, MaxHeaderBytes: hs.MaxHeaderBytes, ErrorLog: hs.ErrorLog,
+		admin = newServer(a.Server.AdminHandler())
+	}
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, l net.Listener) {
+		if tlsConf != nil {
+			// The admin token travels on the admin listener too: HTTPS on both.
+			srv.TLSConfig = tlsConf.Clone()
+			errc <- srv.ServeTLS(l, "", "")
+			return
 		}
-		if hs.TLSConfig != nil {
-			// The admin token travels here: HTTPS too when the server has a certificate.
-			admin.TLSConfig = hs.TLSConfig
-			go func() { errc <- admin.ServeTLS(aln, "", "") }()
-		} else {
-			go func() { errc <- admin.Serve(aln) }()
-		}
+		errc <- srv.Serve(l)
+	}
+	go serve(hs, ln)
+	if admin != nil {
+		go serve(admin, aln)
 		a.Log.Info("admin API listening", "addr", aln.Addr().String())
 	}
 	select {

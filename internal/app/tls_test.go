@@ -59,7 +59,11 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := "listen: " + ln.Addr().String() + "\nstore: sqlite://" + filepath.Join(dir, "l.db") +
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := "listen: " + ln.Addr().String() + "\nadmin_listen: " + adminLn.Addr().String() + "\nstore: sqlite://" + filepath.Join(dir, "l.db") +
 		"\ndocuments: " + filepath.Join(dir, "docs") + "\ntls: {cert_file: " + certFile + ", key_file: " + keyFile + "}\n"
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -73,18 +77,21 @@ func TestServeTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.AdminListener = adminLn
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
+	var getFrom func(addr string) (int64, string)
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		a.Close()
 	})
-	get := func() (serial int64, proto string) {
+	get := func() (serial int64, proto string) { return getFrom(ln.Addr().String()) }
+	getFrom = func(addr string) (serial int64, proto string) {
 		t.Helper()
 		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
 		defer tr.CloseIdleConnections()
-		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + ln.Addr().String() + "/healthz")
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + addr + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,6 +104,10 @@ func TestServeTLS(t *testing.T) {
 	serial, proto := get()
 	if serial != 1 || proto != "HTTP/2.0" {
 		t.Fatalf("first connection: serial %d over %s, want 1 over HTTP/2.0", serial, proto)
+	}
+	// The admin listener, which the admin token travels to, is HTTPS as well.
+	if s, _ := getFrom(adminLn.Addr().String()); s != 1 {
+		t.Fatalf("admin listener over TLS: serial %d", s)
 	}
 	// A renewed certificate (a new mtime) is picked up within a second or so.
 	time.Sleep(1100 * time.Millisecond)
