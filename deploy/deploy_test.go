@@ -81,3 +81,38 @@ func TestDockerfileSources(t *testing.T) {
 		t.Fatalf("the Dockerfile must build the binary (%v) and run as a non-root user (%v)", sawBuild, sawUser)
 	}
 }
+
+// TestDockerfileCopiesReplacedModules: every module go.mod replaces with a local directory
+// has its go.mod copied before `go mod download`, which otherwise fails to find it.
+func TestDockerfileCopiesReplacedModules(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local []string
+	for _, line := range strings.Split(string(mod), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "replace"))
+		if _, target, ok := strings.Cut(line, "=>"); ok {
+			if dir := strings.TrimSpace(target); strings.HasPrefix(dir, "./") {
+				local = append(local, strings.TrimPrefix(dir, "./"))
+			}
+		}
+	}
+	if len(local) == 0 {
+		t.Skip("go.mod replaces no module with a local directory")
+	}
+	docker, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(docker)
+	download := strings.Index(text, "go mod download")
+	if download < 0 {
+		t.Fatal("the Dockerfile runs no go mod download")
+	}
+	for _, dir := range local {
+		if i := strings.Index(text, dir+"/go.mod"); i < 0 || i > download {
+			t.Errorf("the Dockerfile does not copy %s/go.mod before go mod download", dir)
+		}
+	}
+}
