@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/tokenhash"
 	"github.com/leasehold/leasehold/internal/ui"
 )
 
@@ -83,7 +84,7 @@ func (g *gateway) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(g.cookieNamed(csrfCookie)); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
-	v, _ := session.NewToken()
+	v := tokenhash.Random()
 	http.SetCookie(w, &http.Cookie{Name: g.cookieNamed(csrfCookie), Value: v, Path: "/", MaxAge: 3600,
 		HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
 	return v

@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/tokenhash"
 )
 
 // The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1): a server-rendered
@@ -315,7 +316,7 @@ func (s *Server) oauthCSRFToken(w http.ResponseWriter, r *http.Request) string {
 	if v := oauthCookieValue(r, oauthCSRFCookie); len(v) == 43 {
 		return v
 	}
-	v, _ := session.NewToken()
+	v := tokenhash.Random()
 	http.SetCookie(w, &http.Cookie{Name: oauthCSRFCookie, Value: v, Path: cookiePath(r), MaxAge: oauthCSRFMaxAge,
 		HttpOnly: true, Secure: forwardedTLS(r, s.opts.TrustedProxies), SameSite: http.SameSiteStrictMode})
 	return v

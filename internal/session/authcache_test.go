@@ -52,7 +52,7 @@ func (h *oaHarness) warm(access string) *Principal {
 func deleteTokenBehindManager(h *oaHarness, plain string) {
 	h.t.Helper()
 	if err := h.st.Update(h.ctx, func(tx store.Tx) error {
-		ok, err := tx.DeleteToken(h.ctx, HashToken(plain))
+		ok, err := tx.DeleteToken(h.ctx, h.m.HashToken(plain))
 		if err == nil && !ok {
 			err = errors.New("no such token")
 		}

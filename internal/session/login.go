@@ -104,7 +104,7 @@ func (m *Manager) AuthenticateGatewayCookie(ctx context.Context, tenant, gateway
 // issueCookie creates the cookie token of a session. It lives as long as the cookie may
 // (cookie_max_age, capped by max_lifetime); the session's own deadline still rules.
 func (m *Manager) issueCookie(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, gateway string, now time.Time) (string, error) {
-	plain, hash := NewToken()
+	plain, hash := m.tokens.New()
 	kind, data := domain.TokenCookie, []byte(nil)
 	if gateway != "" {
 		kind = domain.TokenGatewayCookie

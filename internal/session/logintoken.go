@@ -237,7 +237,7 @@ func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTok
 		scopes = p.Token.Scopes
 	}
 	scopes = append([]string{}, scopes...)
-	plain, hash := NewToken()
+	plain, hash := m.tokens.New()
 	var exp time.Time
 	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
@@ -318,7 +318,7 @@ func (m *Manager) TokenLogin(ctx context.Context, tenant, token string, o LoginO
 	if token == "" || len(token) > 512 {
 		return nil, ErrInvalidToken
 	}
-	hash := HashToken(token)
+	hash := m.tokens.Hash(token)
 	var user string
 	kind := domain.SessionLoginToken
 	check := func(tx store.Tx, snap *catalog.Snapshot, now time.Time) (*engine.Reclaim, error) {

@@ -99,7 +99,7 @@ func (m *Manager) IssueCode(ctx context.Context, tenant string, req CodeRequest)
 	if err != nil {
 		return "", err
 	}
-	code, hash := NewToken()
+	code, hash := m.tokens.New()
 	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		return tx.InsertToken(ctx, &domain.Token{
@@ -150,7 +150,7 @@ func (m *Manager) ExchangeCode(ctx context.Context, tenant string, client *domai
 		return nil, err
 	}
 	policy := snap.Tenant.Session
-	hash := HashToken(code)
+	hash := m.tokens.Hash(code)
 	var g *Grant
 	var reused bool
 	var ended string
@@ -329,7 +329,7 @@ func (m *Manager) issuePair(ctx context.Context, tx store.Tx, snap *catalog.Snap
 // refresh token's hash.
 func (m *Manager) issuePairHashes(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, family, client string, accessScopes, refreshScopes []string, withRefresh bool, now time.Time) (*Grant, string, error) {
 	policy := snap.Tenant.Session
-	access, accessHash := NewToken()
+	access, accessHash := m.tokens.New()
 	exp := now.Add(policy.AccessTokenTTL.D())
 	if exp.After(s.ExpiresAt) {
 		exp = s.ExpiresAt
@@ -348,7 +348,7 @@ func (m *Manager) issuePairHashes(ctx context.Context, tx store.Tx, snap *catalo
 	if err != nil {
 		return nil, "", err
 	}
-	refresh, refreshHash := NewToken()
+	refresh, refreshHash := m.tokens.New()
 	if err := tx.InsertToken(ctx, &domain.Token{
 		Hash: refreshHash, Tenant: s.Tenant, Kind: domain.TokenRefresh, SessionID: s.ID, FamilyID: family,
 		ClientID: client, User: s.User, Scopes: refreshScopes, CreatedAt: now, ExpiresAt: s.ExpiresAt, Data: raw,
@@ -372,7 +372,7 @@ func (m *Manager) Revoke(ctx context.Context, tenant, token, clientID string) er
 	if err != nil {
 		return err
 	}
-	hash := HashToken(token)
+	hash := m.tokens.Hash(token)
 	var ended string
 	err = m.update(ctx, func(tx store.Tx) error {
 		ended = ""
@@ -440,7 +440,7 @@ func (m *Manager) Introspect(ctx context.Context, tenant, token string) (*Intros
 	if token == "" || len(token) > 512 {
 		return &Introspection{}, nil
 	}
-	t, s, _, err := m.lookup(ctx, HashToken(token), false)
+	t, s, _, err := m.lookup(ctx, m.tokens.Hash(token), false)
 	if errors.Is(err, ErrInvalidToken) {
 		return &Introspection{}, nil
 	} else if err != nil {

@@ -41,7 +41,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 	if err != nil {
 		return nil, err
 	}
-	hash := HashToken(refreshToken)
+	hash := m.tokens.Hash(refreshToken)
 	var g *Grant
 	var replayed bool
 	var ended string

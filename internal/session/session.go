@@ -19,6 +19,7 @@ import (
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/throttle"
+	"github.com/leasehold/leasehold/internal/tokenhash"
 )
 
 // Errors callers map to HTTP answers.
@@ -44,10 +45,15 @@ type Manager struct {
 	onEnd func(tenant, sessionID string)
 	// auth caches resolved access and cookie tokens (authcache.go).
 	auth *authCache
+	// tokens gives every token its stored form (one key for the whole store).
+	tokens *tokenhash.Hasher
 }
 
+// HashToken is the stored form of a token: what the store keeps in its place.
+func (m *Manager) HashToken(plain string) string { return m.tokens.Hash(plain) }
+
 func NewManager(st store.Store, cat *catalog.Cache, eng *engine.Engine) *Manager {
-	return &Manager{st: st, cat: cat, eng: eng, auth: newAuthCache()}
+	return &Manager{st: st, cat: cat, eng: eng, auth: newAuthCache(), tokens: tokenhash.New(st.TokenKey())}
 }
 
 // Principal is an authenticated request's identity.
@@ -357,7 +363,7 @@ func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 func (m *Manager) issue(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, client string, scopes []string, withRefresh bool, now time.Time) (*Grant, error) {
 	policy := snap.Tenant.Session
 	family := NewID()
-	access, accessHash := NewToken()
+	access, accessHash := m.tokens.New()
 	exp := now.Add(policy.AccessTokenTTL.D())
 	if exp.After(s.ExpiresAt) {
 		exp = s.ExpiresAt
@@ -370,7 +376,7 @@ func (m *Manager) issue(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	}
 	g := &Grant{AccessToken: access, ExpiresIn: int(exp.Sub(now).Round(time.Second) / time.Second), Scopes: scopes, Session: s}
 	if withRefresh {
-		refresh, refreshHash := NewToken()
+		refresh, refreshHash := m.tokens.New()
 		if err := tx.InsertToken(ctx, &domain.Token{
 			Hash: refreshHash, Tenant: s.Tenant, Kind: domain.TokenRefresh, SessionID: s.ID, FamilyID: family,
 			ClientID: client, User: s.User, Scopes: scopes, CreatedAt: now, ExpiresAt: s.ExpiresAt,
@@ -393,7 +399,7 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 	if bearer == "" || len(bearer) > 512 {
 		return nil, ErrInvalidToken
 	}
-	hash := HashToken(bearer)
+	hash := m.tokens.Hash(bearer)
 	p, stale, err := m.resolveToken(ctx, hash)
 	if err != nil {
 		return nil, err

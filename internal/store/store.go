@@ -30,6 +30,9 @@ type Store interface {
 	Now(ctx context.Context) (time.Time, error)
 	Ping(ctx context.Context) error
 	Close() error
+	// TokenKey is the key of the stored token hashes (package tokenhash): created with the
+	// database, the same for every process on it, never changed.
+	TokenKey() []byte
 }
 
 // Object is a configurable object in its serialized (config-file) form.

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"strconv"
@@ -42,10 +41,10 @@ func (s signIn) csrf() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// hashValue is what the store keeps of a cookie value: a database copy signs no one in.
-func hashValue(v string) string {
-	sum := sha256.Sum256([]byte("leasehold-ui-session\x00" + v))
-	return hex.EncodeToString(sum[:])
+// hashValue is what the store keeps of a cookie value (a token's stored form, in a domain
+// of its own): a database copy signs no one in.
+func (d *Dashboard) hashValue(v string) string {
+	return d.deps.Sessions.HashToken("leasehold-ui-session\x00" + v)
 }
 
 func randomValue() string {
@@ -73,7 +72,7 @@ func (d *Dashboard) current(r *http.Request) (signIn, bool, error) {
 	}
 	var live bool
 	err = d.deps.Store.View(r.Context(), func(tx store.Tx) error {
-		s, err := tx.GetUISession(r.Context(), hashValue(c.Value))
+		s, err := tx.GetUISession(r.Context(), d.hashValue(c.Value))
 		if errors.Is(err, domain.ErrNotFound) {
 			return nil
 		} else if err != nil {
@@ -196,7 +195,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	value := randomValue()
 	err = d.deps.Store.Update(r.Context(), func(tx store.Tx) error {
 		now := tx.Now()
-		return tx.InsertUISession(r.Context(), &store.UISession{Hash: hashValue(value), CreatedAt: now, ExpiresAt: now.Add(SessionTTL)})
+		return tx.InsertUISession(r.Context(), &store.UISession{Hash: d.hashValue(value), CreatedAt: now, ExpiresAt: now.Add(SessionTTL)})
 	})
 	if err != nil {
 		d.internalError(w, r, err)
@@ -210,7 +209,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
 	s := signedIn(r.Context())
 	err := d.deps.Store.Update(r.Context(), func(tx store.Tx) error {
-		_, err := tx.DeleteUISession(r.Context(), hashValue(s.value))
+		_, err := tx.DeleteUISession(r.Context(), d.hashValue(s.value))
 		return err
 	})
 	if err != nil {

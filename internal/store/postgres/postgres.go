@@ -49,6 +49,7 @@ type Store struct {
 	// lazyCommit: the server is PostgreSQL itself, where a transaction that changed nothing
 	// may commit with synchronous_commit off (see tx.wrote).
 	lazyCommit bool
+	tokenKey   []byte // see TokenKey
 }
 
 // Option configures Open.
@@ -110,8 +111,16 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	lazy := strings.HasPrefix(version, "PostgreSQL") && !strings.Contains(version, "-YB-")
-	return &Store{pool: pool, offset: o.offset, clock: o.clock, lazyCommit: lazy}, nil
+	key, err := loadTokenKey(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Store{pool: pool, offset: o.offset, clock: o.clock, lazyCommit: lazy, tokenKey: key}, nil
 }
+
+// TokenKey implements store.Store.
+func (s *Store) TokenKey() []byte { return s.tokenKey }
 
 // Update runs fn in a READ COMMITTED read-write transaction and commits it. A serialization
 // failure or deadlock (SQLSTATE 40001, 40P01) runs fn again, up to maxAttempts times.

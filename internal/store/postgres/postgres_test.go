@@ -935,3 +935,23 @@ func TestWritesAreNoted(t *testing.T) {
 		check(name, call, false)
 	}
 }
+
+func TestTokenKey(t *testing.T) {
+	dsns := map[store.Store]string{}
+	storetest.RunTokenKey(t, func(t *testing.T) store.Store {
+		dsn := newDatabase(t)
+		s := mustOpen(t, dsn)
+		dsns[s] = dsn
+		return s
+	}, func(t *testing.T, s store.Store, fromBefore bool) store.Store {
+		if fromBefore {
+			if _, err := s.(*Store).pool.Exec(t.Context(), `DELETE FROM schema_migrations WHERE version >= 8; DROP TABLE server_secrets`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		again := mustOpen(t, dsns[s])
+		dsns[again] = dsns[s]
+		return again
+	})
+}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leasehold/leasehold/internal/tokenhash"
 )
 
 // migrationLock is the pg_advisory_xact_lock key that serializes schema migrations among
@@ -266,6 +269,72 @@ var migrations = [][]string{
 			PRIMARY KEY (tenant, session_id, item)
 		)`,
 	},
+	// The key of the stored token hashes (package tokenhash); rekeyTokens fills it and
+	// rewrites the unkeyed hashes of earlier versions.
+	8: {
+		`CREATE TABLE IF NOT EXISTS server_secrets (
+			name  text PRIMARY KEY,
+			value bytea NOT NULL
+		)`,
+	},
+}
+
+// dataMigrations run in Go right after the migration of the same version, in its
+// transaction, for what SQL cannot compute.
+var dataMigrations = map[int]func(ctx context.Context, tx pgx.Tx) error{
+	8: rekeyTokens,
+}
+
+// tokenKeyName is server_secrets' row holding the token hash key.
+const tokenKeyName = "token_hash"
+
+// rekeyTokens creates the token hash key and rewrites every stored token hash of an earlier
+// version into its keyed form, so that tokens issued before the upgrade keep working. Only
+// the process whose key is stored rewrites: on a database without advisory locks another
+// process may be migrating at the same time.
+func rekeyTokens(ctx context.Context, tx pgx.Tx) error {
+	key := tokenhash.NewKey()
+	tag, err := tx.Exec(ctx, `INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tokenKeyName, key)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	h := tokenhash.New(key)
+	for _, table := range []string{"tokens", "ui_sessions"} {
+		rows, err := tx.Query(ctx, `SELECT hash FROM `+table)
+		if err != nil {
+			return err
+		}
+		legacy, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		var olds, news []string
+		for _, old := range legacy {
+			if keyed, err := h.Rekey(old); err == nil { // else it matches no token: left for the expiry sweep
+				olds, news = append(olds, old), append(news, keyed)
+			}
+		}
+		if len(olds) == 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+table+` t SET hash = m.keyed
+			FROM unnest($1::text[], $2::text[]) AS m(legacy, keyed) WHERE t.hash = m.legacy`, olds, news); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadTokenKey reads the token hash key written by migration 8.
+func loadTokenKey(ctx context.Context, pool *pgxpool.Pool) ([]byte, error) {
+	var key []byte
+	if err := pool.QueryRow(ctx, `SELECT value FROM server_secrets WHERE name = $1`, tokenKeyName).Scan(&key); err != nil {
+		return nil, fmt.Errorf("postgres: token hash key: %w", err)
+	}
+	if len(key) != tokenhash.KeySize {
+		return nil, fmt.Errorf("postgres: token hash key: %d bytes, want %d", len(key), tokenhash.KeySize)
+	}
+	return key, nil
 }
 
 // migrate brings the schema up to date in one transaction under an advisory lock: processes
@@ -319,6 +388,11 @@ func migrateOnce(ctx context.Context, pool *pgxpool.Pool) error {
 	for v := current + 1; v <= latest; v++ {
 		for _, stmt := range migrations[v] {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("postgres: migration %d: %w", v, err)
+			}
+		}
+		if data := dataMigrations[v]; data != nil {
+			if err := data(ctx, tx); err != nil {
 				return fmt.Errorf("postgres: migration %d: %w", v, err)
 			}
 		}

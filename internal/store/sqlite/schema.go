@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/tokenhash"
 )
 
 // migrations are applied in order, each once; a database records the versions it has in
@@ -280,6 +282,73 @@ CREATE TABLE session_leases (
 	PRIMARY KEY (tenant, session_id, item)
 );
 `,
+	// The key of the stored token hashes (package tokenhash); rekeyTokens fills it and
+	// rewrites the unkeyed hashes of earlier versions.
+	10: `
+CREATE TABLE server_secrets (
+	name  TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// dataMigrations run in Go right after the migration of the same version, in its
+// transaction, for what SQL cannot compute.
+var dataMigrations = map[int]func(ctx context.Context, c *sql.Conn) error{
+	10: rekeyTokens,
+}
+
+// tokenKeyName is server_secrets' row holding the token hash key.
+const tokenKeyName = "token_hash"
+
+// rekeyTokens creates the token hash key and rewrites every stored token hash of an earlier
+// version into its keyed form, so that tokens issued before the upgrade keep working.
+func rekeyTokens(ctx context.Context, c *sql.Conn) error {
+	key := tokenhash.NewKey()
+	if _, err := c.ExecContext(ctx, "INSERT INTO server_secrets (name, value) VALUES (?, ?)", tokenKeyName, key); err != nil {
+		return err
+	}
+	h := tokenhash.New(key)
+	for _, table := range []string{"tokens", "ui_sessions"} {
+		rows, err := c.QueryContext(ctx, "SELECT hash FROM "+table)
+		if err != nil {
+			return err
+		}
+		var legacy []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			legacy = append(legacy, v)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, old := range legacy {
+			keyed, err := h.Rekey(old)
+			if err != nil {
+				continue // matches no token in any version: left for the expiry sweep
+			}
+			if _, err := c.ExecContext(ctx, "UPDATE "+table+" SET hash = ? WHERE hash = ?", keyed, old); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// loadTokenKey reads the token hash key written by migration 10.
+func loadTokenKey(ctx context.Context, c *sql.Conn) ([]byte, error) {
+	var key []byte
+	if err := c.QueryRowContext(ctx, "SELECT value FROM server_secrets WHERE name = ?", tokenKeyName).Scan(&key); err != nil {
+		return nil, fmt.Errorf("sqlite: token hash key: %w", err)
+	}
+	if len(key) != tokenhash.KeySize {
+		return nil, fmt.Errorf("sqlite: token hash key: %d bytes, want %d", len(key), tokenhash.KeySize)
+	}
+	return key, nil
 }
 
 // migrate brings the schema up to date. BEGIN IMMEDIATE makes it safe when several
@@ -309,6 +378,11 @@ func migrate(ctx context.Context, c *sql.Conn, now time.Time) (err error) {
 	for v := current + 1; v <= latest; v++ {
 		if _, err := c.ExecContext(ctx, migrations[v]); err != nil {
 			return fmt.Errorf("sqlite: migration %d: %w", v, err)
+		}
+		if data := dataMigrations[v]; data != nil {
+			if err := data(ctx, c); err != nil {
+				return fmt.Errorf("sqlite: migration %d: %w", v, err)
+			}
 		}
 		if _, err := c.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", v, now.UnixMilli()); err != nil {
 			return fmt.Errorf("sqlite: migration %d: %w", v, err)

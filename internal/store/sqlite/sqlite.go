@@ -92,6 +92,8 @@ type Store struct {
 	readers       chan *conn
 	nReaders      int
 
+	tokenKey []byte // see TokenKey
+
 	checkpointer *sql.Conn
 	ckptEvery    atomic.Int64  // commits between checkpoints (checkpointEvery or checkpointEveryLarge)
 	largeFile    int64         // bytes past which a file gets checkpointEveryLarge
@@ -165,6 +167,9 @@ func Open(dsn string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// TokenKey implements store.Store.
+func (s *Store) TokenKey() []byte { return s.tokenKey }
+
 func (s *Store) open(st settings) error {
 	ctx := context.Background()
 	var err error
@@ -195,6 +200,9 @@ func (s *Store) open(st settings) error {
 		return fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (is the file on a filesystem without shared memory?)", st.path, mode)
 	}
 	if err := migrate(ctx, wc, s.clock()); err != nil {
+		return err
+	}
+	if s.tokenKey, err = loadTokenKey(ctx, wc); err != nil {
 		return err
 	}
 	if _, err := wc.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerAutoCheckpoint)); err != nil {

@@ -970,3 +970,37 @@ func TestCheckpointCadenceFollowsFileSize(t *testing.T) {
 
 // withLargeFile sets the size past which a file gets the shorter checkpoint cadence.
 func withLargeFile(bytes int64) Option { return func(c *config) { c.largeFile = bytes } }
+
+func TestTokenKey(t *testing.T) {
+	paths := map[store.Store]string{}
+	storetest.RunTokenKey(t, func(t *testing.T) store.Store {
+		s, path := openTemp(t)
+		paths[s] = path
+		return s
+	}, func(t *testing.T, s store.Store, fromBefore bool) store.Store {
+		path := paths[s]
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if fromBefore {
+			db, err := sql.Open("sqlite3", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = db.Exec(`DELETE FROM schema_migrations WHERE version >= 10; DROP TABLE server_secrets`)
+			if cerr := db.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		again, err := Open(path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { again.Close() })
+		paths[again] = path
+		return again
+	})
+}
