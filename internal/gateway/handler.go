@@ -174,7 +174,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 		defer h.deps.Leases.open.track(cancel, keys...)()
 		// Only a request still open at its session's refresh point costs more than a timer.
 		if at, ok := session.NextUse(a.principal.Session); ok {
-			t := time.AfterFunc(time.Until(at)+10*time.Millisecond, func() { h.keepUsing(ctx, cancel, g, a.principal) })
+			t := time.AfterFunc(time.Until(at)+10*time.Millisecond, func() { h.keepUsing(ctx, cancel, g, a.principal, a.clientAddr) })
 			defer t.Stop()
 		}
 	}
@@ -271,7 +271,7 @@ func (h *handler) authenticate(ctx context.Context, r *http.Request, g *gateway)
 		return credential{p: p, usedBearer: true}, nil
 	}
 	for _, c := range r.CookiesNamed(g.cookie) {
-		p, err := h.deps.Sessions.AuthenticateGatewayCookie(ctx, g.tenant, g.spec.Name, c.Value)
+		p, err := h.deps.Sessions.AuthenticateGatewayCookie(ctx, g.tenant, g.spec.Name, c.Value, h.deps.ClientAddr(r))
 		if err == nil {
 			return credential{p: p, viaCookie: true}, nil
 		}
@@ -294,7 +294,7 @@ var errUntrusted = errors.New("untrusted")
 
 func (h *handler) bearerPrincipal(ctx context.Context, r *http.Request, g *gateway, tok string) (*session.Principal, error) {
 	if !extauth.LooksLikeJWT(tok) {
-		return h.deps.Sessions.Authenticate(ctx, g.tenant, tok)
+		return h.deps.Sessions.Authenticate(ctx, g.tenant, tok, h.deps.ClientAddr(r))
 	}
 	// Our own tokens never contain a dot: this one is a trusted issuer's or nobody's.
 	snap, err := h.deps.Catalog.Get(ctx, g.tenant)
@@ -424,9 +424,9 @@ func (h *handler) holdItem(ctx context.Context, r *http.Request, g *gateway, p *
 // keepUsing counts an open request (a stream, an upgraded connection) as use of its session
 // at each of the session's refresh points, so that an idle-timeout session does not end
 // under a long download. A session that has ended closes the request.
-func (h *handler) keepUsing(ctx context.Context, cancel context.CancelFunc, g *gateway, p *session.Principal) {
+func (h *handler) keepUsing(ctx context.Context, cancel context.CancelFunc, g *gateway, p *session.Principal, addr netip.Addr) {
 	for ctx.Err() == nil {
-		if err := h.deps.Sessions.Use(ctx, p); err != nil {
+		if err := h.deps.Sessions.Use(ctx, p, addr); err != nil {
 			if ctx.Err() == nil {
 				if !errors.Is(err, session.ErrInvalidToken) {
 					h.deps.Log.Warn("gateway: extending the session of an open request failed", "gateway", g.key, "err", err)

@@ -42,7 +42,7 @@ func (s *Server) requireMetricsToken(h http.Handler) http.Handler {
 // checkAdminToken answers 429 or 401 itself when the request's Bearer token is neither the
 // admin token nor one of also.
 func (s *Server) checkAdminToken(w http.ResponseWriter, r *http.Request, realm, why string, also ...string) bool {
-	ok, retry := s.opts.Admin.Check(bearerToken(r), clientAddr(r, s.opts.TrustedProxies), also...)
+	ok, retry := s.opts.Admin.Check(bearerToken(r), s.addrOf(r), also...)
 	switch {
 	case ok:
 		return true

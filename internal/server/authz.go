@@ -84,7 +84,7 @@ func (s *Server) authz(w http.ResponseWriter, r *http.Request) {
 		req := parsed.EngineRequest()
 		req.Tenant = p.Tenant
 		req.Caller = p.Caller
-		req.ClientIP = clientAddr(r, s.opts.TrustedProxies)
+		req.ClientIP = s.addrOf(r)
 		var results []engine.Result
 		if len(req.Items) > 0 {
 			// The request's context: a queued request whose client went away gives back

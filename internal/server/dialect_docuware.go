@@ -69,7 +69,7 @@ func (s *Server) dwLogon(w http.ResponseWriter, r *http.Request, c *dialectCall)
 	if !ok {
 		return
 	}
-	addr := clientAddr(r, s.opts.TrustedProxies)
+	addr := s.addrOf(r)
 	u, err := s.deps.Sessions.CheckPassword(r.Context(), c.Tenant, user, password, addr)
 	if err != nil {
 		s.dwLoginError(w, r, err)
@@ -116,7 +116,7 @@ func (s *Server) dwTokenLogOn(w http.ResponseWriter, r *http.Request, c *dialect
 		return
 	}
 	g, err := s.deps.Sessions.TokenLogin(r.Context(), c.Tenant, in.Token,
-		session.LoginOptions{Device: device, ClientIP: clientAddr(r, s.opts.TrustedProxies), NoIdle: true})
+		session.LoginOptions{Device: device, ClientIP: s.addrOf(r), NoIdle: true})
 	if err != nil {
 		s.dwLoginError(w, r, err)
 		return

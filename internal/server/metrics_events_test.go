@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -101,7 +102,7 @@ func testMetricsCountSessionSeats(t *testing.T, st store.Store) {
 	}
 
 	// A client_credentials grant (alice's seat) and a password login (bob's).
-	cc, err := sessions.ClientCredentials(ctx, ten, snap.Clients["conf"], []string{"all"}, "")
+	cc, err := sessions.ClientCredentials(ctx, ten, snap.Clients["conf"], []string{"all"}, "", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}

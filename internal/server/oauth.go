@@ -89,7 +89,7 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenan
 			return
 		}
 	}
-	g, err := s.deps.Sessions.ClientCredentialsQueued(r.Context(), tenant, client, scopes, device, queue)
+	g, err := s.deps.Sessions.ClientCredentialsQueued(r.Context(), tenant, client, scopes, device, s.addrOf(r), queue)
 	if err != nil {
 		s.grantError(w, r, err)
 		return
@@ -106,7 +106,7 @@ func (s *Server) grantAuthorizationCode(w http.ResponseWriter, r *http.Request, 
 	}
 	g, err := s.deps.Sessions.ExchangeCode(r.Context(), tenant, client, session.CodeExchange{
 		Code: code, RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
-		ClientIP: clientAddr(r, s.opts.TrustedProxies),
+		ClientIP: s.addrOf(r),
 	})
 	if err != nil {
 		s.grantError(w, r, err)
@@ -126,7 +126,7 @@ func (s *Server) grantRefreshToken(w http.ResponseWriter, r *http.Request, tenan
 	if form.Has("scope") {
 		scopes = strings.Fields(form.Get("scope"))
 	}
-	g, err := s.deps.Sessions.RefreshScopes(r.Context(), tenant, token, client.ClientID, scopes)
+	g, err := s.deps.Sessions.RefreshScopes(r.Context(), tenant, token, client.ClientID, scopes, s.addrOf(r))
 	if err != nil {
 		s.grantError(w, r, err)
 		return
@@ -215,7 +215,7 @@ func (s *Server) authenticateClient(w http.ResponseWriter, r *http.Request, tena
 		actedAs(r, tenant, "", client.ClientID)
 		return client, true
 	}
-	clientKey, addrKey := clientThrottleKeys(tenant, id, clientAddr(r, s.opts.TrustedProxies))
+	clientKey, addrKey := clientThrottleKeys(tenant, id, s.addrOf(r))
 	if wait := s.guesses.Wait(time.Now(), clientKey, addrKey); wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(throttle.RetrySeconds(wait)))
 		writeOAuthError(w, http.StatusTooManyRequests, "too_many_attempts",

@@ -199,7 +199,7 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 		s.oauthRenderLogin(w, r, req, http.StatusBadRequest, username, "Enter your username and password.")
 		return
 	}
-	u, err := s.deps.Sessions.CheckPassword(r.Context(), tenant, username, password, clientAddr(r, s.opts.TrustedProxies))
+	u, err := s.deps.Sessions.CheckPassword(r.Context(), tenant, username, password, s.addrOf(r))
 	var throttled *session.ThrottledError
 	switch {
 	case errors.As(err, &throttled):
@@ -240,7 +240,7 @@ func (s *Server) oauthCookieUser(r *http.Request, tenant string) (user, device s
 		values = append(values, cookieValues(r, dwSessionCookie)...)
 	}
 	for _, v := range values {
-		p, err := s.deps.Sessions.AuthenticateCookie(r.Context(), tenant, v)
+		p, err := s.deps.Sessions.AuthenticateCookie(r.Context(), tenant, v, s.addrOf(r))
 		if err != nil || !session.ActsAsUser(p.Session.Kind) || snap.Users[p.Session.User] == nil {
 			continue
 		}

@@ -166,7 +166,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, mux *http.Ser
 		s.metrics.observe(r.Method, routeOf(r.Pattern), rec.status, elapsed)
 		s.logRequest(r, rec, elapsed, addr)
 	}()
-	ctx := context.WithValue(session.WithClientAddr(r.Context(), addr), recorderKey{}, rec)
+	rec.addr = addr
+	ctx := context.WithValue(r.Context(), recorderKey{}, rec)
 	if strings.HasPrefix(r.URL.Path, "/t/") {
 		rest := r.URL.Path[len("/t/"):]
 		name, sub, _ := strings.Cut(rest, "/")
@@ -364,7 +365,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*session.
 	if s.deps.ExtAuth != nil && extauth.LooksLikeJWT(tok) {
 		return s.authenticateExternal(w, r, tok) // our own tokens never contain a dot
 	}
-	p, err := s.deps.Sessions.Authenticate(r.Context(), explicitTenant(r), tok)
+	p, err := s.deps.Sessions.Authenticate(r.Context(), explicitTenant(r), tok, s.addrOf(r))
 	if err != nil {
 		if err == session.ErrInvalidToken {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="leasehold", error="invalid_token"`)
@@ -466,6 +467,17 @@ type statusRecorder struct {
 	// For the log line: the request's id, and who its credential acted as.
 	requestID              string
 	tenant, user, clientID string
+	// addr is the client address, resolved once per request (addrOf).
+	addr netip.Addr
+}
+
+// addrOf is the request's client address (trusted_proxies applied) for ip_ranges,
+// countries, throttling and logs: the one serveHTTP resolved.
+func (s *Server) addrOf(r *http.Request) netip.Addr {
+	if rec, ok := r.Context().Value(recorderKey{}).(*statusRecorder); ok {
+		return rec.addr
+	}
+	return clientAddr(r, s.opts.TrustedProxies)
 }
 
 func (r *statusRecorder) WriteHeader(code int) {

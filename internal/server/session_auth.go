@@ -71,7 +71,7 @@ func (s *Server) authenticateBrowser(w http.ResponseWriter, r *http.Request) (p 
 	tenant := explicitTenant(r)
 	try := func(list []string, dw bool) (*session.Principal, error) {
 		for _, v := range list {
-			p, err := s.deps.Sessions.AuthenticateCookie(r.Context(), tenant, v)
+			p, err := s.deps.Sessions.AuthenticateCookie(r.Context(), tenant, v, s.addrOf(r))
 			if errors.Is(err, session.ErrInvalidToken) {
 				continue
 			} else if err != nil {

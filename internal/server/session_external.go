@@ -44,7 +44,7 @@ func (s *Server) authenticateExternal(w http.ResponseWriter, r *http.Request, to
 	}
 	p, err := s.deps.Sessions.External(r.Context(), tenant, session.ExternalIdentity{
 		Issuer: id.Issuer, Subject: id.Subject, User: id.User, Expiry: id.Expiry, IssuedAt: id.IssuedAt,
-	}, clientAddr(r, s.opts.TrustedProxies))
+	}, s.addrOf(r))
 	var seat *session.SeatError
 	var limit *session.SessionLimitError
 	switch {

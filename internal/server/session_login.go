@@ -206,7 +206,7 @@ func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "username and password are required (HTTP Basic, form or JSON)")
 		return
 	}
-	addr := clientAddr(r, s.opts.TrustedProxies)
+	addr := s.addrOf(r)
 	u, err := s.deps.Sessions.CheckPassword(r.Context(), tenant, in.Username, in.Password, addr)
 	if err != nil {
 		s.loginError(w, r, err)
@@ -243,7 +243,7 @@ func (s *Server) sessionTokenLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "token is required (JSON {\"token\"} or form token=)")
 		return
 	}
-	addr := clientAddr(r, s.opts.TrustedProxies)
+	addr := s.addrOf(r)
 	g, err := s.deps.Sessions.TokenLogin(r.Context(), tenant, in.Token, session.LoginOptions{Device: device, Refresh: in.Refresh, ClientIP: addr})
 	if err != nil {
 		s.loginError(w, r, err)
@@ -318,7 +318,7 @@ func (s *Server) sessionRefresh(w http.ResponseWriter, r *http.Request) {
 				"obtain a new access token from that provider and use it, which extends the session")
 		return
 	}
-	g, err := s.deps.Sessions.Refresh(r.Context(), tenant, value, "")
+	g, err := s.deps.Sessions.Refresh(r.Context(), tenant, value, "", s.addrOf(r))
 	if err != nil {
 		var seat *session.SeatError
 		switch {

@@ -17,7 +17,7 @@ func (s *Server) uiRoutes() {
 			s.notFound(w, r)
 			return
 		}
-		r = r.WithContext(ui.WithClientAddr(r.Context(), clientAddr(r, s.opts.TrustedProxies)))
+		r = r.WithContext(ui.WithClientAddr(r.Context(), s.addrOf(r)))
 		s.deps.UI.ServeHTTP(w, r)
 	}))
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,7 @@ func useProcClock(m *Manager) *procClock {
 func (h *oaHarness) wantHit(access string) *Principal {
 	h.t.Helper()
 	before := h.m.auth.hits.Load()
-	p, err := h.m.Authenticate(h.ctx, oaTenant, access)
+	p, err := h.m.Authenticate(h.ctx, oaTenant, access, netip.Addr{})
 	if err != nil {
 		h.t.Fatalf("cached token refused: %v", err)
 	}
@@ -106,12 +107,12 @@ func TestAuthCacheServesWithoutStore(t *testing.T) {
 func TestAuthCacheBoundedByExpiry(t *testing.T) {
 	h := newLoginHarness(t) // idle_timeout 10 m: the refresh point is 8 m after the last use
 	g := h.mustLogin("alice", "d0")
-	if _, err := h.m.Authenticate(h.ctx, "", g.AccessToken); err != nil {
+	if _, err := h.m.Authenticate(h.ctx, "", g.AccessToken, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	h.m.auth.ttl = time.Hour // only the session may bound the entry now
 	h.m.auth.invalidate()
-	if _, err := h.m.Authenticate(h.ctx, "", g.AccessToken); err != nil {
+	if _, err := h.m.Authenticate(h.ctx, "", g.AccessToken, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	h.clock.Advance(8*time.Minute + time.Millisecond)
@@ -124,7 +125,7 @@ func TestAuthCacheBoundedByExpiry(t *testing.T) {
 func wantExtendedPastRefresh(t testing.TB, m *Manager, tenant, access string, now time.Time, idle time.Duration) {
 	t.Helper()
 	hits := m.auth.hits.Load()
-	p, err := m.Authenticate(t.Context(), tenant, access)
+	p, err := m.Authenticate(t.Context(), tenant, access, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func revocations() map[string]func(h *oaHarness, g *Grant, p *Principal) (dead s
 			return g.AccessToken
 		},
 		"RefreshKillsOldAccess": func(h *oaHarness, g *Grant, p *Principal) string {
-			g2, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf")
+			g2, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf", netip.Addr{})
 			if err != nil {
 				h.t.Fatal(err)
 			}
@@ -180,12 +181,12 @@ func revocations() map[string]func(h *oaHarness, g *Grant, p *Principal) (dead s
 			return g.AccessToken
 		},
 		"RefreshReplayRevokesFamily": func(h *oaHarness, g *Grant, p *Principal) string {
-			g2, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf")
+			g2, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf", netip.Addr{})
 			if err != nil {
 				h.t.Fatal(err)
 			}
 			h.warm(g2.AccessToken)
-			if _, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf"); err == nil {
+			if _, err := h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf", netip.Addr{}); err == nil {
 				h.t.Fatal("replay accepted")
 			}
 			return g2.AccessToken
@@ -195,11 +196,11 @@ func revocations() map[string]func(h *oaHarness, g *Grant, p *Principal) (dead s
 			// cached copy behind; the earlier token stays valid (SPEC §4). (A rejoin that
 			// writes nothing but its tokens keeps the cache: TestRejoinKeepsCache.)
 			before := h.m.auth.hits.Load()
-			g2, err := h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "dev-1")
+			g2, err := h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "dev-1", netip.Addr{})
 			if err != nil {
 				h.t.Fatal(err)
 			}
-			q, err := h.m.Authenticate(h.ctx, oaTenant, g.AccessToken)
+			q, err := h.m.Authenticate(h.ctx, oaTenant, g.AccessToken, netip.Addr{})
 			if err != nil || h.m.auth.hits.Load() != before {
 				h.t.Fatalf("after a grant: %v, served from the cache: %v", err, h.m.auth.hits.Load() != before)
 			}
@@ -220,7 +221,7 @@ func TestAuthCacheRevokedInProcess(t *testing.T) {
 			var g *Grant
 			if name == "ClientCredentialsRejoin" {
 				var err error
-				if g, err = h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all", ScopeOffline}, "dev-1"); err != nil {
+				if g, err = h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all", ScopeOffline}, "dev-1", netip.Addr{}); err != nil {
 					t.Fatal(err)
 				}
 			} else {
@@ -272,7 +273,7 @@ func TestAuthCacheCatalogEveryRequest(t *testing.T) {
 	c.Enabled = true
 	h.put(oaTenant, domain.KindClient, "conf", c)
 	h.wantHit(g.AccessToken)
-	if _, err := h.m.Authenticate(h.ctx, "other", g.AccessToken); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.Authenticate(h.ctx, "other", g.AccessToken, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cached token in another tenant: %v", err)
 	}
 }
@@ -283,24 +284,24 @@ func TestAuthCacheCookie(t *testing.T) {
 	h := newLoginHarness(t)
 	g := h.mustLogin("alice", "d0")
 	for range 2 {
-		if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie); err != nil {
+		if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if h.m.auth.hits.Load() != 1 {
 		t.Fatalf("hits %d, want 1", h.m.auth.hits.Load())
 	}
-	if _, err := h.m.Authenticate(h.ctx, "", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.Authenticate(h.ctx, "", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cached cookie as a bearer token: %v", err)
 	}
-	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := h.m.Logout(h.ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cookie after logout: %v", err)
 	}
 }
@@ -347,7 +348,7 @@ func TestAuthCacheConcurrent(t *testing.T) {
 		for range 4 {
 			wg.Go(func() {
 				for range 50 {
-					if _, err := h.m.Authenticate(h.ctx, oaTenant, g.AccessToken); err != nil && !errors.Is(err, ErrInvalidToken) {
+					if _, err := h.m.Authenticate(h.ctx, oaTenant, g.AccessToken, netip.Addr{}); err != nil && !errors.Is(err, ErrInvalidToken) {
 						t.Error(err)
 					}
 				}
@@ -371,7 +372,7 @@ func TestAuthCacheConcurrent(t *testing.T) {
 // with the cache forgotten before every call (a read transaction each time).
 func BenchmarkAuthenticateCached(b *testing.B) {
 	benchCached(b, func(h *oaHarness, token string) error {
-		_, err := h.m.Authenticate(h.ctx, oaTenant, token)
+		_, err := h.m.Authenticate(h.ctx, oaTenant, token, netip.Addr{})
 		return err
 	})
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func TestIntrospectCachedChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, oaTenant, lg.Cookie); err != nil {
+	if _, err := h.m.AuthenticateCookie(h.ctx, oaTenant, lg.Cookie, netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
 	if in := h.wantIntrospectHit(c, lg.Cookie); in.Active {

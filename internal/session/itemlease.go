@@ -172,10 +172,10 @@ func NextUse(s *domain.Session) (at time.Time, ok bool) {
 // Use counts an open request of p's session as use at the session's refresh point: the
 // session (and its seat and item leases) is extended as a new request's authentication
 // would extend it, and p.Session updated. ErrInvalidToken when the session has ended.
-func (m *Manager) Use(ctx context.Context, p *Principal) error {
+func (m *Manager) Use(ctx context.Context, p *Principal, addr netip.Addr) error {
 	snap, err := m.cat.Get(ctx, p.Tenant)
 	if err != nil {
 		return err
 	}
-	return m.extend(ctx, snap, p)
+	return m.extend(ctx, snap, p, addr)
 }

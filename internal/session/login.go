@@ -77,8 +77,8 @@ func (m *Manager) CheckPassword(ctx context.Context, tenant, username, password 
 // AuthenticateCookie resolves the value of an `lh_session` (or `.DWPLATFORMAUTH`) cookie:
 // an opaque token of kind cookie bound to the session. tenant is the tenant the request
 // names explicitly ("" when none).
-func (m *Manager) AuthenticateCookie(ctx context.Context, tenant, value string) (*Principal, error) {
-	return m.authenticateToken(ctx, tenant, value, domain.TokenCookie)
+func (m *Manager) AuthenticateCookie(ctx context.Context, tenant, value string, addr netip.Addr) (*Principal, error) {
+	return m.authenticateToken(ctx, tenant, value, domain.TokenCookie, addr)
 }
 
 // gatewayCookieData binds a gateway cookie token to its gateway.
@@ -89,8 +89,8 @@ type gatewayCookieData struct {
 // AuthenticateGatewayCookie resolves the value of a gateway's lh_gw_{name} cookie. The
 // token is valid only at the gateway that set it: a cookie carried to another gateway (or
 // to the server's own routes, which read only cookie tokens) authenticates nothing.
-func (m *Manager) AuthenticateGatewayCookie(ctx context.Context, tenant, gateway, value string) (*Principal, error) {
-	p, err := m.authenticateToken(ctx, tenant, value, domain.TokenGatewayCookie)
+func (m *Manager) AuthenticateGatewayCookie(ctx context.Context, tenant, gateway, value string, addr netip.Addr) (*Principal, error) {
+	p, err := m.authenticateToken(ctx, tenant, value, domain.TokenGatewayCookie, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -198,18 +198,18 @@ func TestLoginSessionAndCookie(t *testing.T) {
 	if !g.NewDevice || g.Device == "" || g.Cookie == "" || g.RefreshToken != "" || g.ExpiresIn <= 0 {
 		t.Fatalf("grant: %+v", g)
 	}
-	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	if err != nil || p.Session.ID != g.Session.ID || p.Session.Kind != domain.SessionPassword || !p.Session.Licensed {
 		t.Fatalf("cookie: %+v %v", p, err)
 	}
 	// The cookie is not an access token, nor the access token a cookie.
-	if _, err := h.m.Authenticate(h.ctx, "", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.Authenticate(h.ctx, "", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cookie as bearer: %v", err)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.AccessToken); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.AccessToken, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("bearer as cookie: %v", err)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, "other", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "other", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cookie of another tenant: %v", err)
 	}
 	// The same device shares the seat; another device finds none (1 seat, [user, hw]).
@@ -227,7 +227,7 @@ func TestLoginSessionAndCookie(t *testing.T) {
 	if n, err := h.m.EndAll(h.ctx, loginTenant, "alice"); err != nil || n != 3 || len(ended) != 3 {
 		t.Fatalf("EndAll: %d %v, hook saw %v", n, err, ended)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("cookie after the end: %v", err)
 	}
 }
@@ -235,7 +235,7 @@ func TestLoginSessionAndCookie(t *testing.T) {
 func TestLoginTokenReclaimsLingeringSeat(t *testing.T) {
 	h := newLoginHarness(t)
 	g := h.mustLogin("alice", "dev-1")
-	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestLoginTokenReclaimsLingeringSeat(t *testing.T) {
 	// Renewals of the reclaiming session find its seat: used past its refresh point, it is
 	// extended, never given a second seat.
 	h.clock.Advance(9 * time.Minute)
-	p2, err := h.m.Authenticate(h.ctx, "", tg.AccessToken)
+	p2, err := h.m.Authenticate(h.ctx, "", tg.AccessToken, netip.Addr{})
 	if err != nil {
 		t.Fatalf("use after 9 min: %v", err)
 	}
@@ -300,7 +300,7 @@ func TestLoginTokenReclaimsLingeringSeat(t *testing.T) {
 func TestRevokeLoginTokens(t *testing.T) {
 	h := newLoginHarness(t)
 	g := h.mustLogin("alice", "dev-1")
-	p, _ := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, _ := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	tok, _, err := h.m.CreateLoginToken(h.ctx, p, LoginTokenRequest{Usage: UsageMulti, Lifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +320,7 @@ func TestRevokeLoginTokens(t *testing.T) {
 func TestLoginTokensBoundedPerUser(t *testing.T) {
 	h := newLoginHarness(t)
 	g := h.mustLogin("alice", "dev-1")
-	p, _ := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, _ := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	for range maxLoginTokensPerUser + 5 {
 		if _, _, err := h.m.CreateLoginToken(h.ctx, p, LoginTokenRequest{Usage: UsageMulti, Lifetime: time.Hour}); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package session
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestLoginNoIdle(t *testing.T) {
 		t.Fatal("an ordinary login is NoIdle")
 	}
 	h.clock.Advance(11 * time.Minute)
-	if _, err := h.m.AuthenticateCookie(h.ctx, "", plain.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "", plain.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("an ordinary session past idle_timeout: %v", err)
 	}
 
@@ -36,7 +37,7 @@ func TestLoginNoIdle(t *testing.T) {
 		}
 		// Past 80 % of its window (the last step) authenticating extends it: the extension
 		// must keep the policy, which therefore has to survive the store.
-		p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+		p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 		if err != nil {
 			t.Fatalf("NoIdle session after %v more: %v", step, err)
 		}
@@ -51,14 +52,14 @@ func TestLoginNoIdle(t *testing.T) {
 		}
 	}
 	// Logoff ends it like any other.
-	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie)
+	p, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := h.m.Logout(h.ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie); !errors.Is(err, ErrInvalidToken) {
+	if _, err := h.m.AuthenticateCookie(h.ctx, "", g.Cookie, netip.Addr{}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("NoIdle session after its logoff: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -134,7 +135,7 @@ func (h *oaHarness) codeGrant(client string, scopes ...string) *Grant {
 
 func (h *oaHarness) live(access string) bool {
 	h.t.Helper()
-	_, err := h.m.Authenticate(h.ctx, oaTenant, access)
+	_, err := h.m.Authenticate(h.ctx, oaTenant, access, netip.Addr{})
 	if err != nil && !errors.Is(err, ErrInvalidToken) {
 		h.t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestRefreshSlidesSessionAndSeat(t *testing.T) {
 	refresh := g.RefreshToken
 	for range 3 {
 		h.clock.Advance(15 * time.Minute)
-		ng, err := h.m.Refresh(h.ctx, oaTenant, refresh, "conf")
+		ng, err := h.m.Refresh(h.ctx, oaTenant, refresh, "conf", netip.Addr{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,22 +289,22 @@ func TestRefreshSlidesSessionAndSeat(t *testing.T) {
 		refresh = ng.RefreshToken
 	}
 	h.clock.Advance(20 * time.Minute)
-	_, err := h.m.Refresh(h.ctx, oaTenant, refresh, "conf")
+	_, err := h.m.Refresh(h.ctx, oaTenant, refresh, "conf", netip.Addr{})
 	wantInvalidGrant(t, err, "refresh after the window")
 	// Another client may not use it, nor the session API.
 	g = h.codeGrant("conf", "all", ScopeOffline)
-	_, err = h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "pub")
+	_, err = h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "pub", netip.Addr{})
 	wantInvalidGrant(t, err, "another client")
-	_, err = h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "")
+	_, err = h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "", netip.Addr{})
 	wantInvalidGrant(t, err, "session API")
-	_, err = h.m.Refresh(h.ctx, oaTenant, g.AccessToken, "conf")
+	_, err = h.m.Refresh(h.ctx, oaTenant, g.AccessToken, "conf", netip.Addr{})
 	wantInvalidGrant(t, err, "an access token")
 	// Narrowing the access token's scope; the refresh token keeps the grant.
-	ng, err := h.m.RefreshScopes(h.ctx, oaTenant, g.RefreshToken, "conf", []string{"all"})
+	ng, err := h.m.RefreshScopes(h.ctx, oaTenant, g.RefreshToken, "conf", []string{"all"}, netip.Addr{})
 	if err != nil || len(ng.Scopes) != 1 {
 		t.Fatalf("narrowed: %+v %v", ng, err)
 	}
-	if _, err := h.m.RefreshScopes(h.ctx, oaTenant, ng.RefreshToken, "conf", []string{"view"}); !errors.Is(err, ErrInvalidScope) {
+	if _, err := h.m.RefreshScopes(h.ctx, oaTenant, ng.RefreshToken, "conf", []string{"view"}, netip.Addr{}); !errors.Is(err, ErrInvalidScope) {
 		t.Fatalf("widened: %v", err)
 	}
 	in, err := h.m.Introspect(h.ctx, oaTenant, ng.RefreshToken)
@@ -317,11 +318,11 @@ func TestRefreshSlidesSessionAndSeat(t *testing.T) {
 func TestRefreshClientCredentialsFamilies(t *testing.T) {
 	h := newOAuthHarness(t, 0)
 	conf := h.client("conf")
-	g1, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+	g1, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g2, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+	g2, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestRefreshClientCredentialsFamilies(t *testing.T) {
 		t.Fatal("client credentials did not rejoin")
 	}
 	// Rotation kills the family's access token (issued without a record of it).
-	r1, err := h.m.Refresh(h.ctx, oaTenant, g1.RefreshToken, "conf")
+	r1, err := h.m.Refresh(h.ctx, oaTenant, g1.RefreshToken, "conf", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,16 +338,16 @@ func TestRefreshClientCredentialsFamilies(t *testing.T) {
 		t.Fatal("rotation killed the wrong tokens")
 	}
 	// Replaying family 1's old token revokes family 1 only.
-	_, err = h.m.Refresh(h.ctx, oaTenant, g1.RefreshToken, "conf")
+	_, err = h.m.Refresh(h.ctx, oaTenant, g1.RefreshToken, "conf", netip.Addr{})
 	wantInvalidGrant(t, err, "replay")
 	if h.live(r1.AccessToken) || !h.live(g2.AccessToken) || h.session(g1.Session.ID) == nil {
 		t.Fatal("family 1 revocation")
 	}
 	// Family 2 rotated, then replayed: the session's last family dies, and the session.
-	if _, err := h.m.Refresh(h.ctx, oaTenant, g2.RefreshToken, "conf"); err != nil {
+	if _, err := h.m.Refresh(h.ctx, oaTenant, g2.RefreshToken, "conf", netip.Addr{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.m.Refresh(h.ctx, oaTenant, g2.RefreshToken, "conf")
+	_, err = h.m.Refresh(h.ctx, oaTenant, g2.RefreshToken, "conf", netip.Addr{})
 	wantInvalidGrant(t, err, "replay 2")
 	if h.session(g1.Session.ID) != nil {
 		t.Fatal("session survived its last family")
@@ -362,7 +363,7 @@ func TestRefreshConcurrentWithinGrace(t *testing.T) {
 	h := newOAuthHarness(t, 10*time.Second)
 	g := h.codeGrant("conf", "all", ScopeOffline)
 	grants := concurrentGrants(t, 8, func(int) (*Grant, error) {
-		return h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf")
+		return h.m.Refresh(h.ctx, oaTenant, g.RefreshToken, "conf", netip.Addr{})
 	})
 	live := 0
 	for _, ng := range grants {
@@ -449,7 +450,7 @@ func TestBrowserLoginTakesNoSeat(t *testing.T) {
 	if l := h.leases(); len(l) != 0 {
 		t.Fatalf("%d leases", len(l))
 	}
-	p, err := h.m.AuthenticateCookie(h.ctx, oaTenant, cookie)
+	p, err := h.m.AuthenticateCookie(h.ctx, oaTenant, cookie, netip.Addr{})
 	if err != nil || p.Session.User != "alice" || p.Session.Licensed || p.Session.Device != device {
 		t.Fatalf("cookie: %+v %v", p, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -27,13 +28,13 @@ import (
 // clientID is the authenticated OAuth2 client, "" for tokens of the session API: a token
 // refreshes only for the client it was issued to. Every refusal is ErrInvalidGrant (wrapped
 // with the reason); a refused seat renewal is a *SeatError.
-func (m *Manager) Refresh(ctx context.Context, tenant, refreshToken, clientID string) (*Grant, error) {
-	return m.RefreshScopes(ctx, tenant, refreshToken, clientID, nil)
+func (m *Manager) Refresh(ctx context.Context, tenant, refreshToken, clientID string, addr netip.Addr) (*Grant, error) {
+	return m.RefreshScopes(ctx, tenant, refreshToken, clientID, nil, addr)
 }
 
 // RefreshScopes is Refresh where the new access token may carry fewer scopes than were
 // granted (RFC 6749 §6 `scope`); the new refresh token keeps the granted ones. nil: all.
-func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clientID string, scopes []string) (*Grant, error) {
+func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clientID string, scopes []string, addr netip.Addr) (*Grant, error) {
 	if refreshToken == "" || len(refreshToken) > 512 {
 		return nil, invalidGrant("the refresh token is missing or malformed")
 	}
@@ -56,7 +57,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 			}
 			t, err := tx.GetToken(ctx, hash)
 			if errors.Is(err, domain.ErrNotFound) {
-				g, replayed, ended, err = m.refreshRotated(ctx, tx, snap, tenant, hash, clientID, scopes)
+				g, replayed, ended, err = m.refreshRotated(ctx, tx, snap, tenant, hash, clientID, scopes, addr)
 				return err
 			} else if err != nil {
 				return err
@@ -81,7 +82,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 				return err
 			}
 			var newHash string
-			g, newHash, err = m.rotate(ctx, tx, snap, s, t, scopes)
+			g, newHash, err = m.rotate(ctx, tx, snap, s, t, scopes, addr)
 			if err != nil {
 				return err
 			}
@@ -118,7 +119,7 @@ func (m *Manager) RefreshScopes(ctx context.Context, tenant, refreshToken, clien
 // period (a fresh pair, displacing the one issued by the rotation), or a replay (the family
 // is revoked; replayed is true and the caller must commit and then refuse; ended names the
 // session that ended with it).
-func (m *Manager) refreshRotated(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, tenant, hash, clientID string, scopes []string) (g *Grant, replayed bool, ended string, err error) {
+func (m *Manager) refreshRotated(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, tenant, hash, clientID string, scopes []string, addr netip.Addr) (g *Grant, replayed bool, ended string, err error) {
 	now := tx.Now()
 	mk, err := tx.GetToken(ctx, rotatedKey(hash))
 	if errors.Is(err, domain.ErrNotFound) {
@@ -152,7 +153,7 @@ func (m *Manager) refreshRotated(ctx context.Context, tx store.Tx, snap *catalog
 			if err := killAccess(ctx, tx, succ); err != nil {
 				return nil, false, "", err
 			}
-			g, newHash, err := m.rotate(ctx, tx, snap, s, mk, scopes)
+			g, newHash, err := m.rotate(ctx, tx, snap, s, mk, scopes, addr)
 			if err != nil {
 				return nil, false, "", err
 			}
@@ -192,7 +193,7 @@ func (m *Manager) refreshableSession(ctx context.Context, tx store.Tx, snap *cat
 }
 
 // rotate slides the session (and its seat lease) and issues the new pair in t's family.
-func (m *Manager) rotate(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, t *domain.Token, scopes []string) (*Grant, string, error) {
+func (m *Manager) rotate(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, t *domain.Token, scopes []string, addr netip.Addr) (*Grant, string, error) {
 	accessScopes := t.Scopes
 	if scopes != nil {
 		for _, sc := range scopes {
@@ -203,7 +204,7 @@ func (m *Manager) rotate(ctx context.Context, tx store.Tx, snap *catalog.Snapsho
 		accessScopes = scopes
 	}
 	now := tx.Now()
-	if err := m.touch(ctx, tx, snap, s, true, now); err != nil {
+	if err := m.touch(ctx, tx, snap, s, addr, true, now); err != nil {
 		return nil, "", err
 	}
 	return m.issuePairHashes(ctx, tx, snap, s, t.FamilyID, t.ClientID, accessScopes, t.Scopes, true, now)

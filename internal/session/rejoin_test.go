@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -17,7 +18,7 @@ import (
 
 func (h *oaHarness) clientCredentials(scopes ...string) *Grant {
 	h.t.Helper()
-	g, err := h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), scopes, "dev-1")
+	g, err := h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), scopes, "dev-1", netip.Addr{})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestRejoinBeforeRefreshPoint(t *testing.T) {
 			t.Fatal("token active at the session's deadline")
 		}
 	}
-	if _, err := h.m.Refresh(h.ctx, oaTenant, g4.RefreshToken, "conf"); !errors.Is(err, ErrInvalidGrant) {
+	if _, err := h.m.Refresh(h.ctx, oaTenant, g4.RefreshToken, "conf", netip.Addr{}); !errors.Is(err, ErrInvalidGrant) {
 		t.Fatalf("refresh after the deadline: %v", err)
 	}
 	if n, err := h.m.Sweep(h.ctx, 100); err != nil || n != 1 || len(h.leases()) != 0 {
@@ -171,7 +172,7 @@ func TestRejoinWritesWhatChanges(t *testing.T) {
 	conf := *h.client("conf")
 	conf.RefreshWithClientCredentials = false
 	h.put(oaTenant, domain.KindClient, "conf", conf)
-	g, err := h.m.ClientCredentials(h.ctx, oaTenant, &conf, []string{"all", ScopeOffline}, "")
+	g, err := h.m.ClientCredentials(h.ctx, oaTenant, &conf, []string{"all", ScopeOffline}, "", netip.Addr{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +209,7 @@ func TestClientCredentialsConcurrent(t *testing.T) {
 			h := open(t)
 			for round := range 2 { // first grants, then rejoins (before the refresh point)
 				grants := concurrentGrants(t, 16, func(int) (*Grant, error) {
-					return h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "")
+					return h.m.ClientCredentials(h.ctx, oaTenant, h.client("conf"), []string{"all"}, "", netip.Addr{})
 				})
 				if len(grants) != 16 {
 					t.Fatalf("round %d: %d grants", round, len(grants))
@@ -280,12 +281,12 @@ func sameSession(a, b *domain.Session) bool {
 func BenchmarkClientCredentialsRejoin(b *testing.B) {
 	h := newOAuthHarness(b, 0)
 	conf := h.client("conf")
-	if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "dev-1"); err != nil {
+	if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "dev-1", netip.Addr{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "dev-1"); err != nil {
+		if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "dev-1", netip.Addr{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -330,7 +331,7 @@ func TestClientCredentialsRacingEnd(t *testing.T) {
 			h := open(t)
 			conf := h.client("conf")
 			for round := range 15 {
-				first, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+				first, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "", netip.Addr{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -340,7 +341,7 @@ func TestClientCredentialsRacingEnd(t *testing.T) {
 						_, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false)
 						return nil, err
 					}
-					return h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "")
+					return h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "", netip.Addr{})
 				})
 				tokens := []string{first.AccessToken}
 				for _, g := range grants {
@@ -349,7 +350,7 @@ func TestClientCredentialsRacingEnd(t *testing.T) {
 				if _, err := h.m.End(h.ctx, oaTenant, first.Session.ID, false); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, ""); err != nil {
+				if _, err := h.m.ClientCredentials(h.ctx, oaTenant, conf, []string{"all"}, "", netip.Addr{}); err != nil {
 					t.Fatal(err)
 				}
 				for _, tok := range tokens {

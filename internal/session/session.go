@@ -170,13 +170,13 @@ func deadline(p domain.SessionPolicy, s *domain.Session, hasRefresh bool, now ti
 // ClientCredentials opens (or rejoins) the client's session and issues a new token family.
 // A rejoin before the session's refresh point that changes nothing of the session only
 // inserts the new tokens (rejoinsAsIs); otherwise it extends the session and renews its seat.
-func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string) (*Grant, error) {
-	return m.ClientCredentialsQueued(ctx, tenant, client, scopes, device, 0)
+func (m *Manager) ClientCredentials(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string, addr netip.Addr) (*Grant, error) {
+	return m.ClientCredentialsQueued(ctx, tenant, client, scopes, device, addr, 0)
 }
 
 // ClientCredentialsQueued is ClientCredentials that waits up to queue for a seat, first
 // come first served, when none is free (queue= on the token endpoint).
-func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string, queue time.Duration) (*Grant, error) {
+func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, client *domain.Client, scopes []string, device string, addr netip.Addr, queue time.Duration) (*Grant, error) {
 	snap, err := m.cat.Get(ctx, tenant)
 	if err != nil {
 		return nil, err
@@ -210,11 +210,11 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 					// touch renews it.)
 					s.Scopes = scopes
 					if Licensed(policy, scopes) && !s.Licensed {
-						if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+						if err := m.takeSeat(ctx, tx, snap, s, addr, nil); err != nil {
 							return err
 						}
 					}
-					if err := m.touch(ctx, tx, snap, s, withRefresh, now); err != nil {
+					if err := m.touch(ctx, tx, snap, s, addr, withRefresh, now); err != nil {
 						return err
 					}
 				case err == nil:
@@ -233,7 +233,7 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 					}
 					s.ExpiresAt = deadline(policy, s, withRefresh, now)
 					if Licensed(policy, scopes) {
-						if err := m.takeSeat(ctx, tx, snap, s, clientAddr(ctx), nil); err != nil {
+						if err := m.takeSeat(ctx, tx, snap, s, addr, nil); err != nil {
 							return err
 						}
 					}
@@ -261,7 +261,7 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 	qctx := engine.WithQueuedSeat(ctx)
 	seat := engine.SessionSeat{Tenant: tenant, SessionID: id,
 		Caller: CallerFor(snap, &domain.Session{User: ClientUser(client), Client: client.ClientID, Scopes: scopes}),
-		Device: device, ClientIP: clientAddr(ctx)}
+		Device: device, ClientIP: addr}
 	if err := m.eng.WaitSessionSeat(qctx, seat, queue, open(qctx), open); err != nil {
 		return nil, err
 	}
@@ -349,10 +349,10 @@ func recordSeat(s *domain.Session, g engine.SessionGrant) {
 }
 
 // touch extends a session that is being used, and its seat lease with it.
-func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, hasRefresh bool, now time.Time) error {
+func (m *Manager) touch(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, s *domain.Session, addr netip.Addr, hasRefresh bool, now time.Time) error {
 	s.LastUsedAt = now
 	s.ExpiresAt = deadline(snap.Tenant.Session, s, hasRefresh, now)
-	if err := m.extendSeat(ctx, tx, snap, s, clientAddr(ctx)); err != nil {
+	if err := m.extendSeat(ctx, tx, snap, s, addr); err != nil {
 		return err
 	}
 	return tx.UpdateSession(ctx, s)
@@ -390,12 +390,12 @@ func (m *Manager) issue(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 
 // Authenticate resolves a bearer access token. tenant is the tenant the request names
 // explicitly ("" when none): a token of another tenant is refused.
-func (m *Manager) Authenticate(ctx context.Context, tenant, bearer string) (*Principal, error) {
-	return m.authenticateToken(ctx, tenant, bearer, domain.TokenAccess)
+func (m *Manager) Authenticate(ctx context.Context, tenant, bearer string, addr netip.Addr) (*Principal, error) {
+	return m.authenticateToken(ctx, tenant, bearer, domain.TokenAccess, addr)
 }
 
 // authenticateToken resolves an opaque token of the given kind (access, cookie).
-func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind string) (*Principal, error) {
+func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind string, addr netip.Addr) (*Principal, error) {
 	if bearer == "" || len(bearer) > 512 {
 		return nil, ErrInvalidToken
 	}
@@ -424,7 +424,7 @@ func (m *Manager) authenticateToken(ctx context.Context, tenant, bearer, kind st
 	}
 	p.Caller = CallerFor(snap, p.Session)
 	if stale {
-		if err := m.extend(ctx, snap, p); err != nil {
+		if err := m.extend(ctx, snap, p, addr); err != nil {
 			return nil, err
 		}
 	}
@@ -497,7 +497,7 @@ func refreshPoint(s *domain.Session) time.Time {
 	return s.LastUsedAt.Add(s.ExpiresAt.Sub(s.LastUsedAt) * 8 / 10)
 }
 
-func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal) error {
+func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal, addr netip.Addr) error {
 	return m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
@@ -513,7 +513,7 @@ func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Princip
 			p.Session = s
 			return nil // another request extended it meanwhile
 		}
-		if err := m.touch(ctx, tx, snap, s, false, now); err != nil {
+		if err := m.touch(ctx, tx, snap, s, addr, false, now); err != nil {
 			return err
 		}
 		p.Session = s
