@@ -171,5 +171,5 @@ func (s *Server) dwLoginError(w http.ResponseWriter, r *http.Request, err error)
 		_, _ = io.WriteString(w, seat.Error()) // "None of the registered licenses are available for client <user>"
 		return
 	}
-	s.loginError(w, r, err)
+	s.sessionError(w, r, err)
 }

@@ -45,23 +45,14 @@ func (s *Server) authenticateExternal(w http.ResponseWriter, r *http.Request, to
 	p, err := s.deps.Sessions.External(r.Context(), tenant, session.ExternalIdentity{
 		Issuer: id.Issuer, Subject: id.Subject, User: id.User, Expiry: id.Expiry, IssuedAt: id.IssuedAt,
 	}, s.addrOf(r))
-	var seat *session.SeatError
-	var limit *session.SessionLimitError
 	switch {
 	case err == nil:
 		actedAsPrincipal(r, p)
 		return p, true
 	case errors.Is(err, session.ErrInvalidToken):
 		return refuse("the external token's user is unknown to this tenant or disabled")
-	case errors.As(err, &seat):
-		writeJSON(w, http.StatusUnauthorized, licenseRefusal{
-			Error: "license_unavailable", Message: seat.Error(), LicenseError: string(seat.Err.Code),
-		})
-	case errors.As(err, &limit):
-		writeError(w, http.StatusForbidden, "too_many_sessions", limit.Error())
-	default:
-		s.internalError(w, r, err)
 	}
+	s.sessionError(w, r, err)
 	return nil, false
 }
 

@@ -209,12 +209,12 @@ func (s *Server) sessionLogin(w http.ResponseWriter, r *http.Request) {
 	addr := s.addrOf(r)
 	u, err := s.deps.Sessions.CheckPassword(r.Context(), tenant, in.Username, in.Password, addr)
 	if err != nil {
-		s.loginError(w, r, err)
+		s.sessionError(w, r, err)
 		return
 	}
 	g, err := s.deps.Sessions.Login(r.Context(), tenant, u, session.LoginOptions{Device: device, Refresh: in.Refresh, ClientIP: addr, Queue: in.Queue})
 	if err != nil {
-		s.loginError(w, r, err)
+		s.sessionError(w, r, err)
 		return
 	}
 	actedAs(r, tenant, u.Username, "")
@@ -246,15 +246,16 @@ func (s *Server) sessionTokenLogin(w http.ResponseWriter, r *http.Request) {
 	addr := s.addrOf(r)
 	g, err := s.deps.Sessions.TokenLogin(r.Context(), tenant, in.Token, session.LoginOptions{Device: device, Refresh: in.Refresh, ClientIP: addr})
 	if err != nil {
-		s.loginError(w, r, err)
+		s.sessionError(w, r, err)
 		return
 	}
 	s.setSessionCookies(w, r, g, sessionCookie, deviceCookie)
 	writeJSON(w, http.StatusOK, sessionGrant{Token: g.AccessToken, ExpiresIn: g.ExpiresIn, RefreshToken: g.RefreshToken})
 }
 
-// loginError answers a refused session login.
-func (s *Server) loginError(w http.ResponseWriter, r *http.Request, err error) {
+// sessionError is the session API's one table of refusals (login, token login, refresh,
+// a trusted external token's session): each error always gets the same status and code.
+func (s *Server) sessionError(w http.ResponseWriter, r *http.Request, err error) {
 	var throttled *session.ThrottledError
 	var seat *session.SeatError
 	var limit *session.SessionLimitError
@@ -264,6 +265,8 @@ func (s *Server) loginError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusUnauthorized, "invalid_credentials", "invalid username or password")
 	case errors.Is(err, session.ErrInvalidToken):
 		writeError(w, http.StatusUnauthorized, "invalid_token", "the login token is invalid, expired, revoked or already used")
+	case errors.Is(err, session.ErrInvalidGrant):
+		writeError(w, http.StatusUnauthorized, "invalid_token", refreshReason(err))
 	case errors.As(err, &throttled):
 		w.Header().Set("Retry-After", strconv.Itoa(throttled.RetryAfterSeconds()))
 		writeError(w, http.StatusTooManyRequests, "too_many_attempts", throttled.Error())
@@ -320,17 +323,7 @@ func (s *Server) sessionRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := s.deps.Sessions.Refresh(r.Context(), tenant, value, "", s.addrOf(r))
 	if err != nil {
-		var seat *session.SeatError
-		switch {
-		case errors.Is(err, session.ErrInvalidGrant):
-			writeError(w, http.StatusUnauthorized, "invalid_token", refreshReason(err))
-		case errors.As(err, &seat):
-			writeJSON(w, http.StatusUnauthorized, licenseRefusal{
-				Error: "license_unavailable", Message: seat.Error(), LicenseError: string(seat.Err.Code),
-			})
-		default:
-			s.internalError(w, r, err)
-		}
+		s.sessionError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, sessionGrant{Token: g.AccessToken, ExpiresIn: g.ExpiresIn, RefreshToken: g.RefreshToken})
