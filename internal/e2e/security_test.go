@@ -511,6 +511,23 @@ func TestSecurityQueueOnLoginAndToken(t *testing.T) {
 	if a.r.Status != http.StatusOK || a.took < 300*time.Millisecond {
 		t.Fatalf("queued client_credentials grant: %d after %v: %s", a.r.Status, a.took, a.r.Body)
 	}
+	// And an authorization code's exchange: the code stays unused while it waits.
+	client, _, _ := oaTokens(t, a.r)
+	code := oaCode(t, nil, base, "sec", "alice", "alice-pw", "Therefore_User")
+	exchange := func(queue string) response {
+		return postForm(t, base+"/oauth2/token?tenant=sec", url.Values{
+			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {oaTFRedirect}, "queue": {queue},
+		}, map[string]string{"Authorization": oaBasic("tf-app", "tf-secret")})
+	}
+	if r := exchange("0"); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "licenseQuotaExceeded") {
+		t.Fatalf("code exchange without a free seat: %d %s", r.Status, r.Body)
+	}
+	ch = wait(func() response { return exchange("5000") })
+	logoutSoon(client)
+	a = <-ch
+	if a.r.Status != http.StatusOK || a.took < 300*time.Millisecond {
+		t.Fatalf("queued code exchange: %d after %v: %s", a.r.Status, a.took, a.r.Body)
+	}
 	// A bad value is a 400.
 	sessWant(t, "bad queue", sessLogin(t, base, "alice", "alice-pw", nil, map[string]any{"queue": -1}), http.StatusBadRequest)
 }

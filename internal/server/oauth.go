@@ -82,12 +82,9 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenan
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "device is too long")
 		return
 	}
-	var queue time.Duration
-	if v := form.Get("queue"); v != "" {
-		if queue, err = parseQueue(v); err != nil {
-			writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
-			return
-		}
+	queue, ok := formQueue(w, form)
+	if !ok {
+		return
 	}
 	g, err := s.deps.Sessions.ClientCredentialsQueued(r.Context(), tenant, client, scopes, device, s.addrOf(r), queue)
 	if err != nil {
@@ -97,6 +94,20 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tenan
 	s.writeGrant(w, g)
 }
 
+// formQueue reads the token endpoint's optional `queue` (milliseconds to wait for a seat).
+func formQueue(w http.ResponseWriter, form url.Values) (time.Duration, bool) {
+	v := form.Get("queue")
+	if v == "" {
+		return 0, true
+	}
+	queue, err := parseQueue(v)
+	if err != nil {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return 0, false
+	}
+	return queue, true
+}
+
 // grantAuthorizationCode redeems a code (RFC 6749 §4.1.3, RFC 7636 §4.5): the seat is taken now.
 func (s *Server) grantAuthorizationCode(w http.ResponseWriter, r *http.Request, tenant string, client *domain.Client, form url.Values) {
 	code := form.Get("code")
@@ -104,9 +115,13 @@ func (s *Server) grantAuthorizationCode(w http.ResponseWriter, r *http.Request, 
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "code is required")
 		return
 	}
+	queue, ok := formQueue(w, form)
+	if !ok {
+		return
+	}
 	g, err := s.deps.Sessions.ExchangeCode(r.Context(), tenant, client, session.CodeExchange{
 		Code: code, RedirectURI: form.Get("redirect_uri"), Verifier: form.Get("code_verifier"),
-		ClientIP: s.addrOf(r),
+		ClientIP: s.addrOf(r), Queue: queue,
 	})
 	if err != nil {
 		s.grantError(w, r, err)

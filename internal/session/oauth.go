@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
 )
 
@@ -134,6 +135,9 @@ type CodeExchange struct {
 	RedirectURI string
 	Verifier    string // PKCE code_verifier
 	ClientIP    netip.Addr
+	// Queue is how long to wait for a seat, first come first served, when none is free
+	// (queue= on the token endpoint). The code stays unused while it waits.
+	Queue time.Duration
 }
 
 // ExchangeCode redeems an authorization code for client (already authenticated by the
@@ -154,101 +158,126 @@ func (m *Manager) ExchangeCode(ctx context.Context, tenant string, client *domai
 	var g *Grant
 	var reused bool
 	var ended string
-	for attempt := 1; ; attempt++ {
-		err = m.update(ctx, func(tx store.Tx) error {
-			g, reused, ended = nil, false, ""
-			now := tx.Now()
-			t, err := tx.GetToken(ctx, hash)
-			if errors.Is(err, domain.ErrNotFound) {
-				used, sid, err := m.revokeCodeSession(ctx, tx, snap, tenant, hash)
-				reused, ended = used, sid
-				if err != nil || used {
+	var opened *domain.Session // the session the code opens: its seat is the one queued for
+	exchange := func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := m.update(ctx, func(tx store.Tx) error {
+				g, reused, ended = nil, false, ""
+				now := tx.Now()
+				t, err := tx.GetToken(ctx, hash)
+				if errors.Is(err, domain.ErrNotFound) {
+					used, sid, err := m.revokeCodeSession(ctx, tx, snap, tenant, hash)
+					reused, ended = used, sid
+					if err != nil || used {
+						return err
+					}
+					return invalidGrant("unknown or expired authorization code")
+				} else if err != nil {
 					return err
 				}
-				return invalidGrant("unknown or expired authorization code")
-			} else if err != nil {
-				return err
-			}
-			if t.Kind != domain.TokenCode || t.Tenant != tenant || !now.Before(t.ExpiresAt) {
-				return invalidGrant("unknown or expired authorization code")
-			}
-			if t.ClientID != client.ClientID {
-				return invalidGrant("the authorization code was issued to another client")
-			}
-			var data codeData
-			if err := decodeData(t.Data, &data); err != nil {
-				return fmt.Errorf("code data: %w", err)
-			}
-			if (data.RedirectGiven || redirectURI != "") && redirectURI != data.RedirectURI {
-				return invalidGrant("redirect_uri does not match the one of the authorization request")
-			}
-			if err := checkPKCE(client, data, verifier); err != nil {
-				return err
-			}
-			if u := snap.Users[t.User]; u == nil || !u.Enabled {
-				return invalidGrant("the user is unknown or disabled")
-			}
-			if ok, err := tx.DeleteToken(ctx, hash); err != nil {
-				return err
-			} else if !ok {
-				return errRaced
-			}
+				if t.Kind != domain.TokenCode || t.Tenant != tenant || !now.Before(t.ExpiresAt) {
+					return invalidGrant("unknown or expired authorization code")
+				}
+				if t.ClientID != client.ClientID {
+					return invalidGrant("the authorization code was issued to another client")
+				}
+				var data codeData
+				if err := decodeData(t.Data, &data); err != nil {
+					return fmt.Errorf("code data: %w", err)
+				}
+				if (data.RedirectGiven || redirectURI != "") && redirectURI != data.RedirectURI {
+					return invalidGrant("redirect_uri does not match the one of the authorization request")
+				}
+				if err := checkPKCE(client, data, verifier); err != nil {
+					return err
+				}
+				if u := snap.Users[t.User]; u == nil || !u.Enabled {
+					return invalidGrant("the user is unknown or disabled")
+				}
+				if ok, err := tx.DeleteToken(ctx, hash); err != nil {
+					return err
+				} else if !ok {
+					return errRaced
+				}
 
-			withRefresh := slices.Contains(t.Scopes, ScopeOffline)
-			s := &domain.Session{
-				ID: NewID(), Tenant: tenant, Kind: domain.SessionAuthorizationCode,
-				User: t.User, Client: client.ClientID, Device: data.Device, Scopes: t.Scopes,
-				CreatedAt: now, LastUsedAt: now, Refreshable: withRefresh,
-			}
-			if s.Device == "" {
-				s.Device = NewID()
-			}
-			if policy.MaxLifetime > 0 {
-				s.HardExpiry = now.Add(policy.MaxLifetime.D())
-			}
-			s.ExpiresAt = deadline(policy, s, withRefresh, now)
-			if err := m.checkSessionLimit(ctx, tx, snap, s.User, now); err != nil {
-				return err
-			}
-			if err := m.takeSeat(ctx, tx, snap, s, x.ClientIP, nil); err != nil {
-				return err
-			}
-			if err := tx.InsertSession(ctx, s); err != nil {
-				return err
-			}
-			g, err = m.issuePair(ctx, tx, snap, s, NewID(), client.ClientID, t.Scopes, withRefresh, now)
-			if err != nil {
-				return err
-			}
-			// Remember the code as used for its remaining life, so that a replay can be
-			// detected and can end what it opened.
-			data.Session = s.ID
-			raw, err := json.Marshal(data)
-			if err != nil {
-				return err
-			}
-			return tx.InsertToken(ctx, &domain.Token{
-				Hash: usedCodeKey(hash), Tenant: tenant, Kind: domain.TokenCode, ClientID: t.ClientID, User: t.User,
-				Scopes: t.Scopes, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Data: raw,
+				withRefresh := slices.Contains(t.Scopes, ScopeOffline)
+				s := &domain.Session{
+					ID: NewID(), Tenant: tenant, Kind: domain.SessionAuthorizationCode,
+					User: t.User, Client: client.ClientID, Device: data.Device, Scopes: t.Scopes,
+					CreatedAt: now, LastUsedAt: now, Refreshable: withRefresh,
+				}
+				if s.Device == "" {
+					s.Device = NewID()
+				}
+				if policy.MaxLifetime > 0 {
+					s.HardExpiry = now.Add(policy.MaxLifetime.D())
+				}
+				s.ExpiresAt = deadline(policy, s, withRefresh, now)
+				if err := m.checkSessionLimit(ctx, tx, snap, s.User, now); err != nil {
+					return err
+				}
+				opened = s
+				if err := m.takeSeat(ctx, tx, snap, s, x.ClientIP, nil); err != nil {
+					return err
+				}
+				if err := tx.InsertSession(ctx, s); err != nil {
+					return err
+				}
+				g, err = m.issuePair(ctx, tx, snap, s, NewID(), client.ClientID, t.Scopes, withRefresh, now)
+				if err != nil {
+					return err
+				}
+				// Remember the code as used for its remaining life, so that a replay can be
+				// detected and can end what it opened.
+				data.Session = s.ID
+				raw, err := json.Marshal(data)
+				if err != nil {
+					return err
+				}
+				return tx.InsertToken(ctx, &domain.Token{
+					Hash: usedCodeKey(hash), Tenant: tenant, Kind: domain.TokenCode, ClientID: t.ClientID, User: t.User,
+					Scopes: t.Scopes, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, Data: raw,
+				})
 			})
-		})
-		if errors.Is(err, errRaced) && attempt < raceAttempts {
-			continue
+			if errors.Is(err, errRaced) && attempt < raceAttempts {
+				continue
+			}
+			if errors.Is(err, errRaced) {
+				err = invalidGrant("the authorization code was used concurrently")
+			}
+			if err == nil && ended != "" {
+				m.ended(tenant, ended)
+			}
+			if err == nil && reused {
+				err = invalidGrant("the authorization code was already used; the tokens it issued are revoked")
+			}
+			return err
 		}
-		if errors.Is(err, errRaced) {
-			err = invalidGrant("the authorization code was used concurrently")
+	}
+	if x.Queue <= 0 {
+		if err := exchange(ctx); err != nil {
+			return nil, err
 		}
-		if err == nil && ended != "" {
-			m.ended(tenant, ended)
-		}
-		if err == nil && reused {
-			err = invalidGrant("the authorization code was already used; the tokens it issued are revoked")
-		}
+		return g, nil
+	}
+	qctx := engine.WithQueuedSeat(ctx)
+	err = exchange(qctx)
+	if opened == nil { // refused before its seat was tried: nothing to wait for
 		if err != nil {
 			return nil, err
 		}
 		return g, nil
 	}
+	seat := engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, opened), Device: opened.Device, ClientIP: x.ClientIP}
+	if err := m.eng.WaitSessionSeat(qctx, seat, x.Queue, err, exchange); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		// The client went away while it waited: it holds no seat.
+		_, _ = m.End(context.WithoutCancel(ctx), tenant, g.Session.ID, false)
+		return nil, ctx.Err()
+	}
+	return g, nil
 }
 
 // revokeCodeSession handles a code that is no longer live: when it was used (and is still
