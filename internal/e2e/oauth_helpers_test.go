@@ -48,7 +48,7 @@ tenants:
         grant_types: [client_credentials]
         scopes: [view]
     products: [{name: PlatformService}]
-    models: [{name: seat, anchors: [user, hw], linger: 2s}]
+    models: [{name: seat, anchors: [user, hw], linger: 30s}] # long enough that a loaded machine cannot outwait it
     licenses: [{id: lic-x, product: PlatformService, model: seat, seats: 1, owner: {organization: org-x}}]
   - name: ty
     session: {item: PlatformService}

@@ -18,7 +18,7 @@ documents: "{{DIR}}/documents"
 tenants:
   - name: acme
     default: true
-    session: {item: PlatformService, idle_timeout: 2s}
+    session: {item: PlatformService, idle_timeout: 4s}
     organizations: [{id: org-1}]
     users: [{username: alice, password: alice-pw, organization: org-1}]
     clients: [{client_id: app, client_secret: s3cret, user: alice}]
@@ -28,15 +28,16 @@ tenants:
 `
 	ts := start(t, strings.Replace(cfg, "RANGE", "127.0.0.0/8", 1))
 	tok := ccToken(t, ts.URL, "app", "s3cret", "")
-	// Past 80 % of the 2 s idle window a use extends the session and renews its seat.
-	time.Sleep(1700 * time.Millisecond)
+	// Past 80 % of the 4 s idle window a use extends the session and renews its seat
+	// (0.6 s of margin either side for a loaded machine).
+	time.Sleep(3400 * time.Millisecond)
 	if r := get(t, ts.URL+"/entitlements/licenses", tok); r.Status != http.StatusOK {
 		t.Fatalf("use after the refresh point: %d %s", r.Status, r.Body)
 	}
 	// The extension was written: a second access token of the session (client credentials
 	// rejoin) outlives the first session deadline.
 	tok2 := ccToken(t, ts.URL, "app", "s3cret", "")
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1000 * time.Millisecond)
 	if r := get(t, ts.URL+"/entitlements/licenses", tok2); r.Status != http.StatusOK {
 		t.Fatalf("after the first deadline: %d %s", r.Status, r.Body)
 	}
