@@ -292,21 +292,40 @@ func TestLoopRetries(t *testing.T) {
 	}
 }
 
-// TestInteractiveLoopNeverLogsIn: with an interactive Login and no refresh token the loop
-// waits for a request's 401 rather than asking the user.
+// TestInteractiveLoopNeverLogsIn: with an interactive Login, the loop refreshes but never
+// logs in, neither without a refresh token nor after a failed refresh: a request's 401
+// does.
 func TestInteractiveLoopNeverLogsIn(t *testing.T) {
-	v := newVendor(t, 100*time.Millisecond)
-	cfg := v.config()
-	cfg.Interactive = true
-	cfg.Refresh = nil
-	k := start(t, cfg)
-	time.Sleep(400 * time.Millisecond)
-	if logins, _ := v.counts(); logins != 1 {
-		t.Fatalf("logins %d, want 1", logins)
-	}
-	v.revoke()
-	if code, tok := get(t, k, v.srv.URL); code != 200 || tok != "a2" {
-		t.Fatalf("after a 401: %d %q, want 200 a2", code, tok)
+	for _, tc := range []struct {
+		name       string
+		noRefresh  bool
+		refreshErr error
+	}{
+		{name: "no refresh token", noRefresh: true},
+		{name: "failed refresh", refreshErr: errors.New("refused")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVendor(t, 100*time.Millisecond)
+			v.refreshErr = tc.refreshErr
+			cfg := v.config()
+			cfg.Interactive = true
+			if tc.noRefresh {
+				cfg.Refresh = nil
+			}
+			k := start(t, cfg)
+			time.Sleep(400 * time.Millisecond)
+			if logins, _ := v.counts(); logins != 1 {
+				t.Fatalf("logins %d, want 1", logins)
+			}
+			v.revoke()
+			code, tok := get(t, k, v.srv.URL)
+			v.mu.Lock()
+			logins, last := v.logins, fmt.Sprintf("a%d", v.n)
+			v.mu.Unlock()
+			if code != 200 || tok != last || logins != 2 {
+				t.Fatalf("after a 401: %d with %q, %d logins; want 200 with %s, 2 logins", code, tok, logins, last)
+			}
+		})
 	}
 }
 
@@ -362,8 +381,15 @@ func TestCloseDuringRenewal(t *testing.T) {
 		got <- resp.StatusCode
 	}()
 	<-inRefresh
-	if err := k.Close(context.Background()); err != nil {
-		t.Fatal(err)
+	closed := make(chan error, 1)
+	go func() { closed <- k.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waits for the renewal under way instead of cancelling it")
 	}
 	if code := <-got; code != http.StatusUnauthorized {
 		t.Errorf("the request whose renewal Close cancelled got %d, want its 401", code)
