@@ -183,8 +183,9 @@ func (k *Keeper) keep() {
 		case <-k.ctx.Done():
 			t.Stop()
 			return
-		case <-k.wake:
+		case <-k.wake: // new tokens: no more reason to back off
 			t.Stop()
+			backoff = 0
 			continue
 		case <-timer:
 		}

@@ -239,10 +239,10 @@ func TestLoopRenewsBeforeExpiry(t *testing.T) {
 		name     string
 		life     time.Duration
 		max      time.Duration
-		min, due time.Duration // the first refresh comes between min and due after login
+		min, due time.Duration // the first refresh comes between min and due (expiry) after login
 	}{
-		{name: "80 % of life", life: 500 * time.Millisecond, min: 300 * time.Millisecond, due: 500 * time.Millisecond},
-		{name: "MaxInterval", life: time.Hour, max: 300 * time.Millisecond, min: 200 * time.Millisecond, due: 500 * time.Millisecond},
+		{name: "80 % of life", life: 2 * time.Second, min: 1200 * time.Millisecond, due: 2 * time.Second},
+		{name: "MaxInterval", life: time.Hour, max: time.Second, min: 800 * time.Millisecond, due: 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVendor(t, tc.life)
