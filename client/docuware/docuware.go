@@ -134,6 +134,8 @@ func (s *Session) BrowserID() string {
 
 // Close makes a new login token (Session.LoginToken) and logs off: the license is free
 // for others once the platform's linger has passed, and the token reclaims it meanwhile.
+// A logon under way (a call that found the session lost) ends first, so that it is the
+// session logged off, and none starts after.
 func (s *Session) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -142,6 +144,8 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.logonMu.Lock()
+	defer s.logonMu.Unlock()
 	tokErr := s.newLoginToken(ctx)
 	resp, err := s.post(ctx, "/Account/LogOff", "", nil)
 	if err == nil {
@@ -184,11 +188,15 @@ func (s *Session) send(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// logon logs on unless another goroutine did since generation seen.
+// logon logs on unless another goroutine did since generation seen, or Close began.
 func (s *Session) logon(ctx context.Context, seen int) error {
 	s.logonMu.Lock()
 	defer s.logonMu.Unlock()
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	if s.gen != seen {
 		s.mu.Unlock()
 		return nil

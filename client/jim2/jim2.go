@@ -21,10 +21,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/leasehold/leasehold/client/internal/httpx"
+	"github.com/leasehold/leasehold/client/internal/keeper"
 )
 
 // Config says where the server is and which client logs in.
@@ -63,20 +63,8 @@ type Session struct {
 	cfg    Config
 	root   string // BaseURL/Database
 	next   http.RoundTripper
-	idle   func()
+	keeper *keeper.Keeper
 	client *http.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	renewMu sync.Mutex
-	mu      sync.Mutex
-	access  string
-	refresh string
-	expiry  time.Time
-	life    time.Duration
-	closed  bool
-	wake    chan struct{}
 }
 
 // New takes the session's first token and starts keeping it fresh.
@@ -85,15 +73,28 @@ func New(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, errors.New("jim2: BaseURL, Database and ClientID are required")
 	}
 	next, idle := httpx.Base(cfg.Transport)
-	s := &Session{cfg: cfg, next: next, idle: idle, done: make(chan struct{}), wake: make(chan struct{}, 1),
-		root: strings.TrimRight(cfg.BaseURL, "/") + "/" + url.PathEscape(cfg.Database)}
-	s.client = &http.Client{Transport: (*transport)(s)}
-	if err := s.token(ctx, url.Values{"grant_type": {"client_credentials"}}); err != nil {
-		idle()
+	s := &Session{cfg: cfg, next: next, root: strings.TrimRight(cfg.BaseURL, "/") + "/" + url.PathEscape(cfg.Database)}
+	var err error
+	s.keeper, err = keeper.New(ctx, keeper.Config{
+		Login: func(ctx context.Context) (keeper.Tokens, error) {
+			return s.token(ctx, url.Values{"grant_type": {"client_credentials"}})
+		},
+		Refresh: func(ctx context.Context, rt string) (keeper.Tokens, error) {
+			return s.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
+		},
+		// A refused licence stays refused: client credentials would only ask again.
+		Final: func(err error) bool { var le *LicenseError; return errors.As(err, &le) },
+		Logoff: func(ctx context.Context, tok string) error {
+			return httpx.LogOff(ctx, next, http.MethodPost, s.root+"/logoff", tok, "jim2: logoff")
+		},
+		// The refresh token's window (20 minutes, sliding) may be shorter than expires_in.
+		DefaultLife: 20 * time.Minute, MaxInterval: 10 * time.Minute,
+		Next: next, CloseIdle: idle, ErrClosed: ErrClosed,
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.keep()
+	s.client = &http.Client{Transport: s.keeper}
 	return s, nil
 }
 
@@ -101,43 +102,13 @@ func New(ctx context.Context, cfg Config) (*Session, error) {
 func (s *Session) HTTPClient() *http.Client { return s.client }
 
 // AccessToken returns the current access token (it changes at every refresh).
-func (s *Session) AccessToken() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.access
-}
+func (s *Session) AccessToken() string { return s.keeper.AccessToken() }
 
 // Close logs off (the licence is released) and stops the background refresh.
-func (s *Session) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	tok := s.access
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-	defer s.idle()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.root+"/logoff", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := s.next.RoundTrip(req)
-	if err != nil {
-		return fmt.Errorf("jim2: logoff: %w", err)
-	}
-	b := httpx.ReadBody(resp)
-	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("jim2: logoff: HTTP %d: %s", resp.StatusCode, httpx.Snippet(b))
-	}
-	return nil
-}
+func (s *Session) Close(ctx context.Context) error { return s.keeper.Close(ctx) }
 
-// token asks /token for a grant and installs it.
-func (s *Session) token(ctx context.Context, form url.Values) error {
+// token asks /token for a grant and reads the tokens it answers.
+func (s *Session) token(ctx context.Context, form url.Values) (keeper.Tokens, error) {
 	if s.cfg.Scope != "" {
 		form.Set("scope", s.cfg.Scope)
 	}
@@ -146,14 +117,14 @@ func (s *Session) token(ctx context.Context, form url.Values) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.root+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
-		return err
+		return keeper.Tokens{}, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(s.cfg.ClientID, s.cfg.ClientSecret)
 	resp, err := s.next.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("jim2: token: %w", err)
+		return keeper.Tokens{}, fmt.Errorf("jim2: token: %w", err)
 	}
 	b := httpx.ReadBody(resp)
 	var r struct {
@@ -168,87 +139,9 @@ func (s *Session) token(ctx context.Context, form url.Values) error {
 	switch {
 	case resp.StatusCode == http.StatusOK && r.AccessToken != "":
 	case r.LicenseError != "" || (resp.StatusCode == http.StatusForbidden && r.Error == "access_denied"):
-		return &LicenseError{Code: r.LicenseError, Message: r.Description}
+		return keeper.Tokens{}, &LicenseError{Code: r.LicenseError, Message: r.Description}
 	default:
-		return fmt.Errorf("jim2: token: HTTP %d: %s", resp.StatusCode, httpx.Snippet(b))
+		return keeper.Tokens{}, fmt.Errorf("jim2: token: HTTP %d: %s", resp.StatusCode, httpx.Snippet(b))
 	}
-	life := time.Duration(r.ExpiresIn) * time.Second
-	if life <= 0 {
-		life = 20 * time.Minute
-	}
-	s.mu.Lock()
-	s.access, s.refresh, s.life, s.expiry = r.AccessToken, r.RefreshToken, life, time.Now().Add(life)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// renew refreshes the tokens (client credentials when there is no refresh token or it is
-// refused), unless the access token stale was replaced meanwhile.
-func (s *Session) renew(ctx context.Context, stale string) error {
-	s.renewMu.Lock()
-	defer s.renewMu.Unlock()
-	s.mu.Lock()
-	cur, rt := s.access, s.refresh
-	s.mu.Unlock()
-	if stale != "" && cur != stale {
-		return nil
-	}
-	if rt != "" {
-		err := s.token(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}})
-		var le *LicenseError
-		if err == nil || errors.As(err, &le) || ctx.Err() != nil {
-			return err
-		}
-	}
-	return s.token(ctx, url.Values{"grant_type": {"client_credentials"}})
-}
-
-// keep refreshes at 80 % of expires_in.
-func (s *Session) keep() {
-	defer close(s.done)
-	backoff := time.Duration(0)
-	for {
-		s.mu.Lock()
-		wait := time.Until(s.expiry.Add(-s.life / 5))
-		// The refresh token's window (20 minutes) may be shorter than expires_in.
-		if capped := time.Until(s.expiry.Add(-s.life).Add(10 * time.Minute)); capped < wait {
-			wait = capped
-		}
-		s.mu.Unlock()
-		if backoff > 0 {
-			wait = backoff
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			t.Stop()
-			continue
-		case <-t.C:
-		}
-		if err := s.renew(s.ctx, ""); err != nil {
-			backoff = httpx.Backoff(backoff, 30*time.Second)
-			continue
-		}
-		backoff = 0
-	}
-}
-
-type transport Session
-
-// RoundTrip sends req with the access token; a 401 renews the session and replays req
-// once (when its body can be replayed).
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := (*Session)(t)
-	return httpx.BearerRoundTrip(s.next, req, ErrClosed, func() (string, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.access, s.closed
-	}, s.renew)
+	return keeper.Tokens{Access: r.AccessToken, Refresh: r.RefreshToken, Life: time.Duration(r.ExpiresIn) * time.Second}, nil
 }

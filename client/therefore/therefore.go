@@ -25,12 +25,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/leasehold/leasehold/client/internal/httpx"
+	"github.com/leasehold/leasehold/client/internal/keeper"
 )
 
 // Config says where the OAuth server is, which client signs in and how the user is shown
@@ -70,20 +70,9 @@ var ErrClosed = errors.New("therefore: session closed")
 type Session struct {
 	cfg    Config
 	conf   *oauth2.Config
-	next   http.RoundTripper
-	idle   func()
 	hc     *http.Client // for the token endpoint
+	keeper *keeper.Keeper
 	client *http.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	renewMu sync.Mutex
-	mu      sync.Mutex
-	tok     *oauth2.Token
-	life    time.Duration
-	closed  bool
-	wake    chan struct{}
 }
 
 // New has the user sign in (authorization code with PKCE) and starts keeping the session
@@ -106,32 +95,42 @@ func New(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	next, idle := httpx.Base(cfg.Transport)
 	s := &Session{
-		cfg: cfg, next: next, idle: idle, done: make(chan struct{}), wake: make(chan struct{}, 1),
+		cfg: cfg, hc: &http.Client{Transport: next},
 		conf: &oauth2.Config{
 			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL, Scopes: cfg.Scopes,
 			Endpoint: oauth2.Endpoint{AuthURL: base + "/OAuth/Authorize" + q, TokenURL: base + "/OAuth/Token" + q, AuthStyle: style},
 		},
 	}
-	s.hc = &http.Client{Transport: next}
-	s.client = &http.Client{Transport: (*transport)(s)}
-	if err := s.authorize(ctx); err != nil {
-		idle()
+	kc := keeper.Config{
+		// Signing in again needs the user: only a call's 401 leads to it (never the
+		// background refresh), and only when the refresh was refused (a RetrieveError),
+		// not when it could not be sent.
+		Login: s.authorize, Interactive: true, Refresh: s.refresh,
+		Final:       func(err error) bool { var re *oauth2.RetrieveError; return !errors.As(err, &re) },
+		DefaultLife: 20 * time.Minute, Next: next, CloseIdle: idle, ErrClosed: ErrClosed,
+	}
+	if cfg.LogoffURL != "" {
+		kc.Logoff = func(ctx context.Context, tok string) error {
+			return httpx.LogOff(ctx, next, http.MethodPost, cfg.LogoffURL, tok, "therefore: logoff")
+		}
+	}
+	var err error
+	if s.keeper, err = keeper.New(ctx, kc); err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.keep()
+	s.client = &http.Client{Transport: s.keeper}
 	return s, nil
 }
 
 // authorize runs the authorization code grant with PKCE.
-func (s *Session) authorize(ctx context.Context) error {
+func (s *Session) authorize(ctx context.Context) (keeper.Tokens, error) {
 	ru, err := url.Parse(s.cfg.RedirectURL)
 	if err != nil || ru.Host == "" {
-		return fmt.Errorf("therefore: RedirectURL %q is not an absolute URL", s.cfg.RedirectURL)
+		return keeper.Tokens{}, fmt.Errorf("therefore: RedirectURL %q is not an absolute URL", s.cfg.RedirectURL)
 	}
 	ln, err := net.Listen("tcp", ru.Host)
 	if err != nil {
-		return fmt.Errorf("therefore: listening for the redirect on %s: %w", ru.Host, err)
+		return keeper.Tokens{}, fmt.Errorf("therefore: listening for the redirect on %s: %w", ru.Host, err)
 	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
@@ -188,159 +187,48 @@ func (s *Session) authorize(ctx context.Context) error {
 
 	authURL := s.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
 	if err := s.cfg.OpenBrowser(ctx, authURL); err != nil {
-		return fmt.Errorf("therefore: opening the sign-in page: %w", err)
+		return keeper.Tokens{}, fmt.Errorf("therefore: opening the sign-in page: %w", err)
 	}
 	var res result
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return keeper.Tokens{}, ctx.Err()
 	case res = <-got:
 	}
 	if res.err != nil {
-		return res.err
+		return keeper.Tokens{}, res.err
 	}
 	tok, err := s.conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, s.hc), res.code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return fmt.Errorf("therefore: code exchange: %w", err)
+		return keeper.Tokens{}, fmt.Errorf("therefore: code exchange: %w", err)
 	}
-	s.install(tok)
-	return nil
+	return tokens(tok), nil
 }
 
-func (s *Session) install(tok *oauth2.Token) {
-	life := time.Until(tok.Expiry)
-	if tok.Expiry.IsZero() || life <= 0 {
-		life = 20 * time.Minute
-		tok.Expiry = time.Now().Add(life)
+// refresh takes new tokens with the refresh token rt (refresh_token grant).
+func (s *Session) refresh(ctx context.Context, rt string) (keeper.Tokens, error) {
+	// An expired copy makes the token source refresh now.
+	old := &oauth2.Token{RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)}
+	tok, err := s.conf.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, s.hc), old).Token()
+	if err != nil {
+		return keeper.Tokens{}, err
 	}
-	s.mu.Lock()
-	if tok.RefreshToken == "" && s.tok != nil {
-		tok.RefreshToken = s.tok.RefreshToken
+	return tokens(tok), nil
+}
+
+func tokens(tok *oauth2.Token) keeper.Tokens {
+	t := keeper.Tokens{Access: tok.AccessToken, Refresh: tok.RefreshToken}
+	if !tok.Expiry.IsZero() {
+		t.Life = time.Until(tok.Expiry)
 	}
-	s.tok, s.life = tok, life
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	return t
 }
 
 // HTTPClient returns the client to call the API with.
 func (s *Session) HTTPClient() *http.Client { return s.client }
 
 // AccessToken returns the current access token (it changes at every refresh).
-func (s *Session) AccessToken() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tok.AccessToken
-}
-
-// renew refreshes the token (refresh_token grant); when that is refused, and interactive
-// is set, the user signs in again. Nothing is done when the access token stale was
-// replaced meanwhile.
-func (s *Session) renew(ctx context.Context, stale string, interactive bool) error {
-	s.renewMu.Lock()
-	defer s.renewMu.Unlock()
-	s.mu.Lock()
-	cur := *s.tok
-	s.mu.Unlock()
-	if stale != "" && cur.AccessToken != stale {
-		return nil
-	}
-	var err error
-	if cur.RefreshToken != "" {
-		// An expired copy makes the token source refresh now.
-		old := &oauth2.Token{RefreshToken: cur.RefreshToken, Expiry: time.Now().Add(-time.Hour)}
-		var tok *oauth2.Token
-		tok, err = s.conf.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, s.hc), old).Token()
-		if err == nil {
-			s.install(tok)
-			return nil
-		}
-	} else {
-		err = errors.New("therefore: no refresh token (ask for offline_access)")
-	}
-	var re *oauth2.RetrieveError
-	if interactive && (cur.RefreshToken == "" || errors.As(err, &re)) {
-		return s.authorize(ctx)
-	}
-	return err
-}
-
-// keep refreshes at 80 % of expires_in.
-func (s *Session) keep() {
-	defer close(s.done)
-	backoff := time.Duration(0)
-	for {
-		s.mu.Lock()
-		wait := time.Until(s.tok.Expiry.Add(-s.life / 5))
-		noRefresh := s.tok.RefreshToken == ""
-		s.mu.Unlock()
-		if backoff > 0 {
-			wait = backoff
-		}
-		if noRefresh {
-			wait = time.Duration(1<<62 - 1) // nothing to do until a 401
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			t.Stop()
-			continue
-		case <-t.C:
-		}
-		if err := s.renew(s.ctx, "", false); err != nil {
-			backoff = httpx.Backoff(backoff, 30*time.Second)
-			continue
-		}
-		backoff = 0
-	}
-}
+func (s *Session) AccessToken() string { return s.keeper.AccessToken() }
 
 // Close ends the session (Config.LogoffURL) and stops the background refresh.
-func (s *Session) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	tok := s.tok.AccessToken
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-	defer s.idle()
-	if s.cfg.LogoffURL == "" {
-		return nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.LogoffURL, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := s.next.RoundTrip(req)
-	if err != nil {
-		return fmt.Errorf("therefore: logoff: %w", err)
-	}
-	b := httpx.ReadBody(resp)
-	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("therefore: logoff: HTTP %d: %s", resp.StatusCode, httpx.Snippet(b))
-	}
-	return nil
-}
-
-type transport Session
-
-// RoundTrip sends req with the access token; a 401 refreshes the token (or has the user
-// sign in again) and replays req once (when its body can be replayed).
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := (*Session)(t)
-	return httpx.BearerRoundTrip(s.next, req, ErrClosed, func() (string, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.tok.AccessToken, s.closed
-	}, func(ctx context.Context, stale string) error { return s.renew(ctx, stale, true) })
-}
+func (s *Session) Close(ctx context.Context) error { return s.keeper.Close(ctx) }

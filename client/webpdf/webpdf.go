@@ -23,10 +23,10 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/leasehold/leasehold/client/internal/httpx"
+	"github.com/leasehold/leasehold/client/internal/keeper"
 )
 
 // Config says where webPDF is and who logs in.
@@ -60,20 +60,8 @@ type Session struct {
 	authU  *url.URL
 	jar    *cookiejar.Jar
 	next   http.RoundTripper
-	idle   func()
+	keeper *keeper.Keeper
 	client *http.Client
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	renewMu sync.Mutex
-	mu      sync.Mutex
-	access  string
-	refresh string
-	expiry  time.Time
-	life    time.Duration
-	closed  bool
-	wake    chan struct{}
 }
 
 // New logs in and starts keeping the session alive.
@@ -88,15 +76,18 @@ func New(ctx context.Context, cfg Config) (*Session, error) {
 		jar.SetCookies(u, []*http.Cookie{{Name: "lh_device", Value: cfg.Device, Path: "/"}})
 	}
 	next, idle := httpx.Base(cfg.Transport)
-	s := &Session{cfg: cfg, auth: auth, authU: u, jar: jar, next: next, idle: idle,
-		done: make(chan struct{}), wake: make(chan struct{}, 1)}
-	s.client = &http.Client{Transport: (*transport)(s)}
-	if err := s.login(ctx); err != nil {
-		idle()
+	s := &Session{cfg: cfg, auth: auth, authU: u, jar: jar, next: next}
+	s.keeper, err = keeper.New(ctx, keeper.Config{
+		Login: s.login, Refresh: s.refreshTokens,
+		Logoff: func(ctx context.Context, tok string) error {
+			return httpx.LogOff(ctx, next, http.MethodGet, s.auth+"/logout", tok, "webpdf: logout")
+		},
+		DefaultLife: time.Hour, Next: next, CloseIdle: idle, ErrClosed: ErrClosed,
+	})
+	if err != nil {
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	go s.keep()
+	s.client = &http.Client{Transport: s.keeper}
 	return s, nil
 }
 
@@ -104,70 +95,39 @@ func New(ctx context.Context, cfg Config) (*Session, error) {
 func (s *Session) HTTPClient() *http.Client { return s.client }
 
 // AccessToken returns the current access token (it changes at every refresh).
-func (s *Session) AccessToken() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.access
-}
+func (s *Session) AccessToken() string { return s.keeper.AccessToken() }
 
 // Close logs out: the session ends, its documents are deleted, its seat is released.
-func (s *Session) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	tok := s.access
-	s.mu.Unlock()
-	s.cancel()
-	<-s.done
-	defer s.idle()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.auth+"/logout", nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.next.RoundTrip(req)
-	if err != nil {
-		return fmt.Errorf("webpdf: logout: %w", err)
-	}
-	b := httpx.ReadBody(resp)
-	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusUnauthorized {
-		return fmt.Errorf("webpdf: logout: HTTP %d: %s", resp.StatusCode, httpx.Snippet(b))
-	}
-	return nil
-}
+func (s *Session) Close(ctx context.Context) error { return s.keeper.Close(ctx) }
 
-func (s *Session) login(ctx context.Context) error {
+func (s *Session) login(ctx context.Context) (keeper.Tokens, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.auth+"/login", strings.NewReader(`{"createRefreshToken":true}`))
 	if err != nil {
-		return err
+		return keeper.Tokens{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.SetBasicAuth(s.cfg.UserName, s.cfg.Password)
 	return s.grant(req, "login")
 }
 
-func (s *Session) refreshTokens(ctx context.Context, rt string) error {
+func (s *Session) refreshTokens(ctx context.Context, rt string) (keeper.Tokens, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.auth+"/refresh", nil)
 	if err != nil {
-		return err
+		return keeper.Tokens{}, err
 	}
 	req.Header.Set("Authorization", "Bearer "+rt)
 	return s.grant(req, "refresh")
 }
 
-// grant sends a login or refresh request and installs the tokens it answers.
-func (s *Session) grant(req *http.Request, op string) error {
+// grant sends a login or refresh request and reads the tokens it answers.
+func (s *Session) grant(req *http.Request, op string) (keeper.Tokens, error) {
 	req.Header.Set("Accept", "application/json")
 	for _, c := range s.jar.Cookies(s.authU) {
 		req.AddCookie(c)
 	}
 	resp, err := s.next.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("webpdf: %s: %w", op, err)
+		return keeper.Tokens{}, fmt.Errorf("webpdf: %s: %w", op, err)
 	}
 	if rc := resp.Cookies(); len(rc) > 0 {
 		var keep []*http.Cookie
@@ -191,81 +151,9 @@ func (s *Session) grant(req *http.Request, op string) error {
 	switch {
 	case resp.StatusCode == http.StatusOK && r.Token != "":
 	case r.LicenseError != "":
-		return &LicenseError{Code: r.LicenseError, Message: r.Message}
+		return keeper.Tokens{}, &LicenseError{Code: r.LicenseError, Message: r.Message}
 	default:
-		return fmt.Errorf("webpdf: %s: HTTP %d: %s", op, resp.StatusCode, httpx.Snippet(b))
+		return keeper.Tokens{}, fmt.Errorf("webpdf: %s: HTTP %d: %s", op, resp.StatusCode, httpx.Snippet(b))
 	}
-	life := time.Duration(r.ExpiresIn) * time.Second
-	if life <= 0 {
-		life = time.Hour
-	}
-	s.mu.Lock()
-	s.access, s.refresh, s.life, s.expiry = r.Token, r.RefreshToken, life, time.Now().Add(life)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// renew extends the session with the refresh token, or logs in again when that fails,
-// unless the access token stale was replaced meanwhile.
-func (s *Session) renew(ctx context.Context, stale string) error {
-	s.renewMu.Lock()
-	defer s.renewMu.Unlock()
-	s.mu.Lock()
-	cur, rt := s.access, s.refresh
-	s.mu.Unlock()
-	if stale != "" && cur != stale {
-		return nil
-	}
-	if rt != "" {
-		if err := s.refreshTokens(ctx, rt); err == nil || ctx.Err() != nil {
-			return err
-		}
-	}
-	return s.login(ctx)
-}
-
-// keep extends the session at 80 % of expiresIn.
-func (s *Session) keep() {
-	defer close(s.done)
-	backoff := time.Duration(0)
-	for {
-		s.mu.Lock()
-		wait := time.Until(s.expiry.Add(-s.life / 5))
-		s.mu.Unlock()
-		if backoff > 0 {
-			wait = backoff
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-s.ctx.Done():
-			t.Stop()
-			return
-		case <-s.wake:
-			t.Stop()
-			continue
-		case <-t.C:
-		}
-		if err := s.renew(s.ctx, ""); err != nil {
-			backoff = httpx.Backoff(backoff, 30*time.Second)
-			continue
-		}
-		backoff = 0
-	}
-}
-
-type transport Session
-
-// RoundTrip sends req with the access token; a 401 renews the session and replays req
-// once (when its body can be replayed).
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	s := (*Session)(t)
-	return httpx.BearerRoundTrip(s.next, req, ErrClosed, func() (string, bool) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.access, s.closed
-	}, s.renew)
+	return keeper.Tokens{Access: r.Token, Refresh: r.RefreshToken, Life: time.Duration(r.ExpiresIn) * time.Second}, nil
 }

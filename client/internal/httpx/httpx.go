@@ -3,6 +3,7 @@ package httpx
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -86,28 +87,23 @@ func Backoff(d, max time.Duration) time.Duration {
 	return d
 }
 
-// BearerRoundTrip is the round trip of a transport that keeps a Bearer session alive: req
-// goes out with the session's access token (token; closed refuses it with errClosed), and a
-// 401 renews the session (renew, told which token was refused) and replays req once when
-// its body can be replayed. A failed renewal answers the 401 as it came.
-func BearerRoundTrip(next http.RoundTripper, req *http.Request, errClosed error,
-	token func() (tok string, closed bool), renew func(ctx context.Context, stale string) error) (*http.Response, error) {
-	tok, closed := token()
-	if closed {
-		return nil, errClosed
+// LogOff ends a Bearer session: method url with the access token tok, through next. A 2xx
+// answer, or a 401 (the session was gone already), is success; errors start with what
+// (such as "jim2: logoff").
+func LogOff(ctx context.Context, next http.RoundTripper, method, url, tok, what string) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return err
 	}
-	retry, canRetry := Retryable(req)
-	out := req.Clone(req.Context())
-	out.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := next.RoundTrip(out)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !canRetry {
-		return resp, err
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/json")
+	resp, err := next.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := renew(req.Context(), tok); err != nil {
-		return resp, nil
+	b := ReadBody(resp)
+	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, Snippet(b))
 	}
-	Drain(resp)
-	fresh, _ := token()
-	retry.Header.Set("Authorization", "Bearer "+fresh)
-	return next.RoundTrip(retry)
+	return nil
 }
