@@ -46,6 +46,7 @@ var apiBodies = []apiBody{
 	{"Tenant", domain.Tenant{}, []string{
 		"GET /admin/v1/tenants/{tenant} 200", "POST /admin/v1/tenants 201",
 		"PUT /admin/v1/tenants/{tenant} 200", "PATCH /admin/v1/tenants/{tenant} 200",
+		"POST /admin/v1/tenants request", "PUT /admin/v1/tenants/{tenant} request", "PATCH /admin/v1/tenants/{tenant} request",
 	}},
 	{"ObjectList", objectList{}, []string{"GET /admin/v1/tenants/{tenant}/{kind} 200"}},
 	{"ApplyResult", applyResult{}, []string{"POST /admin/v1/apply 200"}},
@@ -74,11 +75,28 @@ var apiBodies = []apiBody{
 	{"DocumentList", documentList{}, []string{"GET /session/documents 200"}},
 	{"DocumentInfo", documents.Info{}, []string{"PUT /session/documents/{name} 200"}},
 	{"DwLogonResult", dwLogonResult{}, []string{"POST /DocuWare/Platform/Account/Logon 200", "POST /DocuWare/Platform/Account/TokenLogOn 200"}},
+	// The objects of /admin/v1/tenants/{tenant}/{kind}, one schema per kind: an operation
+	// several bodies claim gets their anyOf.
+	{"Organization", domain.Organization{}, objectOps},
+	{"User", domain.User{}, objectOps},
+	{"Client", domain.Client{}, objectOps},
+	{"Product", domain.Product{}, objectOps},
+	{"LicenseModel", domain.LicenseModel{}, objectOps},
+	{"License", domain.License{}, objectOps},
+	{"Gateway", domain.Gateway{}, objectOps},
 	{"SessionLoginRequest", sessionLoginRequest{}, []string{"POST /session/login request", "POST /session/token-login request"}},
 	{"SessionRefreshRequest", sessionRefreshRequest{}, []string{"POST /session/refresh request"}},
 	{"LoginTokenRequest", loginTokenRequest{}, []string{"POST /session/login-token request", "POST /DocuWare/Platform/Organizations/LoginToken request"}},
 	{"DwLogonRequest", dwLogonRequest{}, []string{"POST /DocuWare/Platform/Account/Logon request"}},
 	{"WebPDFLoginRequest", webPDFLoginRequest{}, []string{"POST /webPDF/rest/authentication/user/login request"}},
+}
+
+// objectOps are the operations whose body is one object of the kind the path names.
+var objectOps = []string{
+	"POST /admin/v1/tenants/{tenant}/{kind} request", "POST /admin/v1/tenants/{tenant}/{kind} 201",
+	"GET /admin/v1/tenants/{tenant}/{kind}/{id} 200",
+	"PUT /admin/v1/tenants/{tenant}/{kind}/{id} request", "PUT /admin/v1/tenants/{tenant}/{kind}/{id} 200",
+	"PATCH /admin/v1/tenants/{tenant}/{kind}/{id} request", "PATCH /admin/v1/tenants/{tenant}/{kind}/{id} 200",
 }
 
 // bodySchemas generates the component schemas of apiBodies.
@@ -127,9 +145,25 @@ func withBodies(t *testing.T, doc map[string]any) map[string]any {
 		}
 		return v
 	}
+	// An operation several bodies claim gets their anyOf, in apiBodies' order (not oneOf:
+	// with no required properties, a small object can match more than one kind's schema).
+	claims := map[string][]any{}
 	for _, b := range apiBodies {
-		ref := map[string]any{"$ref": g.Ref(reflect.TypeOf(b.v))}
 		for _, op := range b.ops {
+			claims[op] = append(claims[op], map[string]any{"$ref": g.Ref(reflect.TypeOf(b.v))})
+		}
+	}
+	done := map[string]bool{}
+	for _, b := range apiBodies {
+		for _, op := range b.ops {
+			if done[op] {
+				continue
+			}
+			done[op] = true
+			var ref any = claims[op][0]
+			if len(claims[op]) > 1 {
+				ref = map[string]any{"anyOf": claims[op]}
+			}
 			if name, ok := strings.CutPrefix(op, "#"); ok {
 				resp, ok := obj(comps, "responses")[name].(map[string]any)
 				if !ok {
@@ -299,6 +333,11 @@ func fill(v reflect.Value) {
 		fill(v.Index(0))
 	case reflect.Map:
 		v.Set(reflect.MakeMap(v.Type()))
+		if v.Type().Key().Kind() == reflect.String {
+			e := reflect.New(v.Type().Elem()).Elem()
+			fill(e)
+			v.SetMapIndex(reflect.ValueOf("x").Convert(v.Type().Key()), e)
+		}
 	case reflect.Interface:
 		v.Set(reflect.ValueOf(1))
 	}
