@@ -22,6 +22,8 @@ for round in $(seq 1 "$rounds"); do
     rm -rf /tmp/leasehold-bench
     env -u GOGC "${env[@]}" "$bin" serve --config "$cfg" >/tmp/leasehold-bench-ab.log 2>&1 &
     pid=$!
+    # A run that fails (set -e) must not leave its server holding the port for the next.
+    trap 'kill "$pid" 2>/dev/null || true' EXIT
     sleep 1.5
     "$bin" bench --scenario "$scenario" --duration 2s --connections 64 >/dev/null 2>&1
     t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
@@ -29,6 +31,7 @@ for round in $(seq 1 "$rounds"); do
     t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
     kill "$pid"; wait "$pid" 2>/dev/null || true
+    trap - EXIT
     ops=$(sed -n 's/.*requests *\([0-9]*\) .*/\1/p' <<<"$out" | head -1)
     okps=$(sed -n 's/.*(\([0-9]*\) ok\/s).*/\1/p' <<<"$out")
     p99=$(sed -n 's/.* p99 \([0-9.]*\).*/\1/p' <<<"$out")

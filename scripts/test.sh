@@ -3,6 +3,9 @@
 #   - the server module (go test -race ./...): unit, store conformance, end-to-end over real
 #     HTTP and real processes; the PostgreSQL store suite too when LEASEHOLD_TEST_POSTGRES
 #     names a server;
+#   - the build and the SQLite store's tests again with CGO_ENABLED=0, which uses the pure-Go driver
+#     (ncruces/go-sqlite3) instead of mattn/go-sqlite3 (README, "Building without cgo");
+#     without cgo there is no race detector;
 #   - the Go client module (client/, a module of its own, so ./... above does not enter it),
 #     against a real server binary it builds;
 #   - a short pass of every fuzz target (scripts/fuzz-smoke.sh), when present;
@@ -13,6 +16,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
 go test -race -count=1 -timeout 15m ./...
+CGO_ENABLED=0 go build ./...
+CGO_ENABLED=0 go test -count=1 -timeout 5m ./internal/store/sqlite/...
 (cd client && go test -race -count=1 -timeout 10m ./...)
 if [ -x scripts/fuzz-smoke.sh ]; then
   scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-5}"

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
 
 // Environment variables the commands read when their flag is not given.
@@ -170,6 +172,8 @@ func versionCommand(stdout io.Writer) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			currentVersion().print(stdout)
+			// Which SQLite driver: the cgo build and the CGO_ENABLED=0 one differ (README).
+			fmt.Fprintf(stdout, "sqlite:  %s\n", sqlite.Driver())
 			return nil
 		},
 	}

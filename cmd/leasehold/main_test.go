@@ -18,6 +18,10 @@ func TestVersion(t *testing.T) {
 	if code := run([]string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "leasehold ") {
 		t.Fatalf("version: %d %q %q", code, out.String(), errb.String())
 	}
+	// It names the SQLite driver the build chose (cgo or not).
+	if want := "\nsqlite:  " + sqlite.Driver() + "\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("version: %q lacks %q", out.String(), want)
+	}
 }
 
 // A bad configuration is refused with one line naming the field, a non-zero exit, and

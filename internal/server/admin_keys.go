@@ -20,5 +20,5 @@ func (s *Server) adminRotateKey(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "kid": kid})
+	writeJSON(w, http.StatusOK, keyRotated{OK: true, Kid: kid})
 }

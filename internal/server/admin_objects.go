@@ -44,7 +44,7 @@ func (s *Server) adminListTenants(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenants": list})
+	writeJSON(w, http.StatusOK, tenantList{Tenants: list})
 }
 
 func (s *Server) adminGetTenant(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +97,7 @@ func (s *Server) adminDeleteTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.deps.Catalog.Invalidate(snap.Tenant.Name)
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 func (s *Server) adminListObjects(w http.ResponseWriter, r *http.Request) {
@@ -121,7 +121,7 @@ func (s *Server) adminListObjects(w http.ResponseWriter, r *http.Request) {
 	for _, o := range objs {
 		out = append(out, publicSpec(kind, o.Spec))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{string(kind): out})
+	writeJSON(w, http.StatusOK, objectList{string(kind): out})
 }
 
 func (s *Server) adminGetObject(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +206,7 @@ func (s *Server) adminDeleteObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.deps.Catalog.Invalidate(snap.Tenant.Name)
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 // writeOp is the write a method asks for (POST, PUT or PATCH: the routes take no other).
@@ -266,5 +266,5 @@ func (s *Server) adminApply(w http.ResponseWriter, r *http.Request) {
 			s.deps.Catalog.Invalidate(t.Name())
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "dry_run": dry, "report": rep})
+	writeJSON(w, http.StatusOK, applyResult{OK: true, DryRun: dry, Report: rep})
 }

@@ -50,7 +50,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 			Scopes: x.Scopes, Seat: x.LeaseRoot != "", License: x.LeaseLicense,
 			CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	writeJSON(w, http.StatusOK, sessionList{Sessions: out})
 }
 
 // adminEndSession ends a session; its seat is freed at once (no linger).
@@ -68,7 +68,7 @@ func (s *Server) adminEndSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such session")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 type leaseView struct {
@@ -106,7 +106,7 @@ func (s *Server) adminListLeases(w http.ResponseWriter, r *http.Request) {
 			HW: l.HW, HWName: l.HWName, Process: l.Process, Version: l.Version, Mode: l.Mode,
 			IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, Overage: l.Overage, Session: l.SessionID})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"leases": out})
+	writeJSON(w, http.StatusOK, leaseList{Leases: out})
 }
 
 // adminEndLease frees a lease's seat at once — except an offline checkout without
@@ -126,9 +126,9 @@ func (s *Server) adminEndLease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such lease")
 		return
 	}
-	out := map[string]any{"ok": true, "freed": res.Freed}
+	out := leaseEnded{OK: true, Freed: res.Freed}
 	if !res.Freed {
-		out["counts_until"] = res.CountsUntil
+		out.CountsUntil = &res.CountsUntil
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -148,5 +148,5 @@ func (s *Server) adminResetLock(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "locks_removed": n})
+	writeJSON(w, http.StatusOK, locksRemoved{OK: true, LocksRemoved: n})
 }

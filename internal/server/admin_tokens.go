@@ -40,7 +40,7 @@ func (s *Server) adminListLoginTokens(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"login_tokens": out})
+	writeJSON(w, http.StatusOK, loginTokenList{LoginTokens: out})
 }
 
 // adminRevokeLoginTokens revokes one login token (by id) or all of a user's.
@@ -76,7 +76,7 @@ func (s *Server) adminRevokeLoginTokens(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusNotFound, "not_found", "no such login token")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "revoked": n})
+	writeJSON(w, http.StatusOK, tokensRevoked{OK: true, Revoked: n})
 }
 
 // adminLogoutAll ends every session of a user (their seats linger, as at a logout).
@@ -90,5 +90,5 @@ func (s *Server) adminLogoutAll(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "sessions_ended": n})
+	writeJSON(w, http.StatusOK, sessionsEnded{OK: true, SessionsEnded: n})
 }

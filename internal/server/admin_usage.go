@@ -58,23 +58,9 @@ func (s *Server) adminUsage(w http.ResponseWriter, r *http.Request) {
 		cw.Flush()
 		return
 	}
-	type row struct {
-		At        time.Time `json:"at"`
-		Event     string    `json:"event"`
-		License   string    `json:"license"`
-		Item      string    `json:"item"`
-		User      string    `json:"user,omitempty"`
-		Client    string    `json:"client,omitempty"`
-		HW        string    `json:"hw,omitempty"`
-		HWName    string    `json:"hw_name,omitempty"`
-		Lease     string    `json:"lease,omitempty"`
-		Code      string    `json:"code,omitempty"`
-		Overage   bool      `json:"overage,omitempty"`
-		DurationS float64   `json:"duration_s"`
-	}
-	out := make([]row, 0, len(events))
+	out := make([]usageRow, 0, len(events))
 	for _, e := range events {
-		out = append(out, row{e.At, e.Event, e.LicenseID, e.Item, e.User, e.Client, e.HW, e.HWName, e.LeaseID, string(e.Code), e.Overage, e.Duration.Seconds()})
+		out = append(out, usageRow{e.At, e.Event, e.LicenseID, e.Item, e.User, e.Client, e.HW, e.HWName, e.LeaseID, string(e.Code), e.Overage, e.Duration.Seconds()})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "usage": out})
+	writeJSON(w, http.StatusOK, usageReport{Tenant: tenant, Usage: out})
 }

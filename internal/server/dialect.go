@@ -100,7 +100,7 @@ func (s *Server) dialectRoutes(notFound http.Handler) http.Handler {
 			s.mux.Handle(rt.pattern, s.dialectHandler(d, rt))
 		}
 		if len(d.tenantRoutes) > 0 {
-			root := tenantRooted{d: d, mux: http.NewServeMux()}
+			root := tenantRooted{d: d, mux: newRouteMux()}
 			for _, rt := range d.tenantRoutes {
 				root.mux.Handle(rt.pattern, s.dialectHandler(d, rt))
 			}
@@ -122,7 +122,7 @@ func (s *Server) dialectRoutes(notFound http.Handler) http.Handler {
 // tenantRooted is a dialect's tenant-rooted routes, mounted on a server.
 type tenantRooted struct {
 	d   *dialect
-	mux *http.ServeMux
+	mux *routeMux
 }
 
 // serveTenantRooted serves /{seg}/{rest} with a dialect's tenant-rooted routes when seg

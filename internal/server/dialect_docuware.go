@@ -49,9 +49,7 @@ func (s *Server) dwLogon(w http.ResponseWriter, r *http.Request, c *dialectCall)
 	}
 	user, password, org := form.Get("UserName"), form.Get("Password"), form.Get("Organization")
 	if isJSON && len(raw) > 0 {
-		var j struct {
-			UserName, Password, Organization string
-		}
+		var j dwLogonRequest
 		if err := json.Unmarshal(raw, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
 			return

@@ -38,9 +38,7 @@ func (s *Server) webpdfLogin(w http.ResponseWriter, r *http.Request, _ *dialectC
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	jsonCT := ct == "" || ct == "application/json" || ct == "application/x-www-form-urlencoded" // as readSessionBody
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '{' && jsonCT {
-		var j struct {
-			CreateRefreshToken *flexBool `json:"createRefreshToken"`
-		}
+		var j webPDFLoginRequest
 		if err := json.Unmarshal(trimmed, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
 			return

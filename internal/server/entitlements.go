@@ -41,5 +41,5 @@ func (s *Server) entitlements(w http.ResponseWriter, r *http.Request) {
 			Active: l.Active, Properties: l.Properties,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"licenses": out})
+	writeJSON(w, http.StatusOK, entitlementList{Licenses: out})
 }

@@ -277,7 +277,7 @@ func (s *Server) logoff(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {

@@ -33,7 +33,7 @@ func (s *Server) oauthRevoke(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 // introspectResponse is RFC 7662 §2.2, with Leasehold's own members (tenant, session_id,

@@ -76,9 +76,9 @@ type Server struct {
 	// writer makes the admin API's object changes.
 	writer  *objects.Writer
 	metrics *Metrics
-	mux     *http.ServeMux
+	mux     *routeMux
 	// adminMux holds the admin API and /metrics: mux itself, unless SeparateAdmin.
-	adminMux *http.ServeMux
+	adminMux *routeMux
 	// cop refuses cookie-authenticated state changes a browser marks cross-site.
 	cop *http.CrossOriginProtection
 }
@@ -97,11 +97,11 @@ func New(opts Options, deps Deps) *Server {
 		log:     opts.Logger,
 		secrets: secret.NewVerifyCache(0, 0),
 		writer:  objects.NewWriter(deps.Store, deps.Catalog, opts.GeoIP),
-		mux:     http.NewServeMux(),
+		mux:     newRouteMux(),
 	}
 	s.adminMux = s.mux
 	if opts.SeparateAdmin {
-		s.adminMux = http.NewServeMux()
+		s.adminMux = newRouteMux()
 	}
 	s.metrics = opts.Metrics
 	s.cop = newCrossOriginProtection(opts.PublicURL)
@@ -150,7 +150,7 @@ func (s *Server) AdminHandler() http.Handler {
 
 // serveHTTP runs on every request, so it is kept to what each one needs: one status
 // recorder, one derived request, the client address parsed once.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, mux *routeMux) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, requestID: requestID(r.Header.Get("X-Request-Id"))}
 	w.Header().Set("X-Request-Id", rec.requestID)
@@ -414,7 +414,7 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []string) 
 
 // allowedMethods lists the methods that some route of mux other than catchAll serves at
 // r's path.
-func allowedMethods(mux *http.ServeMux, r *http.Request, catchAll string) []string {
+func allowedMethods(mux *routeMux, r *http.Request, catchAll string) []string {
 	var allowed []string
 	probe := *r
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
@@ -448,16 +448,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.deps.Store.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": "store unreachable"})
+		writeJSON(w, http.StatusServiceUnavailable, readiness{Error: "store unreachable"})
 		return
 	}
 	if s.deps.Ready != nil {
 		if err := s.deps.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ok": false, "error": err.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, readiness{Error: err.Error()})
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	writeJSON(w, http.StatusOK, readiness{OK: true})
 }
 
 type statusRecorder struct {

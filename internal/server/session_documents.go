@@ -119,7 +119,7 @@ func (s *Server) documentList(w http.ResponseWriter, r *http.Request) {
 		s.documentError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"documents": list})
+	writeJSON(w, http.StatusOK, documentList{Documents: list})
 }
 
 // documentDelete is DELETE /session/documents/{name}.
@@ -137,5 +137,5 @@ func (s *Server) documentDelete(w http.ResponseWriter, r *http.Request) {
 		s.documentError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }

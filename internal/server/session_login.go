@@ -118,14 +118,7 @@ func readLoginInput(w http.ResponseWriter, r *http.Request) (loginInput, bool) {
 		in.Token = form.Get("Token")
 	}
 	if isJSON && len(raw) > 0 {
-		var j struct {
-			Username string    `json:"username"`
-			Password string    `json:"password"`
-			Token    string    `json:"token"`
-			Device   string    `json:"device"`
-			Refresh  *flexBool `json:"refresh"`
-			Queue    *int64    `json:"queue"`
-		}
+		var j sessionLoginRequest
 		if err := json.Unmarshal(raw, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
 			return in, false
@@ -297,9 +290,7 @@ func (s *Server) sessionRefresh(w http.ResponseWriter, r *http.Request) {
 		value = form.Get("refresh_token")
 	}
 	if isJSON && len(raw) > 0 {
-		var j struct {
-			RefreshToken string `json:"refreshToken"`
-		}
+		var j sessionRefreshRequest
 		if err := json.Unmarshal(raw, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))
 			return
@@ -365,7 +356,7 @@ func (s *Server) logoutSession(w http.ResponseWriter, r *http.Request, p *sessio
 	if viaCookie {
 		s.clearSessionCookie(w, r, cookie)
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, okBody{OK: true})
 }
 
 // sessionLogoutAll ends every session of the caller's user.
@@ -382,7 +373,7 @@ func (s *Server) sessionLogoutAll(w http.ResponseWriter, r *http.Request) {
 	if viaCookie {
 		s.clearSessionCookie(w, r, sessionCookie)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "sessions_ended": n})
+	writeJSON(w, http.StatusOK, sessionsEnded{OK: true, SessionsEnded: n})
 }
 
 // sessionLoginToken is POST /session/login-token (DocuWare's Organizations/LoginToken body).
@@ -392,7 +383,7 @@ func (s *Server) sessionLoginToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if tok, ok := s.createLoginToken(w, r, p); ok {
-		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+		writeJSON(w, http.StatusOK, loginTokenBody{Token: tok})
 	}
 }
 
@@ -403,11 +394,7 @@ func (s *Server) createLoginToken(w http.ResponseWriter, r *http.Request, p *ses
 	if !ok {
 		return "", false
 	}
-	var j struct {
-		TargetProducts []string `json:"TargetProducts"`
-		Usage          string   `json:"Usage"`
-		Lifetime       string   `json:"Lifetime"`
-	}
+	var j loginTokenRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &j); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_request", "malformed JSON body: "+jsonReason(err))

@@ -98,20 +98,15 @@ func parseDSN(dsn string) (settings, error) {
 	return st, nil
 }
 
-// driverDSN is the DSN for mattn/go-sqlite3, which sets these pragmas on every connection
-// it opens. Readers are query_only so that a write through a View fails in SQLite too.
-func (st settings) driverDSN(reader bool) string {
-	v := url.Values{}
-	v.Set("_busy_timeout", strconv.Itoa(st.busyTimeout))
-	v.Set("_synchronous", st.synchronous)
-	v.Set("_foreign_keys", "1")
+// connOptions are the pragmas of the store's connections. Readers are query_only so that
+// a write through a View fails in SQLite too.
+func (st settings) connOptions(reader bool) connOptions {
+	o := connOptions{busyTimeout: st.busyTimeout, synchronous: st.synchronous, foreignKeys: true}
 	if reader {
-		v.Set("_query_only", "1")
+		o.queryOnly = true
 	} else {
-		v.Set("_journal_mode", "WAL")
-		if st.cacheKiB > 0 {
-			v.Set("_cache_size", strconv.Itoa(-st.cacheKiB))
-		}
+		o.wal = true
+		o.cacheKiB = st.cacheKiB
 	}
-	return st.path + "?" + v.Encode()
+	return o
 }

@@ -2,12 +2,10 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 )
@@ -88,7 +86,7 @@ func checkBackup(ctx context.Context, src string) error {
 	}
 	// immutable: nothing is written beside the backup (no -wal or -shm), even on a
 	// read-only medium.
-	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?mode=ro&immutable=1")
+	db, err := openDB(abs, connOptions{busyTimeout: 5000, immutable: true})
 	if err != nil {
 		return fmt.Errorf("sqlite: restore: %w", err)
 	}

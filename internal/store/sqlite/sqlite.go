@@ -29,8 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
-
 	"github.com/leasehold/leasehold/internal/store"
 )
 
@@ -173,7 +171,7 @@ func (s *Store) TokenKey() []byte { return s.tokenKey }
 func (s *Store) open(st settings) error {
 	ctx := context.Background()
 	var err error
-	if s.wdb, err = sql.Open("sqlite3", st.driverDSN(false)); err != nil {
+	if s.wdb, err = openDB(st.path, st.connOptions(false)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
 	s.wdb.SetMaxOpenConns(1)
@@ -208,14 +206,14 @@ func (s *Store) open(st settings) error {
 	if _, err := wc.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", writerAutoCheckpoint)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
-	if s.cdb, err = sql.Open("sqlite3", st.driverDSN(false)); err != nil {
+	if s.cdb, err = openDB(st.path, st.connOptions(false)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
 	s.cdb.SetMaxOpenConns(1)
 	if s.checkpointer, err = s.cdb.Conn(ctx); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
-	if s.rdb, err = sql.Open("sqlite3", st.driverDSN(true)); err != nil {
+	if s.rdb, err = openDB(st.path, st.connOptions(true)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", st.path, err)
 	}
 	s.rdb.SetMaxOpenConns(s.nReaders)
@@ -680,7 +678,7 @@ func (s *Store) Backup(ctx context.Context, dest string, overwrite bool) (err er
 	}()
 
 	// Not query_only: VACUUM INTO counts as a write there, although it writes only the copy.
-	db, err := sql.Open("sqlite3", s.path+"?_busy_timeout=5000")
+	db, err := openDB(s.path, connOptions{busyTimeout: 5000})
 	if err != nil {
 		return fmt.Errorf("sqlite: backup: %w", err)
 	}
@@ -760,9 +758,7 @@ func (c *conn) execNoCtx(q string) error {
 func (c *conn) autocommit() bool {
 	ac := false
 	_ = c.c.Raw(func(dc any) error {
-		if sc, ok := dc.(*sqlite3.SQLiteConn); ok {
-			ac = sc.AutoCommit()
-		}
+		ac = drv.autocommit(dc)
 		return nil
 	})
 	return ac
@@ -778,10 +774,4 @@ func (c *conn) close() error {
 }
 
 // isBusy reports whether err is SQLite's SQLITE_BUSY or SQLITE_LOCKED.
-func isBusy(err error) bool {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		return se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked
-	}
-	return strings.Contains(err.Error(), "database is locked")
-}
+func isBusy(err error) bool { return drv.isBusy(err) }

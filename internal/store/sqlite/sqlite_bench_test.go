@@ -9,7 +9,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -177,7 +176,7 @@ func BenchmarkLeaseLookupShape(b *testing.B) {
 	s, path := benchOpenAt(b, "")
 	const n = 10_000
 	benchLeases(b, s, n)
-	db, err := sql.Open("sqlite3", path+"?_query_only=1")
+	db, err := openDB(path, connOptions{busyTimeout: 5000, queryOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}

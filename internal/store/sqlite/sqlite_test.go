@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -144,7 +143,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	defer s2.Close()
 	// And running them again on a live database, from another connection, is a no-op.
-	db, err := sql.Open("sqlite3", path+"?_busy_timeout=5000")
+	db, err := openDB(path, connOptions{busyTimeout: 5000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -774,7 +773,7 @@ func grant(b *testing.B, s *Store, ctx context.Context, license int, key string)
 // 3 makes the key unique, and the other's chain ids go with it.
 func TestMigrationSessionKeyUnique(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "leasehold.db")
-	db, err := sql.Open("sqlite3", path+"?_foreign_keys=1&_journal_mode=WAL")
+	db, err := openDB(path, connOptions{busyTimeout: 5000, foreignKeys: true, wal: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -983,7 +982,7 @@ func TestTokenKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		if fromBefore {
-			db, err := sql.Open("sqlite3", path)
+			db, err := openDB(path, connOptions{busyTimeout: 5000})
 			if err != nil {
 				t.Fatal(err)
 			}
