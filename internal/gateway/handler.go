@@ -33,11 +33,15 @@ type gateway struct {
 	docuware bool
 	proxy    *httputil.ReverseProxy // nil without upstream
 	cop      *http.CrossOriginProtection
+	// reqLog writes the request log with the tenant and gateway attributes encoded once,
+	// not at every request.
+	reqLog slog.Handler
 }
 
 func newGateway(tenant string, snap *catalog.Snapshot, spec *domain.Gateway, log *slog.Logger) (*gateway, error) {
 	g := &gateway{tenant: tenant, spec: *spec, key: tenant + "/" + spec.Name,
-		docuware: slices.Contains(snap.Tenant.Dialects, "docuware")}
+		docuware: slices.Contains(snap.Tenant.Dialects, "docuware"),
+		reqLog:   log.Handler().WithAttrs([]slog.Attr{slog.String("tenant", tenant), slog.String("gateway", spec.Name)})}
 	pub := spec.PublicURL
 	if pub == "" {
 		pub = "http://" + spec.Listen
@@ -459,14 +463,12 @@ func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *ou
 	if rec.status >= 500 {
 		level = slog.LevelError
 	}
-	if !h.deps.Log.Enabled(ctx, level) {
+	if !g.reqLog.Enabled(ctx, level) {
 		return
 	}
 	// Like the server's request log: no query and no header, so no credential is logged.
 	rc := slog.NewRecord(time.Now(), level, "gateway request", 0)
 	rc.AddAttrs(
-		slog.String("tenant", g.tenant),
-		slog.String("gateway", g.spec.Name),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("route", out.route),
@@ -480,5 +482,5 @@ func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *ou
 	if out.refusal != "" {
 		rc.AddAttrs(slog.String("license_error", string(out.refusal)))
 	}
-	_ = h.deps.Log.Handler().Handle(ctx, rc)
+	_ = g.reqLog.Handle(ctx, rc)
 }
