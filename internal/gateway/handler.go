@@ -45,6 +45,9 @@ func newGateway(tenant string, snap *catalog.Snapshot, spec *domain.Gateway, log
 	pub := spec.PublicURL
 	if pub == "" {
 		pub = "http://" + spec.Listen
+		if spec.TLS.CertFile != "" {
+			pub = "https://" + spec.Listen
+		}
 	}
 	u, err := url.Parse(pub)
 	if err != nil {
@@ -161,7 +164,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 	a.path = path
 	a.clientAddr = h.deps.ClientAddr(r)
 	a.proto = "http"
-	if g.secure {
+	if g.secure || r.TLS != nil {
 		a.proto = "https"
 	}
 	a.docuware = g.docuware

@@ -20,6 +20,7 @@ import (
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/tlsreload"
 )
 
 // PollEvery is how often the manager compares the running listeners with the catalog. With
@@ -56,6 +57,7 @@ type Manager struct {
 
 type listener struct {
 	listen string
+	tls    domain.TLS
 	spec   []byte // the gateway as last applied, to tell a change
 	h      *handler
 	ln     net.Listener
@@ -159,7 +161,8 @@ func (m *Manager) sync(ctx context.Context) {
 	defer m.mu.Unlock()
 	// Stops first, so that a gateway moving to an address another one just left can bind it.
 	for key, l := range m.running {
-		if w, ok := want[key]; !ok || w.spec.Listen != l.listen {
+		// A listener serves TLS or not from its start: a change of either is a new one.
+		if w, ok := want[key]; !ok || w.spec.Listen != l.listen || w.spec.TLS != l.tls {
 			m.stop(key, l)
 		}
 	}
@@ -190,6 +193,15 @@ func (m *Manager) sync(ctx context.Context) {
 }
 
 func (m *Manager) start(key string, w wanted, g *gateway) {
+	var certs *tlsreload.Reloader
+	if w.spec.TLS.CertFile != "" {
+		var err error
+		// A pair that does not load is retried at every sync, like an address in use.
+		if certs, err = tlsreload.New(w.spec.TLS.CertFile, w.spec.TLS.KeyFile); err != nil {
+			m.fail(key, err.Error())
+			return
+		}
+	}
 	ln, err := net.Listen("tcp", w.spec.Listen)
 	if err != nil {
 		m.fail(key, err.Error())
@@ -198,7 +210,7 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 	delete(m.failed, key)
 	h := &handler{deps: m.deps, met: m.met}
 	h.cur.Store(g)
-	l := &listener{listen: w.spec.Listen, spec: w.raw, h: h, ln: ln, done: make(chan struct{}),
+	l := &listener{listen: w.spec.Listen, tls: w.spec.TLS, spec: w.raw, h: h, ln: ln, done: make(chan struct{}),
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -207,14 +219,20 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 			MaxHeaderBytes: 32 << 10,
 			ErrorLog:       slog.NewLogLogger(m.deps.Log.Handler(), slog.LevelWarn),
 		}}
+	serve := l.srv.Serve
+	if certs != nil {
+		// Set before Serve starts: ServeTLS adds h2 to it, and HTTP/2 is then served too.
+		l.srv.TLSConfig = certs.Config()
+		serve = func(ln net.Listener) error { return l.srv.ServeTLS(ln, "", "") }
+	}
 	m.running[key] = l
 	go func() {
 		defer close(l.done)
-		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			m.deps.Log.Error("gateway listener stopped", "gateway", key, "err", err)
 		}
 	}()
-	m.deps.Log.Info("gateway listening", "gateway", key, "listen", w.spec.Listen, "upstream", w.spec.Upstream)
+	m.deps.Log.Info("gateway listening", "gateway", key, "listen", w.spec.Listen, "upstream", w.spec.Upstream, "tls", certs != nil)
 }
 
 // fail records (and logs once per reason) a gateway this process cannot serve; /readyz
