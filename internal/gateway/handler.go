@@ -110,6 +110,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // outcome is what the log line and the metrics say of a request.
 type outcome struct {
+	client            netip.Addr // read once: with trusted_proxies it parses headers
 	route, user, sess string
 	refusal           domain.ErrorCode // a license refusal's code
 	proxied           time.Time        // when the request was handed to the upstream
@@ -119,11 +120,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := h.cur.Load()
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	var out outcome
-	addr := h.deps.ClientAddr(r)
+	out := outcome{client: h.deps.ClientAddr(r)}
 	defer func() {
 		h.met.observe(g, &out, rec)
-		h.logRequest(g, r, rec, &out, addr, time.Since(start))
+		h.logRequest(g, r, rec, &out, time.Since(start))
 	}()
 	h.serve(rec, r, g, &out)
 }
@@ -162,7 +162,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 		return
 	}
 	a.path = path
-	a.clientAddr = h.deps.ClientAddr(r)
+	a.clientAddr = out.client
 	a.proto = "http"
 	if g.secure || r.TLS != nil {
 		a.proto = "https"
@@ -460,7 +460,7 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
 }
 
-func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *outcome, addr netip.Addr, elapsed time.Duration) {
+func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *outcome, elapsed time.Duration) {
 	ctx := context.Background()
 	level := slog.LevelInfo
 	if rec.status >= 500 {
@@ -477,7 +477,7 @@ func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *ou
 		slog.String("route", out.route),
 		slog.Int("status", rec.status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.String("client", addr.String()),
+		slog.String("client", out.client.String()),
 	)
 	if out.user != "" {
 		rc.AddAttrs(slog.String("user", out.user), slog.String("session", out.sess))
