@@ -740,7 +740,7 @@ func TestGatewayTLS(t *testing.T) {
 	addr := freeAddr(t)
 	cfg := strings.NewReplacer("{{GW}}", addr, "{{UPSTREAM}}", up.URL,
 		"        timeout: 5s\n", "        timeout: 5s\n        tls: {cert_file: \""+certFile+"\", key_file: \""+keyFile+"\"}\n").Replace(gatewayConfig)
-	start(t, cfg)
+	ts := start(t, cfg)
 	waitUp(t, addr)
 	gw := "https://" + addr
 
@@ -792,5 +792,25 @@ func TestGatewayTLS(t *testing.T) {
 	}
 	if serial != 2 {
 		t.Fatalf("the replaced certificate was not served: serial %d", serial)
+	}
+
+	// tls removed: the listener is started again, serving plain HTTP, within a second.
+	if r := adminDo(t, "PATCH", ts.URL+"/admin/v1/tenants/gw/gateways/web", `{"tls":null}`); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/health", nil)
+			if resp, err := noRedirect.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not serve plain HTTP after its tls was removed")
+		}
 	}
 }
