@@ -813,4 +813,22 @@ func TestGatewayTLS(t *testing.T) {
 			t.Fatal("the gateway did not serve plain HTTP after its tls was removed")
 		}
 	}
+
+	// A pair this process cannot load fails /readyz, naming the gateway but not the files.
+	missing := filepath.Join(dir, "missing.pem")
+	if r := adminDo(t, "PATCH", ts.URL+"/admin/v1/tenants/gw/gateways/web", `{"tls":{"cert_file":"`+missing+`","key_file":"`+missing+`"}}`); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := get(t, ts.URL+"/readyz", "")
+		if r.Status == 503 && strings.Contains(r.Body, "gw/web") {
+			if strings.Contains(r.Body, "missing.pem") {
+				t.Fatalf("readyz, which anyone may read, names the certificate's files: %s", r.Body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz with an unloadable pair: %d %s", r.Status, r.Body)
+		}
+	}
 }

@@ -198,7 +198,8 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 		var err error
 		// A pair that does not load is retried at every sync, like an address in use.
 		if certs, err = tlsreload.New(w.spec.TLS.CertFile, w.spec.TLS.KeyFile); err != nil {
-			m.fail(key, err.Error())
+			// The files' paths stay in the log.
+			m.failWith(key, "tls: its certificate and key do not load (the server log says why)", err)
 			return
 		}
 	}
@@ -238,8 +239,13 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 // fail records (and logs once per reason) a gateway this process cannot serve; /readyz
 // names it until it serves. The next sync tries again, so a freed port is taken up.
 func (m *Manager) fail(key, why string) {
+	m.failWith(key, why, errors.New(why))
+}
+
+// failWith is fail with more in the log than /readyz, which anyone may read, says.
+func (m *Manager) failWith(key, why string, err error) {
 	if m.failed[key] != why {
-		m.deps.Log.Error("gateway cannot listen", "gateway", key, "err", why)
+		m.deps.Log.Error("gateway cannot listen", "gateway", key, "err", err)
 	}
 	m.failed[key] = why
 }
