@@ -31,6 +31,7 @@ import (
 	"github.com/leasehold/leasehold/internal/store"
 	"github.com/leasehold/leasehold/internal/store/postgres"
 	"github.com/leasehold/leasehold/internal/store/sqlite"
+	"github.com/leasehold/leasehold/internal/tlsreload"
 	"github.com/leasehold/leasehold/internal/ui"
 )
 
@@ -181,13 +182,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.Config.TLS.CertFile != "" {
 		// HTTPS, and HTTP/2 (ServeTLS offers h2), with the certificate re-read when its
 		// files change: no restart to renew it.
-		certs, err := newCertReloader(a.Config.TLS.CertFile, a.Config.TLS.KeyFile)
+		certs, err := tlsreload.New(a.Config.TLS.CertFile, a.Config.TLS.KeyFile)
 		if err != nil {
 			stopBG()
 			<-done
 			return err
 		}
-		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+		tlsConf = certs.Config()
 	}
 	// admin_listen: the admin API and /metrics on a listener of their own, which the
 	// operator can keep off the public network.

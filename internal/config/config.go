@@ -87,11 +87,8 @@ type Config struct {
 	Tenants         []Tenant
 }
 
-// TLS names a PEM certificate (chain) and its key.
-type TLS struct {
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
-}
+// TLS names a PEM certificate (chain) and its key: the same mapping as a gateway's tls.
+type TLS = domain.TLS
 
 // Signing chooses the algorithm of tenant signing keys.
 type Signing struct {
@@ -297,6 +294,12 @@ func (c *Config) checkFiles() error {
 		for i, iss := range t.Spec.TrustedIssuers {
 			if iss.JWKSFile != "" {
 				checkFile(fmt.Sprintf("tenants[%s].trusted_issuers[%d].jwks_file", tlabels[ti], i), iss.JWKSFile)
+			}
+		}
+		for _, g := range t.Gateways {
+			if g.Spec.TLS.CertFile != "" {
+				checkFile(fmt.Sprintf("tenants[%s].gateways[%s].tls.cert_file", tlabels[ti], g.Spec.Name), g.Spec.TLS.CertFile)
+				checkFile(fmt.Sprintf("tenants[%s].gateways[%s].tls.key_file", tlabels[ti], g.Spec.Name), g.Spec.TLS.KeyFile)
 			}
 		}
 	}

@@ -54,6 +54,8 @@ func TestGatewayValidationErrors(t *testing.T) {
 			`config: tenants[acme].gateways[r].upstream: "ftp://x": scheme must be http or https`},
 		{"timeout", "      - name: r\n        listen: 127.0.0.1:9090\n        timeout: 0s\n" + okRoute,
 			"config: tenants[acme].gateways[r].timeout: must be more than 0"},
+		{"tls without key", "      - name: r\n        listen: 127.0.0.1:9090\n        tls: {cert_file: /c.pem}\n" + okRoute,
+			"config: tenants[acme].gateways[r].tls: needs both cert_file and key_file"},
 		{"no routes", "      - name: r\n        listen: 127.0.0.1:9090\n",
 			"config: tenants[acme].gateways[r].routes: required: at least one route"},
 		{"path", "      - name: r\n        listen: 127.0.0.1:9090\n        routes: [{path: api, access: session}]\n",

@@ -363,6 +363,9 @@ func (v *validator) gateway(path string, g *domain.Gateway, licensed map[string]
 	if g.Timeout <= 0 {
 		v.add(path+".timeout", "must be more than 0")
 	}
+	if (g.TLS.CertFile == "") != (g.TLS.KeyFile == "") {
+		v.add(path+".tls", "needs both cert_file and key_file")
+	}
 	switch {
 	case len(g.Routes) == 0:
 		v.add(path+".routes", "required: at least one route")

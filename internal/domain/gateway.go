@@ -24,6 +24,16 @@ type Gateway struct {
 	// Timeout bounds the wait for the upstream's response headers (then 504).
 	Timeout Duration `json:"timeout"`
 	Routes  []Route  `json:"routes"`
+	// TLS, when set, makes the gateway's listener serve HTTPS (and HTTP/2) with this
+	// certificate, re-read when its files change; PublicURL then defaults to https.
+	TLS TLS `json:"tls,omitzero"`
+}
+
+// TLS names a PEM certificate (chain) and its key, as the files of the process that serves
+// them (the main listener's, or a gateway's on every process).
+type TLS struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Route admits the requests under Path (whole segments; a Path ending in / is that folder

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/internal/tlsreload/tlstest"
 	"github.com/leasehold/leasehold/internal/ui"
 )
 
@@ -90,6 +92,11 @@ func freeAddr(t *testing.T) string {
 // noRedirect is a client that shows redirects instead of following them.
 var noRedirect = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+// tlsNoRedirect is noRedirect for https URLs: it trusts the tests' self-signed certificates
+// and speaks HTTP/2 when the server offers it.
+var tlsNoRedirect = &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirect.CheckRedirect,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+
 func gwDo(t *testing.T, method, u string, header map[string]string, body string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, u, strings.NewReader(body))
@@ -99,7 +106,11 @@ func gwDo(t *testing.T, method, u string, header map[string]string, body string)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := noRedirect.Do(req)
+	c := noRedirect
+	if req.URL.Scheme == "https" {
+		c = tlsNoRedirect
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,9 +170,13 @@ func upstreamSaw(t *testing.T, r response) (path string, h http.Header) {
 }
 
 // gwLogin signs in through the gateway's login page (CSRF double submit) and returns the
-// gateway's session cookie header.
+// gateway's session cookie header. Over https the cookies are the __Host- ones.
 func gwLogin(t *testing.T, gw, user, password string) (response, string) {
 	t.Helper()
+	prefix := ""
+	if strings.HasPrefix(gw, "https://") {
+		prefix = "__Host-"
+	}
 	page := gwDo(t, "GET", gw+"/.leasehold/login?return_to=/api/x%3Fa=1", nil, "")
 	if page.Status != 200 {
 		t.Fatalf("login page: %d %s", page.Status, page.Body)
@@ -170,19 +185,19 @@ func gwLogin(t *testing.T, gw, user, password string) (response, string) {
 	if csrf == nil {
 		t.Fatalf("no csrf field: %s", page.Body)
 	}
-	csrfCookie := sessCookies(page)["lh_csrf"]
+	csrfCookie := sessCookies(page)[prefix+"lh_csrf"]
 	if csrfCookie == nil {
 		t.Fatalf("no csrf cookie: %v", page.Header)
 	}
 	form := url.Values{"csrf": {csrf[1]}, "username": {user}, "password": {password}, "return_to": {"/api/x?a=1"}}
 	r := gwDo(t, "POST", gw+"/.leasehold/login", map[string]string{
-		"Content-Type": "application/x-www-form-urlencoded", "Cookie": "lh_csrf=" + csrfCookie.Value, "Origin": gw,
+		"Content-Type": "application/x-www-form-urlencoded", "Cookie": prefix + "lh_csrf=" + csrfCookie.Value, "Origin": gw,
 	}, form.Encode())
-	c := sessCookies(r)["lh_gw_web"]
+	c := sessCookies(r)[prefix+"lh_gw_web"]
 	if c == nil {
 		return r, ""
 	}
-	return r, "lh_gw_web=" + c.Value
+	return r, c.Name + "=" + c.Value
 }
 
 func TestGatewayAdmission(t *testing.T) {
@@ -710,5 +725,110 @@ func TestGatewayPagesShareTheDashboardLook(t *testing.T) {
 	css := gwDo(t, http.MethodGet, gw+"/.leasehold/style.css", nil, "")
 	if css.Status != http.StatusOK || !strings.HasPrefix(css.Header.Get("Content-Type"), "text/css") || css.Body != string(ui.Stylesheet()) {
 		t.Fatalf("stylesheet: %d %q", css.Status, css.Header.Get("Content-Type"))
+	}
+}
+
+// TestGatewayTLS: a gateway with tls serves HTTPS and HTTP/2 on its own listener; its
+// public_url defaults to https, so its cookies are Secure and __Host- prefixed; the upstream
+// is told X-Forwarded-Proto https; and a certificate replaced on disk is served to the next
+// connection without a restart.
+func TestGatewayTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	tlstest.WriteCert(t, certFile, keyFile, 1)
+	up := echoUpstream(t)
+	addr := freeAddr(t)
+	cfg := strings.NewReplacer("{{GW}}", addr, "{{UPSTREAM}}", up.URL,
+		"        timeout: 5s\n", "        timeout: 5s\n        tls: {cert_file: \""+certFile+"\", key_file: \""+keyFile+"\"}\n").Replace(gatewayConfig)
+	ts := start(t, cfg)
+	waitUp(t, addr)
+	gw := "https://" + addr
+
+	// served reports the certificate serial and protocol a new connection gets.
+	served := func() (int64, string) {
+		t.Helper()
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(gw + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.TLS == nil {
+			t.Fatal("no TLS")
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.Int64(), resp.Proto
+	}
+	if serial, proto := served(); serial != 1 || proto != "HTTP/2.0" {
+		t.Fatalf("gateway over TLS: serial %d over %s, want 1 over HTTP/2.0", serial, proto)
+	}
+	// Plain HTTP is not served on the TLS listener.
+	if r := gwDo(t, "GET", "http://"+addr+"/health", nil, ""); r.Status != http.StatusBadRequest {
+		t.Fatalf("plain HTTP on the TLS listener: %d", r.Status)
+	}
+
+	r, alice := gwLogin(t, gw, "alice", "alice-pw")
+	if r.Status != http.StatusSeeOther || alice == "" {
+		t.Fatalf("login over TLS: %d %v", r.Status, r.Header)
+	}
+	// lh_device keeps its name (the device id anchors the user's seat wherever it is read).
+	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
+		if !c.Secure || !c.HttpOnly || (c.Name != "lh_device" && !strings.HasPrefix(c.Name, "__Host-")) {
+			t.Errorf("cookie %s over TLS: Secure %v, HttpOnly %v", c.Name, c.Secure, c.HttpOnly)
+		}
+	}
+	_, h := upstreamSaw(t, gwDo(t, "GET", gw+"/api/x", map[string]string{"Cookie": alice, "Origin": gw}, ""))
+	if h.Get("X-Leasehold-User") != "alice" || h.Get("X-Forwarded-Proto") != "https" || h.Get("Cookie") != "" {
+		t.Fatalf("proxied over TLS: %v", h)
+	}
+
+	// A renewed certificate (a new mtime) is picked up within a second or so.
+	time.Sleep(1100 * time.Millisecond)
+	tlstest.WriteCert(t, certFile, keyFile, 2)
+	serial := int64(1)
+	for deadline := time.Now().Add(5 * time.Second); serial != 2 && time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		serial, _ = served()
+	}
+	if serial != 2 {
+		t.Fatalf("the replaced certificate was not served: serial %d", serial)
+	}
+
+	// tls removed: the listener is started again, serving plain HTTP, within a second.
+	if r := adminDo(t, "PATCH", ts.URL+"/admin/v1/tenants/gw/gateways/web", `{"tls":null}`); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/health", nil)
+			if resp, err := noRedirect.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not serve plain HTTP after its tls was removed")
+		}
+	}
+
+	// A pair this process cannot load fails /readyz, naming the gateway but not the files.
+	missing := filepath.Join(dir, "missing.pem")
+	if r := adminDo(t, "PATCH", ts.URL+"/admin/v1/tenants/gw/gateways/web", `{"tls":{"cert_file":"`+missing+`","key_file":"`+missing+`"}}`); r.Status != 200 {
+		t.Fatalf("patch: %d %s", r.Status, r.Body)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := get(t, ts.URL+"/readyz", "")
+		if r.Status == 503 && strings.Contains(r.Body, "gw/web") {
+			if strings.Contains(r.Body, "missing.pem") {
+				t.Fatalf("readyz, which anyone may read, names the certificate's files: %s", r.Body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz with an unloadable pair: %d %s", r.Status, r.Body)
+		}
 	}
 }

@@ -33,14 +33,21 @@ type gateway struct {
 	docuware bool
 	proxy    *httputil.ReverseProxy // nil without upstream
 	cop      *http.CrossOriginProtection
+	// reqLog writes the request log with the tenant and gateway attributes encoded once,
+	// not at every request.
+	reqLog slog.Handler
 }
 
 func newGateway(tenant string, snap *catalog.Snapshot, spec *domain.Gateway, log *slog.Logger) (*gateway, error) {
 	g := &gateway{tenant: tenant, spec: *spec, key: tenant + "/" + spec.Name,
-		docuware: slices.Contains(snap.Tenant.Dialects, "docuware")}
+		docuware: slices.Contains(snap.Tenant.Dialects, "docuware"),
+		reqLog:   log.Handler().WithAttrs([]slog.Attr{slog.String("tenant", tenant), slog.String("gateway", spec.Name)})}
 	pub := spec.PublicURL
 	if pub == "" {
 		pub = "http://" + spec.Listen
+		if spec.TLS.CertFile != "" {
+			pub = "https://" + spec.Listen
+		}
 	}
 	u, err := url.Parse(pub)
 	if err != nil {
@@ -103,6 +110,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // outcome is what the log line and the metrics say of a request.
 type outcome struct {
+	client            netip.Addr // read once: with trusted_proxies it parses headers
 	route, user, sess string
 	refusal           domain.ErrorCode // a license refusal's code
 	proxied           time.Time        // when the request was handed to the upstream
@@ -112,11 +120,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := h.cur.Load()
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	var out outcome
-	addr := h.deps.ClientAddr(r)
+	out := outcome{client: h.deps.ClientAddr(r)}
 	defer func() {
 		h.met.observe(g, &out, rec)
-		h.logRequest(g, r, rec, &out, addr, time.Since(start))
+		h.logRequest(g, r, rec, &out, time.Since(start))
 	}()
 	h.serve(rec, r, g, &out)
 }
@@ -155,9 +162,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, g *gateway, out 
 		return
 	}
 	a.path = path
-	a.clientAddr = h.deps.ClientAddr(r)
+	a.clientAddr = out.client
 	a.proto = "http"
-	if g.secure {
+	if g.secure || r.TLS != nil {
 		a.proto = "https"
 	}
 	a.docuware = g.docuware
@@ -453,26 +460,24 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
 }
 
-func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *outcome, addr netip.Addr, elapsed time.Duration) {
+func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *outcome, elapsed time.Duration) {
 	ctx := context.Background()
 	level := slog.LevelInfo
 	if rec.status >= 500 {
 		level = slog.LevelError
 	}
-	if !h.deps.Log.Enabled(ctx, level) {
+	if !g.reqLog.Enabled(ctx, level) {
 		return
 	}
 	// Like the server's request log: no query and no header, so no credential is logged.
 	rc := slog.NewRecord(time.Now(), level, "gateway request", 0)
 	rc.AddAttrs(
-		slog.String("tenant", g.tenant),
-		slog.String("gateway", g.spec.Name),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("route", out.route),
 		slog.Int("status", rec.status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.String("client", addr.String()),
+		slog.String("client", out.client.String()),
 	)
 	if out.user != "" {
 		rc.AddAttrs(slog.String("user", out.user), slog.String("session", out.sess))
@@ -480,5 +485,5 @@ func (h *handler) logRequest(g *gateway, r *http.Request, rec *recorder, out *ou
 	if out.refusal != "" {
 		rc.AddAttrs(slog.String("license_error", string(out.refusal)))
 	}
-	_ = h.deps.Log.Handler().Handle(ctx, rc)
+	_ = g.reqLog.Handle(ctx, rc)
 }

@@ -37,19 +37,21 @@ func scrubInbound(h http.Header) {
 }
 
 // setIdentity writes id's headers (after scrubInbound, so none of them is the client's).
+// The names are canonical already: assigned directly, they are not canonicalized again at
+// every request.
 func setIdentity(h http.Header, id Identity) {
-	h.Set(HeaderTenant, id.Tenant)
+	h[HeaderTenant] = []string{id.Tenant}
 	if id.User != "" {
-		h.Set(HeaderUser, id.User)
+		h[HeaderUser] = []string{id.User}
 	}
 	if id.Session != "" {
-		h.Set(HeaderSession, id.Session)
+		h[HeaderSession] = []string{id.Session}
 	}
 	if len(id.Scopes) > 0 {
-		h.Set(HeaderScopes, strings.Join(id.Scopes, " "))
+		h[HeaderScopes] = []string{strings.Join(id.Scopes, " ")}
 	}
 	if id.License != "" {
-		h.Set(HeaderLicense, id.License)
+		h[HeaderLicense] = []string{id.License}
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/session"
+	"github.com/leasehold/leasehold/internal/tlsreload"
 )
 
 // PollEvery is how often the manager compares the running listeners with the catalog. With
@@ -56,6 +57,7 @@ type Manager struct {
 
 type listener struct {
 	listen string
+	tls    domain.TLS
 	spec   []byte // the gateway as last applied, to tell a change
 	h      *handler
 	ln     net.Listener
@@ -159,7 +161,8 @@ func (m *Manager) sync(ctx context.Context) {
 	defer m.mu.Unlock()
 	// Stops first, so that a gateway moving to an address another one just left can bind it.
 	for key, l := range m.running {
-		if w, ok := want[key]; !ok || w.spec.Listen != l.listen {
+		// A listener serves TLS or not from its start: a change of either is a new one.
+		if w, ok := want[key]; !ok || w.spec.Listen != l.listen || w.spec.TLS != l.tls {
 			m.stop(key, l)
 		}
 	}
@@ -190,6 +193,16 @@ func (m *Manager) sync(ctx context.Context) {
 }
 
 func (m *Manager) start(key string, w wanted, g *gateway) {
+	var certs *tlsreload.Reloader
+	if w.spec.TLS.CertFile != "" {
+		var err error
+		// A pair that does not load is retried at every sync, like an address in use.
+		if certs, err = tlsreload.New(w.spec.TLS.CertFile, w.spec.TLS.KeyFile); err != nil {
+			// The files' paths stay in the log.
+			m.failWith(key, "tls: its certificate and key do not load (the server log says why)", err)
+			return
+		}
+	}
 	ln, err := net.Listen("tcp", w.spec.Listen)
 	if err != nil {
 		m.fail(key, err.Error())
@@ -198,7 +211,7 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 	delete(m.failed, key)
 	h := &handler{deps: m.deps, met: m.met}
 	h.cur.Store(g)
-	l := &listener{listen: w.spec.Listen, spec: w.raw, h: h, ln: ln, done: make(chan struct{}),
+	l := &listener{listen: w.spec.Listen, tls: w.spec.TLS, spec: w.raw, h: h, ln: ln, done: make(chan struct{}),
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -207,21 +220,32 @@ func (m *Manager) start(key string, w wanted, g *gateway) {
 			MaxHeaderBytes: 32 << 10,
 			ErrorLog:       slog.NewLogLogger(m.deps.Log.Handler(), slog.LevelWarn),
 		}}
+	serve := l.srv.Serve
+	if certs != nil {
+		// Set before Serve starts: ServeTLS adds h2 to it, and HTTP/2 is then served too.
+		l.srv.TLSConfig = certs.Config()
+		serve = func(ln net.Listener) error { return l.srv.ServeTLS(ln, "", "") }
+	}
 	m.running[key] = l
 	go func() {
 		defer close(l.done)
-		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			m.deps.Log.Error("gateway listener stopped", "gateway", key, "err", err)
 		}
 	}()
-	m.deps.Log.Info("gateway listening", "gateway", key, "listen", w.spec.Listen, "upstream", w.spec.Upstream)
+	m.deps.Log.Info("gateway listening", "gateway", key, "listen", w.spec.Listen, "upstream", w.spec.Upstream, "tls", certs != nil)
 }
 
 // fail records (and logs once per reason) a gateway this process cannot serve; /readyz
 // names it until it serves. The next sync tries again, so a freed port is taken up.
 func (m *Manager) fail(key, why string) {
+	m.failWith(key, why, errors.New(why))
+}
+
+// failWith is fail with more in the log than /readyz, which anyone may read, says.
+func (m *Manager) failWith(key, why string, err error) {
 	if m.failed[key] != why {
-		m.deps.Log.Error("gateway cannot listen", "gateway", key, "err", why)
+		m.deps.Log.Error("gateway cannot listen", "gateway", key, "err", err)
 	}
 	m.failed[key] = why
 }

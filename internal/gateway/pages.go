@@ -80,13 +80,19 @@ func (g *gateway) cookieNamed(name string) string {
 	return name
 }
 
+// cookieSecure: a cookie set over TLS is Secure even when public_url says http (a client
+// reaching the TLS listener directly), so that it never travels back in clear.
+func (g *gateway) cookieSecure(r *http.Request) bool {
+	return g.secure || r.TLS != nil
+}
+
 func (g *gateway) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if c, err := r.Cookie(g.cookieNamed(csrfCookie)); err == nil && len(c.Value) == 43 {
 		return c.Value
 	}
 	v := tokenhash.Random()
 	http.SetCookie(w, &http.Cookie{Name: g.cookieNamed(csrfCookie), Value: v, Path: "/", MaxAge: 3600,
-		HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: g.cookieSecure(r), SameSite: http.SameSiteStrictMode})
 	return v
 }
 
@@ -173,9 +179,9 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request, g *gateway, out 
 	}
 	out.user, out.sess = u.Username, lg.Session.ID
 	http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: lg.Cookie, Path: "/", MaxAge: int(lg.CookieMaxAge.Seconds()),
-		HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: g.cookieSecure(r), SameSite: http.SameSiteLaxMode})
 	http.SetCookie(w, &http.Cookie{Name: deviceName, Value: lg.Device, Path: "/", MaxAge: deviceMaxAge,
-		HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
+		HttpOnly: true, Secure: g.cookieSecure(r), SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, ReturnTo(r.PostForm.Get("return_to")), http.StatusSeeOther)
 }
@@ -212,7 +218,7 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request, g *gateway, out
 		return
 	}
 	if cred.viaCookie {
-		http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: g.secure, SameSite: http.SameSiteLaxMode})
+		http.SetCookie(w, &http.Cookie{Name: g.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: g.cookieSecure(r), SameSite: http.SameSiteLaxMode})
 	}
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Cache-Control", "no-store")

@@ -84,6 +84,39 @@ func TestProxyHeadersAndPath(t *testing.T) {
 	}
 }
 
+// Accept-Encoding is the client's: the proxy neither asks the upstream for gzip on its own
+// nor unpacks what the upstream compressed for a client that asked.
+func TestProxyAcceptEncodingIsTheClients(t *testing.T) {
+	gz := []byte{0x1f, 0x8b, 'n', 'o', 't', '-', 'r', 'e', 'a', 'l'}
+	gw, _ := proxyTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			_, _ = w.Write(gz)
+			return
+		}
+		_, _ = io.WriteString(w, "accept-encoding="+r.Header.Get("Accept-Encoding"))
+	}), time.Second)
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, tc := range []struct{ accept, want, encoding string }{
+		{"", "accept-encoding=", ""},
+		{"gzip", string(gz), "gzip"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, gw.URL+"/x", nil)
+		if tc.accept != "" {
+			req.Header.Set("Accept-Encoding", tc.accept)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != tc.want || resp.Header.Get("Content-Encoding") != tc.encoding {
+			t.Errorf("Accept-Encoding %q: body %q, Content-Encoding %q", tc.accept, body, resp.Header.Get("Content-Encoding"))
+		}
+	}
+}
+
 // A request body is streamed: the upstream reads its start while the client still writes.
 func TestProxyStreamsRequestBody(t *testing.T) {
 	firstRead := make(chan struct{})

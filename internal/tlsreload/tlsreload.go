@@ -1,4 +1,6 @@
-package app
+// Package tlsreload serves TLS from certificate files that may be replaced while the server
+// runs: the main listener, the admin listener and the gateways' listeners share it.
+package tlsreload
 
 import (
 	"crypto/tls"
@@ -8,11 +10,11 @@ import (
 	"time"
 )
 
-// certReloader serves a certificate from files that an operator (or certbot, or a
+// Reloader serves a certificate from files that an operator (or certbot, or a
 // Kubernetes secret mount) replaces in place: it looks at their modification times at most
 // once a second, on a handshake, and loads the pair again when either changed. A pair that
 // does not load keeps the previous certificate in service.
-type certReloader struct {
+type Reloader struct {
 	certFile, keyFile string
 
 	mu      sync.Mutex
@@ -21,15 +23,16 @@ type certReloader struct {
 	checked time.Time
 }
 
-func newCertReloader(certFile, keyFile string) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile}
+// New loads the pair; an error names what failed (a missing file, a key that does not match).
+func New(certFile, keyFile string) (*Reloader, error) {
+	r := &Reloader{certFile: certFile, keyFile: keyFile}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *certReloader) modTimes() ([2]time.Time, error) {
+func (r *Reloader) modTimes() ([2]time.Time, error) {
 	var t [2]time.Time
 	for i, f := range []string{r.certFile, r.keyFile} {
 		st, err := os.Stat(f)
@@ -41,7 +44,7 @@ func (r *certReloader) modTimes() ([2]time.Time, error) {
 	return t, nil
 }
 
-func (r *certReloader) load() error {
+func (r *Reloader) load() error {
 	stamp, err := r.modTimes()
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
@@ -54,8 +57,8 @@ func (r *certReloader) load() error {
 	return nil
 }
 
-// getCertificate is tls.Config.GetCertificate.
-func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+// GetCertificate is tls.Config.GetCertificate.
+func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if now := time.Now(); now.Sub(r.checked) >= time.Second {
@@ -65,4 +68,10 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		}
 	}
 	return r.cert, nil
+}
+
+// Config is a server configuration serving r's certificate. http.Server.ServeTLS adds h2 to
+// its NextProtos, so a server given it speaks HTTP/2 as well.
+func (r *Reloader) Config() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.GetCertificate}
 }
