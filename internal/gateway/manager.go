@@ -113,16 +113,6 @@ func (m *Manager) Ready() error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// Addr is the address gateway tenant/name listens on ("" when it does not run here).
-func (m *Manager) Addr(tenant, name string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if l := m.running[tenant+"/"+name]; l != nil {
-		return l.listen
-	}
-	return ""
-}
-
 type wanted struct {
 	tenant string
 	spec   domain.Gateway
