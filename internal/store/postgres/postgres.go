@@ -66,6 +66,20 @@ func WithClockOffset(d time.Duration) Option {
 	return func(o *options) { o.offset = d }
 }
 
+// WithTracer has every statement of the store's connections reported to tr (profiling and
+// tests: which statements an operation runs, how many round trips it costs).
+func WithTracer(tr pgx.QueryTracer) Option {
+	return func(o *options) {
+		prev := o.pool
+		o.pool = func(cfg *pgxpool.Config) {
+			if prev != nil {
+				prev(cfg)
+			}
+			cfg.ConnConfig.Tracer = tr
+		}
+	}
+}
+
 // WithClock replaces the database's clock with now, as sqlite.WithClock does, so that tests
 // can move time. For tests only: processes then no longer share one clock.
 func WithClock(now func() time.Time) Option {
