@@ -672,7 +672,7 @@ func BenchmarkGrantRoundTrips(b *testing.B) {
 			return countingConn{c, &writes}, err
 		}
 	}
-	st := mustOpen(b, newDatabase(b), func(o *options) { o.pool = count })
+	st := mustOpen(b, newDatabase(b), func(o *options) { o.pool, o.noAnalyze = count, true })
 	ctx := context.Background()
 	if err := grant(ctx, st, "lic-1", "warm-up"); err != nil { // prepares the statements
 		b.Fatal(err)
