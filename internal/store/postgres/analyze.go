@@ -19,7 +19,7 @@ import (
 // ANALYZE samples at most 30,000 rows per table and takes a lock that blocks neither reads
 // nor writes. PostgreSQL only (lazyCommit): other servers keep their own statistics.
 const (
-	analyzeEvery   = 30 * time.Second
+	analyzeEvery   = 10 * time.Second
 	analyzeMinRows = 500
 )
 

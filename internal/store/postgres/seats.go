@@ -183,9 +183,16 @@ func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (boo
 	return err == nil && tag.RowsAffected() > 0, err
 }
 
+// ReapSeats implements store.Tx. A reap that finds nothing to delete changed nothing, so it
+// leaves the transaction's commit lazy (see tx.wrote): a refusal on a full license, which
+// reaps before it refuses, then holds the license lock for no disk flush.
 func (t *tx) ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	wrote := t.wrote
 	tag, err := t.exec(ctx, "reap seats",
 		`DELETE FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until <= $3`, tenant, licenseID, ts(now))
+	if err == nil && tag.RowsAffected() == 0 {
+		t.wrote = wrote
+	}
 	return int(tag.RowsAffected()), err
 }
 
