@@ -26,8 +26,10 @@ const benchUsage = `usage:
   leasehold bench --compare [flags]     baseline, each scenario, baseline again; ratios to the baseline
   leasehold bench all [flags]           the same as --compare with every scenario
   leasehold bench list                  the scenarios
-  leasehold bench serve --pprof ADDR --config FILE
-                                        leasehold serve, plus /debug/pprof/ on ADDR (loopback only)
+  leasehold bench serve --pprof ADDR --config FILE [--store URL]
+                                        leasehold serve, plus /debug/pprof/ on ADDR (loopback only);
+                                        --store replaces the file's store (postgres://…: the
+                                        same scenarios on PostgreSQL, BENCHMARKS.md)
 
 Loads go to loopback addresses only, are bounded in time (--duration at most 10m) and stop by
 themselves. Flags:

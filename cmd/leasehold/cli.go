@@ -191,7 +191,7 @@ finish within shutdown_timeout.`,
 		Example: "  leasehold serve --config examples/demo.yaml",
 		Args:    args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			return fromCode(serveConfig(cfgPath, allowShort, stdout, stderr))
+			return fromCode(serveConfig(cfgPath, allowShort, "", stdout, stderr))
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", envDefault(configEnv), "configuration file, YAML or JSON (env "+configEnv+")")

@@ -24,16 +24,17 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// serve parses `--config FILE` itself, for `leasehold bench serve`.
+// serve parses `--config FILE [--store URL]` itself, for `leasehold bench serve`.
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (YAML or JSON)")
 	allowShort := fs.Bool(allowShortTokenFlag, false, allowShortTokenUsage)
+	store := fs.String("store", "", "store URL instead of the file's (e.g. postgres://…)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return serveConfig(*cfgPath, *allowShort, stdout, stderr)
+	return serveConfig(*cfgPath, *allowShort, *store, stdout, stderr)
 }
 
 // The admin token guards every tenant: serve refuses one shorter than
@@ -43,8 +44,9 @@ const (
 	allowShortTokenUsage = "accept an admin_token shorter than 24 characters (demos and tests only)"
 )
 
-// serveConfig runs the server until SIGINT or SIGTERM.
-func serveConfig(cfgPath string, allowShortToken bool, stdout, stderr io.Writer) int {
+// serveConfig runs the server until SIGINT or SIGTERM. A non-empty store replaces the
+// file's store (leasehold bench serve --store).
+func serveConfig(cfgPath string, allowShortToken bool, store string, stdout, stderr io.Writer) int {
 	if cfgPath == "" {
 		fmt.Fprintf(stderr, "leasehold: serve needs --config FILE (or %s)\n", configEnv)
 		return 2
@@ -53,6 +55,9 @@ func serveConfig(cfgPath string, allowShortToken bool, stdout, stderr io.Writer)
 	if err != nil {
 		fmt.Fprintln(stderr, "leasehold:", err)
 		return 2
+	}
+	if store != "" {
+		cfg.Store = store
 	}
 	if cfg.AdminTokenTooShort() && !allowShortToken {
 		fmt.Fprintf(stderr, "leasehold: admin_token: shorter than %d characters, which guessing could reach; use a long random one (openssl rand -hex 24), or admin_token_hash, or --%s for a demo\n",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,34 @@ func TestServeRefusesShortAdminToken(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); !os.IsNotExist(err) {
 		t.Fatal("a refused configuration wrote its store")
+	}
+}
+
+// TestBenchServeStore: `leasehold bench serve --store URL` serves the configuration on that
+// store instead of the file's (here it opens it, then fails to listen on a taken port).
+func TestBenchServeStore(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	path := filepath.Join(dir, "bench.yaml")
+	cfg := "listen: " + taken.Addr().String() + "\nstore: sqlite://" + filepath.Join(dir, "file", "leasehold.db") +
+		"\ndocuments: " + filepath.Join(dir, "documents") + "\nadmin_token: bench-admin-token-not-for-production\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "flag", "leasehold.db")
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "serve", "--pprof", "127.0.0.1:0", "--config", path, "--store", "sqlite://" + other}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "cannot listen") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("the --store database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "file")); !os.IsNotExist(err) {
+		t.Error("the file's store was opened")
 	}
 }

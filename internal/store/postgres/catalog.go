@@ -76,6 +76,7 @@ func (t *tx) DeleteObject(ctx context.Context, tenant string, kind domain.Kind, 
 }
 
 func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
+	t.lockedLeases = nil // their rows go too
 	b := &pgx.Batch{}
 	// The tenant's own definition is an object of tenant "".
 	b.Queue(`DELETE FROM objects WHERE tenant = '' AND kind = $1 AND id = $2`, string(domain.KindTenant), tenant)

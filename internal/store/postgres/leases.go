@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,9 +101,28 @@ func (t *tx) InsertLease(ctx context.Context, l *domain.Lease) error {
 }
 
 func (t *tx) UpdateLease(ctx context.Context, l *domain.Lease) error {
+	args := []any{l.Tenant, l.Root, l.ID, l.HWName, l.ProcessName, l.Version, l.Mode, ts(l.RenewedAt), ts(l.ExpiresAt), ts(l.RefreshAt),
+		l.PrevID, nts(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID, l.ChainSeq, chainKey(l),
+		needsChainRow(l)}
+	if t.leaseLocked(l.Tenant, l.Root) {
+		// Locked by this transaction, which has not deleted it: the row is there until the
+		// commit, so the update rides with the next round trip (a renewal's seat).
+		return t.write(ctx, "update lease", updateLease, args...)
+	}
 	var n int
-	err := t.get(ctx, "update lease",
-		`WITH u AS (
+	err := t.get(ctx, "update lease", updateLease, args, &n)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("postgres: update lease %s: %w", l.Root, domain.ErrNotFound)
+	}
+	return nil
+}
+
+// updateLease writes a lease's mutable columns and the chain entry of its new id; it answers
+// the number of leases updated.
+const updateLease = `WITH u AS (
 			UPDATE leases SET id = $3, hw_name = $4, process_name = $5, version = $6, mode = $7, renewed_at = $8,
 				expires_at = $9, refresh_at = $10, prev_id = $11, prev_until = $12, overage = $13, use_time_reserved = $14,
 				session_id = $15, chain_seq = $16, chain_key = $17
@@ -113,20 +133,25 @@ func (t *tx) UpdateLease(ctx context.Context, l *domain.Lease) error {
 			ON CONFLICT DO NOTHING
 			RETURNING 1
 		)
-		SELECT count(*) FROM u`,
-		[]any{l.Tenant, l.Root, l.ID, l.HWName, l.ProcessName, l.Version, l.Mode, ts(l.RenewedAt), ts(l.ExpiresAt), ts(l.RefreshAt),
-			l.PrevID, nts(l.PrevUntil), l.Overage, int64(l.UseTimeReserved), l.SessionID, l.ChainSeq, chainKey(l),
-			needsChainRow(l)}, &n)
-	if err != nil {
-		return err
+		SELECT count(*) FROM u`
+
+// leaseLocked reports whether this transaction holds the row lock of the lease root.
+func (t *tx) leaseLocked(tenant, root string) bool {
+	for _, k := range t.lockedLeases {
+		if k == tenant+"\x00"+root {
+			return true
+		}
 	}
-	if n == 0 {
-		return fmt.Errorf("postgres: update lease %s: %w", l.Root, domain.ErrNotFound)
-	}
-	return nil
+	return false
+}
+
+// forgetLease drops root from the locked leases (it is being deleted).
+func (t *tx) forgetLease(tenant, root string) {
+	t.lockedLeases = slices.DeleteFunc(t.lockedLeases, func(k string) bool { return k == tenant+"\x00"+root })
 }
 
 func (t *tx) DeleteLease(ctx context.Context, tenant, root string) (bool, error) {
+	t.forgetLease(tenant, root)
 	tag, err := t.exec(ctx, "delete lease",
 		`WITH c AS (DELETE FROM lease_chain WHERE tenant = $1 AND root = $2)
 		DELETE FROM leases WHERE tenant = $1 AND root = $2`, tenant, root)
@@ -154,6 +179,9 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 // (a session key has one lease at most); the seat key is checked on the row, as SQLite's
 // index of a seat's leases checks it.
 func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
+	if !t.readOnly {
+		t.hint = &leaseKey{tenant: tenant, licenseID: licenseID, seatKey: seatKey, sessionKey: sessionKey}
+	}
 	return t.getLease(ctx, "get lease by session key",
 		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4`,
 		tenant, licenseID, sessionKey, seatKey)
@@ -163,11 +191,23 @@ func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKe
 // and it makes every later GetSeat of the transaction lock the seat too (see GetSeat).
 func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	t.locked = true
-	return t.getLease(ctx, "lock lease",
-		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4
-		FOR UPDATE`,
-		tenant, licenseID, sessionKey, seatKey)
+	if p := t.pre; p != nil && !p.leaseUsed && p.key == (leaseKey{tenant, licenseID, seatKey, sessionKey}) {
+		p.leaseUsed = true
+		if p.lease == nil {
+			return nil, domain.ErrNotFound
+		}
+		l := *p.lease
+		return &l, nil
+	}
+	l, err := t.getLease(ctx, "lock lease", lockLease, tenant, licenseID, sessionKey, seatKey)
+	if err == nil && !t.readOnly {
+		t.lockedLeases = append(t.lockedLeases, l.Tenant+"\x00"+l.Root)
+	}
+	return l, err
 }
+
+const lockLease = `SELECT ` + leaseColumns + ` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4
+	FOR UPDATE`
 
 func (t *tx) CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error) {
 	var n int

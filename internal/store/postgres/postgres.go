@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,30 @@ type Store struct {
 	// may commit with synchronous_commit off (see tx.wrote).
 	lazyCommit bool
 	tokenKey   []byte // see TokenKey
+	// sample is the database's clock as the latest transactions read it (see Now).
+	sample atomic.Pointer[clockSample]
+	// stopAnalyze ends analyzeLoop, which closes analyzeDone (nil: no loop).
+	stopAnalyze context.CancelFunc
+	analyzeDone chan struct{}
+}
+
+// clockSample is a reading of the database's clock: db, read by a statement sent at local
+// (a time.Now with its monotonic reading) and answered rtt later.
+type clockSample struct {
+	db, local time.Time
+	rtt       time.Duration
+}
+
+// sampleMaxAge is how long a clock sample answers Now. Past it Now asks the database.
+const sampleMaxAge = time.Second
+
+// observe keeps a reading of the database's clock for Now: a newer one when it was answered
+// as fast as the one kept, or when the one kept is getting old.
+func (s *Store) observe(db, local time.Time, rtt time.Duration) {
+	old := s.sample.Load()
+	if old == nil || rtt <= old.rtt || time.Since(old.local) > sampleMaxAge/2 {
+		s.sample.Store(&clockSample{db: db, local: local, rtt: rtt})
+	}
 }
 
 // Option configures Open.
@@ -59,12 +84,28 @@ type options struct {
 	offset time.Duration
 	clock  func() time.Time
 	pool   func(*pgxpool.Config) // tests: e.g. count round trips
+	// noAnalyze: no analyzeLoop (tests that count round trips).
+	noAnalyze bool
 }
 
 // WithClockOffset shifts the store clock (the database's now()) by d, so that tests can
 // see the future without waiting.
 func WithClockOffset(d time.Duration) Option {
 	return func(o *options) { o.offset = d }
+}
+
+// WithTracer has every statement of the store's connections reported to tr (profiling and
+// tests: which statements an operation runs, how many round trips it costs).
+func WithTracer(tr pgx.QueryTracer) Option {
+	return func(o *options) {
+		prev := o.pool
+		o.pool = func(cfg *pgxpool.Config) {
+			if prev != nil {
+				prev(cfg)
+			}
+			cfg.ConnConfig.Tracer = tr
+		}
+	}
 }
 
 // WithClock replaces the database's clock with now, as sqlite.WithClock does, so that tests
@@ -116,7 +157,13 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &Store{pool: pool, offset: o.offset, clock: o.clock, lazyCommit: lazy, tokenKey: key}, nil
+	s := &Store{pool: pool, offset: o.offset, clock: o.clock, lazyCommit: lazy, tokenKey: key}
+	if lazy && !o.noAnalyze {
+		actx, cancel := context.WithCancel(context.Background())
+		s.stopAnalyze, s.analyzeDone = cancel, make(chan struct{})
+		go s.analyzeLoop(actx)
+	}
+	return s, nil
 }
 
 // TokenKey implements store.Store.
@@ -134,15 +181,28 @@ func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
 	return s.run(ctx, true, fn)
 }
 
-// Now is the database's clock.
+// Now is the database's clock. It costs no round trip while a transaction of the last
+// second has read it (each reads now() with its BEGIN). A reading db, taken somewhere
+// between the local times local and local+rtt, is followed by the database's clock at
+// no less than db + time.Since(local+rtt) on the local monotonic clock, and Now answers
+// that lower bound: never ahead of the database (a later transaction's Now is never before
+// it), behind it by at most the reading's round trip, the same as a `SELECT now()` answer
+// is by the time it arrives. observe keeps the readings answered fastest.
 func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	if s.clock != nil {
 		return s.clock().UTC().Add(s.offset), nil
 	}
+	if c := s.sample.Load(); c != nil {
+		if age := time.Since(c.local); age >= c.rtt && age < sampleMaxAge {
+			return c.db.Add(age - c.rtt).UTC().Add(s.offset), nil
+		}
+	}
 	var now time.Time
+	local := time.Now()
 	if err := s.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		return time.Time{}, fmt.Errorf("postgres: now: %w", err)
 	}
+	s.observe(now, local, time.Since(local))
 	return now.UTC().Add(s.offset), nil
 }
 
@@ -154,6 +214,10 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) Close() error {
+	if s.stopAnalyze != nil {
+		s.stopAnalyze()
+		<-s.analyzeDone
+	}
 	s.pool.Close()
 	return nil
 }
@@ -205,6 +269,7 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 		begin = `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`
 	}
 	// BEGIN and now() share one round trip.
+	sent := time.Now()
 	b := &pgx.Batch{}
 	b.Queue(begin)
 	if s.clock == nil {
@@ -232,6 +297,9 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 			return retryable{err}
 		}
 		return err
+	}
+	if s.clock == nil {
+		s.observe(t.now, sent, time.Since(sent))
 	}
 	t.now = t.now.UTC().Add(s.offset)
 

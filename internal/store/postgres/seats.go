@@ -17,25 +17,83 @@ const insertLicenseState = `INSERT INTO license_state (tenant, license_id) VALUE
 // ends. Both statements share one round trip; each gets its own snapshot (READ COMMITTED),
 // so the SELECT sees a row that a concurrent transaction inserted and committed while the
 // INSERT waited for it.
+//
+// When the transaction looked for a lease of this license by session key before (t.hint:
+// a decision that found no live lease to renew), the same round trip also runs the
+// LockLease and the locking GetSeat that a grant or refusal runs next, after the license
+// lock, in the order those calls take their locks (license, lease, seat). Their answers
+// (pre) serve those calls, once, unless a statement that may write runs first. That saves
+// two round trips while the license lock is held.
 func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) {
 	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}
 	var useTime int64
 	b := &pgx.Batch{}
 	b.Queue(insertLicenseState, tenant, licenseID)
 	b.Queue(`SELECT seats_held, use_count, use_time FROM license_state WHERE tenant = $1 AND license_id = $2 FOR UPDATE`, tenant, licenseID)
+	k := t.hint
+	if k == nil || k.tenant != tenant || k.licenseID != licenseID || t.readOnly {
+		k = nil
+	} else {
+		b.Queue(lockLease, tenant, licenseID, k.sessionKey, k.seatKey)
+		b.Queue(lockSeat, tenant, licenseID, k.seatKey)
+	}
+	var pre *prefetched
 	err := t.batch(ctx, "lock license", b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		return br.QueryRow().Scan(&st.SeatsHeld, &st.UseCount, &useTime)
+		if err := br.QueryRow().Scan(&st.SeatsHeld, &st.UseCount, &useTime); err != nil {
+			return err
+		}
+		if k == nil {
+			return nil
+		}
+		pre = &prefetched{key: *k}
+		l, err := scanLease(br.QueryRow())
+		switch err = notFound(err); err {
+		case nil:
+			pre.lease = &l
+		case domain.ErrNotFound:
+		default:
+			return err
+		}
+		s, err := scanSeat(br.QueryRow())
+		switch err = notFound(err); err {
+		case nil:
+			pre.seat = &s
+		case domain.ErrNotFound:
+		default:
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	t.locked = true
+	if k != nil {
+		t.hint, t.pre = nil, pre
+		if pre.lease != nil {
+			t.lockedLeases = append(t.lockedLeases, pre.lease.Tenant+"\x00"+pre.lease.Root)
+		}
+	}
 	st.UseTime = time.Duration(useTime)
 	return st, nil
 }
+
+// leaseKey names a lease by its session key.
+type leaseKey struct{ tenant, licenseID, seatKey, sessionKey string }
+
+// prefetched is what LockLicense locked and read ahead for key: the lease (nil: none) and
+// its seat (nil: none), each taken by the first LockLease or GetSeat that asks for it.
+type prefetched struct {
+	key                 leaseKey
+	lease               *domain.Lease
+	seat                *domain.Seat
+	leaseUsed, seatUsed bool
+}
+
+const lockSeat = `SELECT ` + seatColumns + ` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 FOR UPDATE`
 
 func (t *tx) SaveLicenseState(ctx context.Context, st *domain.LicenseState) error {
 	return t.write(ctx, "save license state",
@@ -76,10 +134,18 @@ func scanSeat(r pgx.Row) (domain.Seat, error) {
 // over it. The seat lock makes them take turns. Before any lock (a login looking at a seat
 // it may reclaim) the read stays plain, so no lock is ever taken before the license's.
 func (t *tx) GetSeat(ctx context.Context, tenant, licenseID, key string) (*domain.Seat, error) {
+	if p := t.pre; p != nil && !p.seatUsed && p.key.tenant == tenant && p.key.licenseID == licenseID && p.key.seatKey == key {
+		p.seatUsed = true
+		if p.seat == nil {
+			return nil, domain.ErrNotFound
+		}
+		s := *p.seat
+		return &s, nil
+	}
 	var s domain.Seat
 	q := `SELECT ` + seatColumns + ` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3`
 	if t.locked && !t.readOnly {
-		q += ` FOR UPDATE`
+		q = lockSeat
 	}
 	err := t.get(ctx, "get seat", q,
 		[]any{tenant, licenseID, key},
@@ -117,9 +183,16 @@ func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (boo
 	return err == nil && tag.RowsAffected() > 0, err
 }
 
+// ReapSeats implements store.Tx. A reap that finds nothing to delete changed nothing, so it
+// leaves the transaction's commit lazy (see tx.wrote): a refusal on a full license, which
+// reaps before it refuses, then holds the license lock for no disk flush.
 func (t *tx) ReapSeats(ctx context.Context, tenant, licenseID string, now time.Time) (int, error) {
+	wrote := t.wrote
 	tag, err := t.exec(ctx, "reap seats",
 		`DELETE FROM seats WHERE tenant = $1 AND license_id = $2 AND held_until <= $3`, tenant, licenseID, ts(now))
+	if err == nil && tag.RowsAffected() == 0 {
+		t.wrote = wrote
+	}
 	return int(tag.RowsAffected()), err
 }
 

@@ -44,6 +44,16 @@ type tx struct {
 	lazyCommit bool
 	// locked is set once the transaction holds a license or lease row lock (see GetSeat).
 	locked bool
+	// lockedLeases are the roots of the leases this transaction row-locked (LockLease) and
+	// has not deleted: an UpdateLease of one of them cannot miss its row, so it is held back
+	// like a write that answers nothing but success.
+	lockedLeases []string
+	// hint is the key of the last plain GetLeaseBySessionKey (a decision looking for the
+	// lease it may renew). LockLicense of its license locks and reads that lease and its
+	// seat in the same round trip (pre), for the LockLease and GetSeat that follow it in a
+	// grant or a refusal (see LockLicense).
+	hint *leaseKey
+	pre  *prefetched
 	// hooks run after COMMIT succeeded (attempt); a retried attempt's tx is dropped with
 	// its hooks.
 	hooks []func()
@@ -53,9 +63,11 @@ type tx struct {
 // counts as neither: losing it in a crash loses nothing, and it is written again on demand.
 // Anything not starting with SELECT counts as a write, so a new statement errs on the safe
 // side.
+// Every such statement also drops what LockLicense read ahead (pre): it may have changed it.
 func (t *tx) note(sql string) {
-	if !t.wrote && sql != insertLicenseState && sql != insertCatalogVersion && !strings.HasPrefix(sql, "SELECT") {
+	if sql != insertLicenseState && sql != insertCatalogVersion && !strings.HasPrefix(sql, "SELECT") {
 		t.wrote = true
+		t.pre = nil
 	}
 }
 

@@ -1,0 +1,234 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// openCounting opens a store whose connections count their writes (one per round trip).
+func openCounting(t *testing.T) (*Store, *atomic.Int64) {
+	var writes atomic.Int64
+	count := func(cfg *pgxpool.Config) {
+		dial := cfg.ConnConfig.DialFunc
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			return countingConn{c, &writes}, err
+		}
+	}
+	return mustOpen(t, newDatabase(t), func(o *options) { o.pool, o.noAnalyze = count, true }), &writes
+}
+
+// TestNowFromTransactions: Now answers from the clock the last transactions read, without
+// a round trip, and never ahead of a later transaction's clock.
+func TestNowFromTransactions(t *testing.T) {
+	st, writes := openCounting(t)
+	ctx := context.Background()
+	view := func() time.Time {
+		var now time.Time
+		if err := st.View(ctx, func(tx store.Tx) error { now = tx.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return now
+	}
+	view()
+	time.Sleep(5 * time.Millisecond) // older than the reading's round trip
+	before := writes.Load()
+	n1, err := st.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Load() - before; got != 0 {
+		t.Errorf("Now after a transaction cost %d round trips, want 0", got)
+	}
+	if n1.Location() != time.UTC {
+		t.Errorf("Now = %v, want UTC", n1)
+	}
+	for i := range 200 {
+		n, err := st.Now(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if later := view(); later.Before(n) {
+			t.Fatalf("round %d: a later transaction's Now %v is before Now %v", i, later, n)
+		}
+	}
+	// Without a recent reading Now asks the database.
+	st.sample.Store(&clockSample{db: n1, local: time.Now().Add(-2 * sampleMaxAge)})
+	before = writes.Load()
+	n2, err := st.Now(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Load() - before; got != 1 {
+		t.Errorf("Now with an old reading cost %d round trips, want 1", got)
+	}
+	if !n2.After(n1) {
+		t.Errorf("Now did not advance: %v then %v", n1, n2)
+	}
+}
+
+// TestUpdateOfLockedLeaseHeldBack: UpdateLease of a lease the transaction locked travels
+// with the next round trip (here the COMMIT); of one it did not lock it is checked at once.
+func TestUpdateOfLockedLeaseHeldBack(t *testing.T) {
+	st, writes := openCounting(t)
+	ctx := context.Background()
+	l := &domain.Lease{Tenant: "acme", Root: "r1", ID: "r1", LicenseID: "L", Item: "i", SeatKey: "s", SessionKey: "k",
+		IssuedAt: time.Now(), RenewedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour), RefreshAt: time.Now()}
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.InsertLease(ctx, l) }); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the first round prepares the statements
+		before := writes.Load()
+		err := st.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.LockLease(ctx, "acme", "L", "s", "k")
+			if err != nil {
+				return err
+			}
+			cur.HWName = "renamed"
+			return tx.UpdateLease(ctx, cur)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := writes.Load() - before; round == 1 && got != 3 { // BEGIN+now(), the lock, the update with COMMIT
+			t.Errorf("lock and update cost %d round trips, want 3", got)
+		}
+	}
+	err := st.View(ctx, func(tx store.Tx) error {
+		got, err := tx.FindLease(ctx, "acme", "r1")
+		if err == nil && got.HWName != "renamed" {
+			t.Errorf("hw_name %q after the update, want renamed", got.HWName)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deleted, then updated: no longer held back, so the missing row is reported.
+	err = st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.LockLease(ctx, "acme", "L", "s", "k")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.DeleteLease(ctx, "acme", cur.Root); err != nil {
+			return err
+		}
+		if err := tx.UpdateLease(ctx, cur); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("UpdateLease of a deleted lease: %v, want ErrNotFound", err)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("the update committed")
+	}
+}
+
+// TestLockLicenseReadsAhead: after a plain GetLeaseBySessionKey, LockLicense of its license
+// locks and reads the lease and its seat in its own round trip, for the LockLease and
+// GetSeat that follow; a write in between makes them read again.
+func TestLockLicenseReadsAhead(t *testing.T) {
+	st, writes := openCounting(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	grant := func(hw string) error {
+		return st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat-"+hw, "sk-"+hw); !errors.Is(err, domain.ErrNotFound) {
+				t.Errorf("GetLeaseBySessionKey: %v, want ErrNotFound", err)
+			}
+			ls, err := tx.LockLicense(ctx, "acme", "L")
+			if err != nil {
+				return err
+			}
+			if _, err := tx.LockLease(ctx, "acme", "L", "seat-"+hw, "sk-"+hw); !errors.Is(err, domain.ErrNotFound) {
+				t.Errorf("LockLease: %v, want ErrNotFound", err)
+			}
+			if _, err := tx.GetSeat(ctx, "acme", "L", "seat-"+hw); !errors.Is(err, domain.ErrNotFound) {
+				t.Errorf("GetSeat: %v, want ErrNotFound", err)
+			}
+			seat := &domain.Seat{Tenant: "acme", LicenseID: "L", Key: "seat-" + hw, User: "u", HeldUntil: now.Add(time.Hour)}
+			if err := tx.PutSeat(ctx, seat); err != nil {
+				return err
+			}
+			l := &domain.Lease{Tenant: "acme", Root: "r-" + hw, ID: "r-" + hw, LicenseID: "L", Item: "i", SeatKey: "seat-" + hw,
+				SessionKey: "sk-" + hw, IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour), RefreshAt: now}
+			if err := tx.InsertLease(ctx, l); err != nil {
+				return err
+			}
+			ls.SeatsHeld++
+			return tx.SaveLicenseState(ctx, ls)
+		})
+	}
+	if err := grant("warm-up"); err != nil { // prepares the statements
+		t.Fatal(err)
+	}
+	before := writes.Load()
+	if err := grant("a"); err != nil {
+		t.Fatal(err)
+	}
+	// BEGIN+now(), the lookup, the license lock with the lease and seat, the seat and lease
+	// inserts, the state with COMMIT.
+	if got := writes.Load() - before; got != 5 {
+		t.Errorf("a grant cost %d round trips, want 5", got)
+	}
+
+	// Found: the lease and seat read ahead are the ones LockLease and GetSeat read.
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat-a", "sk-a"); err != nil {
+			return err
+		}
+		if _, err := tx.LockLicense(ctx, "acme", "L"); err != nil {
+			return err
+		}
+		l, err := tx.LockLease(ctx, "acme", "L", "seat-a", "sk-a")
+		if err != nil || l.Root != "r-a" || !l.ExpiresAt.Equal(now.Add(time.Hour)) {
+			t.Errorf("LockLease read ahead: %+v, %v", l, err)
+		}
+		s, err := tx.GetSeat(ctx, "acme", "L", "seat-a")
+		if err != nil || s.Key != "seat-a" || !s.HeldUntil.Equal(now.Add(time.Hour)) {
+			t.Errorf("GetSeat read ahead: %+v, %v", s, err)
+		}
+		// Read ahead once: asked again, they are read again (the same here).
+		if _, err := tx.GetSeat(ctx, "acme", "L", "seat-a"); err != nil {
+			t.Errorf("GetSeat again: %v", err)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("committed")
+	}
+
+	// A write between the lock and the reads: they go to the database.
+	err = st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat-a", "sk-a"); err != nil {
+			return err
+		}
+		if _, err := tx.LockLicense(ctx, "acme", "L"); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteLease(ctx, "acme", "r-a"); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteSeat(ctx, "acme", "L", "seat-a"); err != nil {
+			return err
+		}
+		if l, err := tx.LockLease(ctx, "acme", "L", "seat-a", "sk-a"); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("LockLease after DeleteLease: %+v, %v; want ErrNotFound", l, err)
+		}
+		if s, err := tx.GetSeat(ctx, "acme", "L", "seat-a"); !errors.Is(err, domain.ErrNotFound) {
+			t.Errorf("GetSeat after DeleteSeat: %+v, %v; want ErrNotFound", s, err)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil {
+		t.Fatal("committed")
+	}
+}
