@@ -92,6 +92,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UISessions", testUISessions},
 		{"HeldSeats", testHeldSeats},
 		{"UsageHours", testUsageHours},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookClaimRace", testWebhookClaimRace},
+		{"WebhookLicenseMarkers", testWebhookLicenseMarkers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
