@@ -33,6 +33,7 @@ type Snapshot struct {
 	Models        map[string]*domain.LicenseModel
 	Licenses      map[string]*domain.License
 	Gateways      map[string]*domain.Gateway
+	Webhooks      map[string]*domain.Webhook
 	// byItem lists, in license id order, the licenses that cover an item (a product's
 	// license covers the product item and all its items).
 	byItem map[string][]*domain.License
@@ -149,6 +150,7 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		Models:        map[string]*domain.LicenseModel{},
 		Licenses:      map[string]*domain.License{},
 		Gateways:      map[string]*domain.Gateway{},
+		Webhooks:      map[string]*domain.Webhook{},
 		byItem:        map[string][]*domain.License{},
 	}
 	if err := json.Unmarshal(tobj.Spec, &s.Tenant); err != nil {
@@ -173,6 +175,9 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		return nil, err
 	}
 	if err := loadKind(ctx, tx, tenant, domain.KindGateway, s.Gateways, func(o *domain.Gateway) string { return o.Name }); err != nil {
+		return nil, err
+	}
+	if err := loadKind(ctx, tx, tenant, domain.KindWebhook, s.Webhooks, func(o *domain.Webhook) string { return o.ID }); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(s.Licenses))

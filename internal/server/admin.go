@@ -46,7 +46,7 @@ func (s *Server) adminRoutes() {
 var adminKinds = map[string]domain.Kind{
 	"organizations": domain.KindOrganization, "users": domain.KindUser, "clients": domain.KindClient,
 	"products": domain.KindProduct, "models": domain.KindModel, "licenses": domain.KindLicense,
-	"gateways": domain.KindGateway,
+	"gateways": domain.KindGateway, "webhooks": domain.KindWebhook,
 }
 
 // adminTenant resolves the {tenant} path value to an existing tenant's snapshot.
