@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/internal/domain"
@@ -69,6 +70,7 @@ type entry struct {
 	mu      sync.Mutex // one reload at a time per tenant
 	snap    *Snapshot
 	checked time.Time
+	peek    atomic.Pointer[Snapshot] // snap, for Peek (which must not wait for a reload)
 }
 
 func New(st store.Store) *Cache {
@@ -133,6 +135,7 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Snapshot, error) {
 		return nil, err
 	}
 	e.snap, e.checked = snap, c.now()
+	e.peek.Store(snap)
 	return snap, nil
 }
 

@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Webhook event types (SPEC §9).
 const (
@@ -70,4 +73,20 @@ func (w *Webhook) Wants(typ string) bool {
 		}
 	}
 	return false
+}
+
+type endReasonKey struct{}
+
+// WithEndReason has the sessions a call ends report reason (session.ended): the caller
+// knows why (an administrator, the sweeper, a revocation); the default is EndLogout.
+func WithEndReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, endReasonKey{}, reason)
+}
+
+// EndReason is the reason WithEndReason set, else EndLogout.
+func EndReason(ctx context.Context) string {
+	if r, ok := ctx.Value(endReasonKey{}).(string); ok {
+		return r
+	}
+	return EndLogout
 }

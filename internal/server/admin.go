@@ -33,6 +33,8 @@ func (s *Server) adminRoutes() {
 	m.Handle("DELETE /admin/v1/tenants/{tenant}/users/{id}/login-tokens", a(s.adminRevokeLoginTokens))
 	m.Handle("DELETE /admin/v1/tenants/{tenant}/users/{id}/login-tokens/{token}", a(s.adminRevokeLoginTokens))
 	m.Handle("POST /admin/v1/tenants/{tenant}/users/{id}/logout-all", a(s.adminLogoutAll))
+	m.Handle("GET /admin/v1/tenants/{tenant}/webhooks/deliveries", a(s.adminListDeliveries))
+	m.Handle("POST /admin/v1/tenants/{tenant}/webhooks/deliveries/{event}/retry", a(s.adminRetryDelivery))
 	m.Handle("GET /admin/v1/tenants/{tenant}/{kind}", a(s.adminListObjects))
 	m.Handle("POST /admin/v1/tenants/{tenant}/{kind}", a(s.adminWriteObject))
 	m.Handle("GET /admin/v1/tenants/{tenant}/{kind}/{id}", a(s.adminGetObject))

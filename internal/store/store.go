@@ -286,9 +286,10 @@ type Tx interface {
 	SetLicenseExhausted(ctx context.Context, tenant, licenseID string, exhausted bool) (bool, error)
 	// ExhaustedLicenses lists (up to limit) the licenses whose marker is set.
 	ExhaustedLicenses(ctx context.Context, limit int) ([][2]string, error) // (tenant, license)
-	// MarkLicenseExpiring records that license.expiring was written for the license's
-	// valid_until; false when it already was for that very time.
-	MarkLicenseExpiring(ctx context.Context, tenant, licenseID string, validUntil time.Time) (bool, error)
+	// MarkLicenseExpiring records that license.expiring was written for validUntil under
+	// key (the license id, or any key naming what was notified: package webhook uses the
+	// license id and the webhook's); false when it already was for that very time.
+	MarkLicenseExpiring(ctx context.Context, tenant, key string, validUntil time.Time) (bool, error)
 }
 
 // UISession is a dashboard sign-in. Only the hash of the cookie's random value is stored,

@@ -1,0 +1,261 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/domain"
+	"github.com/leasehold/leasehold/internal/store"
+)
+
+// Delivery parameters (SPEC §9).
+const (
+	// AttemptTimeout bounds one attempt: no answer within it is a failure.
+	AttemptTimeout = 10 * time.Second
+	// claimFor is how long a claimed row is left to its process: past it, another process
+	// (or this one, restarted) takes it again. Longer than an attempt.
+	claimFor = 30 * time.Second
+	// firstRetry doubles after each failure, up to maxRetry.
+	firstRetry = time.Second
+	maxRetry   = time.Hour
+	// concurrency bounds the deliveries in flight per process.
+	concurrency = 8
+	// pollEvery is how often the store is checked for due rows when nothing woke the loop
+	// (rows written by another process, retries coming due).
+	pollEvery = 500 * time.Millisecond
+	maxErrLen = 300
+)
+
+// Backoff is the wait after the n-th failed attempt (n >= 1): 1 s doubling, capped at 1 h.
+func Backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	if n > 13 { // 2^12 s > 1 h
+		return maxRetry
+	}
+	return min(firstRetry<<(n-1), maxRetry)
+}
+
+// Sign returns the Leasehold-Signature header of body at t under secret.
+func Sign(secret string, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// client posts deliveries: an attempt's timeout, and redirects returned as answers (a
+// 3xx is not 2xx: retried), never followed.
+var client = &http.Client{
+	Timeout: AttemptTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+	Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: AttemptTimeout,
+	},
+}
+
+// Run writes the queued refusals, sweeps every second, and delivers due events until ctx
+// ends; attempts in flight then are cut off and left to be claimed again.
+func (o *Outbox) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { o.runDenials(ctx) })
+	wg.Go(func() { o.runSweeper(ctx) })
+	o.runDelivery(ctx)
+	wg.Wait()
+}
+
+func (o *Outbox) runDenials(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-o.denials:
+			if err := o.writeDenial(ctx, ev); err != nil && ctx.Err() == nil {
+				o.log.Warn("webhook: writing lease.denied failed", "tenant", ev.Tenant, "err", err)
+			}
+		}
+	}
+}
+
+func (o *Outbox) runSweeper(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		if err := o.Sweep(ctx); err != nil && ctx.Err() == nil {
+			o.log.Warn("webhook sweep failed", "err", err)
+		}
+		if n%60 == 0 {
+			if err := o.prune(ctx); err != nil && ctx.Err() == nil {
+				o.log.Warn("webhook prune failed", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (o *Outbox) runDelivery(ctx context.Context) {
+	sem := make(chan struct{}, concurrency)
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		o.claimAndDeliver(ctx, sem, &inflight)
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// claimAndDeliver claims as many due rows as there are free delivery slots, and starts
+// their attempts.
+func (o *Outbox) claimAndDeliver(ctx context.Context, sem chan struct{}, inflight *sync.WaitGroup) {
+	for ctx.Err() == nil {
+		free := cap(sem) - len(sem)
+		if free == 0 {
+			return
+		}
+		var rows []store.WebhookDelivery
+		err := o.st.Update(ctx, func(tx store.Tx) error {
+			var err error
+			rows, err = tx.ClaimWebhookDeliveries(ctx, tx.Now(), tx.Now().Add(claimFor), free)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.Warn("webhook: claiming deliveries failed", "err", err)
+			}
+			return
+		}
+		for _, d := range rows {
+			sem <- struct{}{}
+			inflight.Go(func() {
+				defer func() { <-sem; o.wake() }()
+				o.deliver(ctx, d)
+			})
+		}
+		if len(rows) < free {
+			return
+		}
+	}
+}
+
+// deliver makes one attempt of d and records its outcome.
+func (o *Outbox) deliver(ctx context.Context, d store.WebhookDelivery) {
+	var status int
+	var attemptErr error
+	removed := false
+	snap, err := o.cat.Get(ctx, d.Tenant)
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		if ctx.Err() == nil {
+			o.log.Warn("webhook: reading the catalog failed", "tenant", d.Tenant, "err", err)
+		}
+		return // the row is claimed again once its claim ends
+	}
+	var w *domain.Webhook
+	if snap != nil {
+		w = snap.Webhooks[d.Webhook]
+	}
+	switch {
+	case w == nil:
+		removed = true
+	default:
+		secret := w.Secret
+		if w.SecretEnv != "" {
+			secret = os.Getenv(w.SecretEnv)
+		}
+		if secret == "" {
+			attemptErr = fmt.Errorf("secret_env %s is not set in this process's environment", w.SecretEnv)
+		} else {
+			status, attemptErr = post(ctx, w.URL, secret, &d)
+		}
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the row is claimed again once its claim ends
+	}
+	err = o.st.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+		now := tx.Now()
+		r := d
+		r.LastStatus, r.LastError = status, ""
+		outcome := "delivered"
+		switch {
+		case removed:
+			r.Status, r.FinishedAt, r.NextTry, r.LastError = store.WebhookFailed, now, now, "webhook removed"
+			outcome = "removed"
+		case attemptErr == nil:
+			r.Status, r.FinishedAt, r.NextTry = store.WebhookDelivered, now, now
+		default:
+			r.LastError = truncate(attemptErr.Error())
+			r.NextTry = now.Add(Backoff(d.Attempts))
+			r.Status, outcome = store.WebhookPending, "retry"
+			if r.NextTry.After(d.Deadline) {
+				r.Status, r.FinishedAt, r.NextTry, outcome = store.WebhookFailed, now, now, "failed"
+			}
+		}
+		tx.AfterCommit(func() { o.met.delivery(outcome) })
+		_, err := tx.FinishWebhookDelivery(ctx, &r)
+		return err
+	})
+	if err != nil {
+		o.log.Warn("webhook: recording a delivery failed", "tenant", d.Tenant, "webhook", d.Webhook, "event", d.EventID, "err", err)
+	}
+}
+
+// post makes one attempt: the answer's status, and an error unless it is 2xx.
+func post(ctx context.Context, url, secret string, d *store.WebhookDelivery) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(d.Body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Leasehold-Webhook/1")
+	req.Header.Set("Leasehold-Event-Id", d.EventID)
+	req.Header.Set("Leasehold-Signature", Sign(secret, time.Now(), d.Body))
+	resp, err := client.Do(req)
+	if err != nil {
+		var ue interface{ Timeout() bool }
+		if errors.As(err, &ue) && ue.Timeout() {
+			return 0, fmt.Errorf("no answer within %s", AttemptTimeout)
+		}
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+func truncate(s string) string {
+	if len(s) <= maxErrLen {
+		return s
+	}
+	return s[:maxErrLen] + "…"
+}
