@@ -174,8 +174,10 @@ func (o *Outbox) ObserveTx(ctx context.Context, tx store.Tx, events []engine.Eve
 			if err := o.checkExhausted(ctx, tx, ev.Tenant, ev.LicenseID); err != nil {
 				return err
 			}
-		case domain.EventEnd, domain.EventExpire:
-			// A released lease's seat lingers (EventRelease): nothing is freed yet.
+		case domain.EventEnd, domain.EventExpire, domain.EventRelease:
+			// A released lease's seat may linger (then the count has not moved, and the
+			// sweeper sees the end of the linger). Only a license marked exhausted is
+			// counted, so a release costs nothing more otherwise.
 			if !o.believedExhausted(ev.Tenant, ev.LicenseID) {
 				continue
 			}

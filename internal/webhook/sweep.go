@@ -130,7 +130,8 @@ func (o *Outbox) expiringOnce(ctx context.Context, tenant string, w *domain.Webh
 		return nil
 	}
 	err := o.st.Update(ctx, func(tx store.Tx) error {
-		changed, err := tx.MarkLicenseExpiring(ctx, tenant, lic.ID+"\x00"+w.ID, until)
+		// A webhook id has no "/": the key names one (license, webhook) pair.
+		changed, err := tx.MarkLicenseExpiring(ctx, tenant, lic.ID+"/"+w.ID, until)
 		if err != nil || !changed {
 			return err
 		}
