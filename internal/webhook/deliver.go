@@ -30,11 +30,18 @@ const (
 	firstRetry = time.Second
 	maxRetry   = time.Hour
 	// concurrency bounds the deliveries in flight per process.
-	concurrency = 8
+	concurrency = 16
 	// pollEvery is how often the store is checked for due rows when nothing woke the loop
 	// (rows written by another process, retries coming due).
 	pollEvery = 500 * time.Millisecond
-	maxErrLen = 300
+	// claimEvery is the least time between two claims, and flushEvery how long outcomes
+	// are gathered before they are written in one transaction: a receiver that fails at
+	// once (connection refused) then costs the store at most 1/claimEvery + 1/flushEvery
+	// write transactions a second, whatever the backlog, so it never starves consumption
+	// of the writer (SQLite has one).
+	claimEvery = 100 * time.Millisecond
+	flushEvery = 100 * time.Millisecond
+	maxErrLen  = 300
 )
 
 // Backoff is the wait after the n-th failed attempt (n >= 1): 1 s doubling, capped at 1 h.
@@ -118,65 +125,159 @@ func (o *Outbox) runSweeper(ctx context.Context) {
 
 func (o *Outbox) runDelivery(ctx context.Context) {
 	sem := make(chan struct{}, concurrency)
+	outcomes := make(chan outcome, concurrency)
+	flushed := make(chan struct{})
+	go func() {
+		defer close(flushed)
+		o.runFlusher(outcomes)
+	}()
 	var inflight sync.WaitGroup
-	defer inflight.Wait()
+	defer func() {
+		inflight.Wait()
+		close(outcomes)
+		<-flushed
+	}()
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
-		o.claimAndDeliver(ctx, sem, &inflight)
+		last := time.Now()
+		o.claimAndDeliver(ctx, sem, &inflight, outcomes)
 		select {
 		case <-ctx.Done():
 			return
 		case <-o.kick:
 		case <-t.C:
 		}
+		if wait := claimEvery - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
 	}
 }
 
 // claimAndDeliver claims as many due rows as there are free delivery slots, and starts
 // their attempts.
-func (o *Outbox) claimAndDeliver(ctx context.Context, sem chan struct{}, inflight *sync.WaitGroup) {
-	for ctx.Err() == nil {
-		free := cap(sem) - len(sem)
-		if free == 0 {
-			return
+func (o *Outbox) claimAndDeliver(ctx context.Context, sem chan struct{}, inflight *sync.WaitGroup, outcomes chan<- outcome) {
+	free := cap(sem) - len(sem)
+	if free == 0 || ctx.Err() != nil {
+		return
+	}
+	var rows []store.WebhookDelivery
+	err := o.st.Update(ctx, func(tx store.Tx) error {
+		var err error
+		rows, err = tx.ClaimWebhookDeliveries(ctx, tx.Now(), tx.Now().Add(claimFor), free)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("webhook: claiming deliveries failed", "err", err)
 		}
-		var rows []store.WebhookDelivery
-		err := o.st.Update(ctx, func(tx store.Tx) error {
-			var err error
-			rows, err = tx.ClaimWebhookDeliveries(ctx, tx.Now(), tx.Now().Add(claimFor), free)
-			return err
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				o.log.Warn("webhook: claiming deliveries failed", "err", err)
+		return
+	}
+	for _, d := range rows {
+		sem <- struct{}{}
+		inflight.Go(func() {
+			defer func() { <-sem; o.wake() }()
+			if oc, ok := o.attempt(ctx, d); ok {
+				outcomes <- oc
 			}
-			return
-		}
-		for _, d := range rows {
-			sem <- struct{}{}
-			inflight.Go(func() {
-				defer func() { <-sem; o.wake() }()
-				o.deliver(ctx, d)
-			})
-		}
-		if len(rows) < free {
-			return
+		})
+	}
+}
+
+// outcome is an attempt's result, to be written.
+type outcome struct {
+	d       store.WebhookDelivery
+	status  int
+	err     error
+	removed bool
+}
+
+// runFlusher writes outcomes in batches, one transaction per flushEvery, until outcomes
+// is closed (then what is left is written).
+func (o *Outbox) runFlusher(outcomes <-chan outcome) {
+	var batch []outcome
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case oc, ok := <-outcomes:
+			if !ok {
+				o.flush(batch)
+				return
+			}
+			batch = append(batch, oc)
+		case <-t.C:
+			o.flush(batch)
+			batch = batch[:0]
 		}
 	}
 }
 
-// deliver makes one attempt of d and records its outcome.
-func (o *Outbox) deliver(ctx context.Context, d store.WebhookDelivery) {
-	var status int
-	var attemptErr error
-	removed := false
+// flush records the outcomes in one transaction.
+func (o *Outbox) flush(batch []outcome) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := o.st.Update(ctx, func(tx store.Tx) error {
+		now := tx.Now()
+		counts := map[string]int{}
+		for _, oc := range batch {
+			r, res := finish(oc, now)
+			counts[res]++
+			if _, err := tx.FinishWebhookDelivery(ctx, &r); err != nil {
+				return err
+			}
+		}
+		tx.AfterCommit(func() {
+			for res, n := range counts {
+				o.met.deliveries.WithLabelValues(res).Add(float64(n))
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		// The rows stay claimed until their claim ends, then are attempted again.
+		o.log.Warn("webhook: recording deliveries failed", "deliveries", len(batch), "err", err)
+	}
+}
+
+// finish is the row as an attempt leaves it at now, and the attempt's outcome label.
+func finish(oc outcome, now time.Time) (store.WebhookDelivery, string) {
+	r := oc.d
+	r.LastStatus, r.LastError = oc.status, ""
+	switch {
+	case oc.removed:
+		r.Status, r.FinishedAt, r.NextTry, r.LastError = store.WebhookFailed, now, now, "webhook removed"
+		return r, "removed"
+	case oc.err == nil:
+		r.Status, r.FinishedAt, r.NextTry = store.WebhookDelivered, now, now
+		return r, "delivered"
+	}
+	r.LastError = truncate(oc.err.Error())
+	r.Status, r.NextTry = store.WebhookPending, now.Add(Backoff(r.Attempts))
+	if r.NextTry.After(r.Deadline) {
+		r.Status, r.FinishedAt, r.NextTry = store.WebhookFailed, now, now
+		return r, "failed"
+	}
+	return r, "retry"
+}
+
+// attempt makes one attempt of d; ok is false when there is nothing to record (shutting
+// down: the row is claimed again once its claim ends).
+func (o *Outbox) attempt(ctx context.Context, d store.WebhookDelivery) (outcome, bool) {
+	oc := outcome{d: d}
 	snap, err := o.cat.Get(ctx, d.Tenant)
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		if ctx.Err() == nil {
 			o.log.Warn("webhook: reading the catalog failed", "tenant", d.Tenant, "err", err)
 		}
-		return // the row is claimed again once its claim ends
+		return oc, false
 	}
 	var w *domain.Webhook
 	if snap != nil {
@@ -184,47 +285,19 @@ func (o *Outbox) deliver(ctx context.Context, d store.WebhookDelivery) {
 	}
 	switch {
 	case w == nil:
-		removed = true
+		oc.removed = true
 	default:
 		secret := w.Secret
 		if w.SecretEnv != "" {
 			secret = os.Getenv(w.SecretEnv)
 		}
 		if secret == "" {
-			attemptErr = fmt.Errorf("secret_env %s is not set in this process's environment", w.SecretEnv)
+			oc.err = fmt.Errorf("secret_env %s is not set in this process's environment", w.SecretEnv)
 		} else {
-			status, attemptErr = post(ctx, w.URL, secret, &d)
+			oc.status, oc.err = post(ctx, w.URL, secret, &d)
 		}
 	}
-	if ctx.Err() != nil {
-		return // shutting down: the row is claimed again once its claim ends
-	}
-	err = o.st.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
-		now := tx.Now()
-		r := d
-		r.LastStatus, r.LastError = status, ""
-		outcome := "delivered"
-		switch {
-		case removed:
-			r.Status, r.FinishedAt, r.NextTry, r.LastError = store.WebhookFailed, now, now, "webhook removed"
-			outcome = "removed"
-		case attemptErr == nil:
-			r.Status, r.FinishedAt, r.NextTry = store.WebhookDelivered, now, now
-		default:
-			r.LastError = truncate(attemptErr.Error())
-			r.NextTry = now.Add(Backoff(d.Attempts))
-			r.Status, outcome = store.WebhookPending, "retry"
-			if r.NextTry.After(d.Deadline) {
-				r.Status, r.FinishedAt, r.NextTry, outcome = store.WebhookFailed, now, now, "failed"
-			}
-		}
-		tx.AfterCommit(func() { o.met.delivery(outcome) })
-		_, err := tx.FinishWebhookDelivery(ctx, &r)
-		return err
-	})
-	if err != nil {
-		o.log.Warn("webhook: recording a delivery failed", "tenant", d.Tenant, "webhook", d.Webhook, "event", d.EventID, "err", err)
-	}
+	return oc, ctx.Err() == nil
 }
 
 // post makes one attempt: the answer's status, and an error unless it is 2xx.

@@ -37,9 +37,8 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
-func (m *Metrics) event(typ string)        { m.events.WithLabelValues(typ).Inc() }
-func (m *Metrics) delivery(outcome string) { m.deliveries.WithLabelValues(outcome).Inc() }
-func (m *Metrics) droppedDenial()          { m.dropped.Inc() }
+func (m *Metrics) event(typ string) { m.events.WithLabelValues(typ).Inc() }
+func (m *Metrics) droppedDenial()   { m.dropped.Inc() }
 
 // queueDepth reports the pending deliveries when scraped.
 type queueDepth struct {
