@@ -91,14 +91,31 @@ func (o *Outbox) Run(ctx context.Context) {
 }
 
 func (o *Outbox) runDenials(ctx context.Context) {
+	// quiet holds, per coalescing key, when the store's minute of its last write ends (on
+	// this process's clock): until then a refusal with the key is already told, so a storm
+	// of refusals costs one write per key and minute, not one per refusal. The store's
+	// unique key is what makes it one across processes.
+	quiet := map[[4]string]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-o.denials:
-			if err := o.writeDenial(ctx, ev); err != nil && ctx.Err() == nil {
-				o.log.Warn("webhook: writing lease.denied failed", "tenant", ev.Tenant, "err", err)
+			k := [4]string{ev.Tenant, ev.LicenseID, ev.User, string(ev.Code)}
+			if time.Now().Before(quiet[k]) {
+				continue
 			}
+			if len(quiet) > 10000 {
+				quiet = map[[4]string]time.Time{}
+			}
+			storeNow, err := o.writeDenial(ctx, ev)
+			if err != nil {
+				if ctx.Err() == nil {
+					o.log.Warn("webhook: writing lease.denied failed", "tenant", ev.Tenant, "err", err)
+				}
+				continue
+			}
+			quiet[k] = time.Now().Add(storeNow.Truncate(time.Minute).Add(time.Minute).Sub(storeNow))
 		}
 	}
 }

@@ -108,19 +108,21 @@ func (o *Outbox) subscribed(tenant, typ string) []*domain.Webhook {
 // write adds one event for every webhook of tenant subscribed to typ, in tx. dedup (may
 // be "") coalesces: a webhook gets one row per dedup key.
 func (o *Outbox) write(ctx context.Context, tx store.Tx, tenant, typ string, data any, dedup string) error {
-	return o.writeTo(ctx, tx, o.subscribed(tenant, typ), tenant, typ, data, dedup)
+	_, err := o.writeTo(ctx, tx, o.subscribed(tenant, typ), tenant, typ, data, dedup)
+	return err
 }
 
-// writeTo adds one event for each of hooks, in tx.
-func (o *Outbox) writeTo(ctx context.Context, tx store.Tx, hooks []*domain.Webhook, tenant, typ string, data any, dedup string) error {
+// writeTo adds one event for each of hooks, in tx, and returns how many rows it added
+// (fewer than hooks when coalesced).
+func (o *Outbox) writeTo(ctx context.Context, tx store.Tx, hooks []*domain.Webhook, tenant, typ string, data any, dedup string) (int, error) {
 	if len(hooks) == 0 {
-		return nil
+		return 0, nil
 	}
 	now := tx.Now().UTC()
 	id := uuid.Must(uuid.NewV7()).String()
 	body, err := json.Marshal(envelope{ID: id, Type: typ, Tenant: tenant, Created: now.Format(time.RFC3339), Data: data})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	rows := make([]store.WebhookDelivery, 0, len(hooks))
 	for _, w := range hooks {
@@ -131,7 +133,7 @@ func (o *Outbox) writeTo(ctx context.Context, tx store.Tx, hooks []*domain.Webho
 	}
 	n, err := tx.InsertWebhookDeliveries(ctx, rows)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if n > 0 {
 		tx.AfterCommit(func() {
@@ -139,7 +141,7 @@ func (o *Outbox) writeTo(ctx context.Context, tx store.Tx, hooks []*domain.Webho
 			o.wake()
 		})
 	}
-	return nil
+	return n, nil
 }
 
 func (o *Outbox) wake() {
@@ -294,15 +296,18 @@ func (o *Outbox) Observe(events []engine.Event) {
 	}
 }
 
-// writeDenial writes one lease.denied, coalesced per (license, user, code) per minute.
-func (o *Outbox) writeDenial(ctx context.Context, ev engine.Event) error {
-	return o.st.Update(ctx, func(tx store.Tx) error {
-		minute := tx.Now().Unix() / 60
-		key, _ := json.Marshal([]any{"denied", ev.LicenseID, ev.User, string(ev.Code), minute})
+// writeDenial writes one lease.denied, coalesced per (license, user, code) per minute of
+// the store's clock, and returns that clock's time.
+func (o *Outbox) writeDenial(ctx context.Context, ev engine.Event) (time.Time, error) {
+	var now time.Time
+	err := o.st.Update(ctx, func(tx store.Tx) error {
+		now = tx.Now()
+		key, _ := json.Marshal([]any{"denied", ev.LicenseID, ev.User, string(ev.Code), now.Unix() / 60})
 		return o.write(ctx, tx, ev.Tenant, domain.EventLeaseDenied, DeniedData{
 			Item: ev.Item, License: ev.LicenseID, User: ev.User, Client: ev.Client, Code: string(ev.Code),
 		}, string(key))
 	})
+	return now, err
 }
 
 // SessionData is the data of session.started and session.ended.

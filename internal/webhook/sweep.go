@@ -135,8 +135,9 @@ func (o *Outbox) expiringOnce(ctx context.Context, tenant string, w *domain.Webh
 		if err != nil || !changed {
 			return err
 		}
-		return o.writeTo(ctx, tx, []*domain.Webhook{w}, tenant, domain.EventLicenseExpiring,
+		_, err = o.writeTo(ctx, tx, []*domain.Webhook{w}, tenant, domain.EventLicenseExpiring,
 			ExpiringData{License: lic.ID, ValidUntil: until.Format(time.RFC3339)}, "")
+		return err
 	})
 	if err == nil {
 		o.mu.Lock()
