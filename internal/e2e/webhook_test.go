@@ -265,6 +265,19 @@ func testWebhookEvents(t *testing.T, base string, rc *receiver) {
 	}
 	rc.checkClean(t)
 
+	// Metrics: events by type, deliveries by outcome, the queue depth.
+	met := get(t, base+"/metrics", "test-admin")
+	for _, want := range []string{
+		`leasehold_webhook_events_total{type="license.exhausted"} 2`,
+		`leasehold_webhook_events_total{type="lease.denied"} 1`,
+		`leasehold_webhook_deliveries_total{outcome="delivered"}`,
+		"leasehold_webhook_queue_depth 0",
+	} {
+		if !strings.Contains(met.Body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// The admin list shows every delivery, delivered.
 	dl := get(t, base+"/admin/v1/tenants/acme/webhooks/deliveries", "test-admin")
 	var out struct {
