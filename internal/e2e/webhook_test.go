@@ -424,7 +424,14 @@ func deliveries(t *testing.T, base, id string) []map[string]any {
 // are delivered after the restart.
 func TestWebhookSurvivesKill9(t *testing.T) {
 	dir := t.TempDir()
-	store := "sqlite://" + filepath.Join(dir, "leasehold.db")
+	testWebhookSurvivesKill9(t, dir, "sqlite://"+filepath.Join(dir, "leasehold.db"))
+}
+
+func TestWebhookSurvivesKill9Postgres(t *testing.T) {
+	testWebhookSurvivesKill9(t, t.TempDir(), freshPostgres(t))
+}
+
+func testWebhookSurvivesKill9(t *testing.T, dir, store string) {
 	hookAddr := freePort(t) // nothing listens yet: every attempt fails
 	addr := freePort(t)
 	cfg := webhookYAML("http://" + hookAddr + "/hook")
