@@ -179,7 +179,7 @@ func (o *Outbox) runDelivery(ctx context.Context) {
 // their attempts.
 func (o *Outbox) claimAndDeliver(ctx context.Context, sem chan struct{}, inflight *sync.WaitGroup, outcomes chan<- outcome) {
 	free := cap(sem) - len(sem)
-	if free == 0 || ctx.Err() != nil {
+	if free == 0 || ctx.Err() != nil || o.idle.Load() {
 		return
 	}
 	var rows []store.WebhookDelivery

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,6 +48,9 @@ type Outbox struct {
 	denials chan engine.Event
 	// kick wakes the deliverer when a transaction wrote rows.
 	kick chan struct{}
+	// idle is set by the sweeper when no tenant has a webhook: then nothing is claimed
+	// nor swept (a store without webhooks pays no polling writes).
+	idle atomic.Bool
 
 	mu sync.Mutex
 	// exhausted holds the licenses believed exhausted (tenant, license): an ended lease
@@ -138,6 +142,7 @@ func (o *Outbox) writeTo(ctx context.Context, tx store.Tx, hooks []*domain.Webho
 	if n > 0 {
 		tx.AfterCommit(func() {
 			o.met.event(typ)
+			o.idle.Store(false)
 			o.wake()
 		})
 	}

@@ -26,6 +26,12 @@ func (o *Outbox) Sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// No tenant has a webhook: no row is pending (removing a webhook, or its tenant,
+	// removes its pending rows) and no event can be written.
+	o.idle.Store(len(snaps) == 0)
+	if len(snaps) == 0 {
+		return nil
+	}
 	if err := o.sweepAvailable(ctx); err != nil {
 		return err
 	}
