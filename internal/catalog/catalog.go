@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/internal/domain"
@@ -60,6 +59,10 @@ type Cache struct {
 	store store.Store
 	now   func() time.Time
 
+	// peeks holds each tenant's latest snapshot for Peek, which takes no lock: mu is held
+	// across a store read (Tenants), and Peek runs inside transactions holding row locks.
+	peeks sync.Map // tenant name → *Snapshot
+
 	mu           sync.Mutex
 	tenants      map[string]*entry
 	tenantList   []domain.Tenant
@@ -70,7 +73,6 @@ type entry struct {
 	mu      sync.Mutex // one reload at a time per tenant
 	snap    *Snapshot
 	checked time.Time
-	peek    atomic.Pointer[Snapshot] // snap, for Peek (which must not wait for a reload)
 }
 
 func New(st store.Store) *Cache {
@@ -135,7 +137,7 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Snapshot, error) {
 		return nil, err
 	}
 	e.snap, e.checked = snap, c.now()
-	e.peek.Store(snap)
+	c.peeks.Store(tenant, snap)
 	return snap, nil
 }
 
