@@ -37,6 +37,7 @@ var adminKinds = []adminKind{
 	{"products", "product", []string{"name", "items"}},
 	{"models", "license model", []string{"name", "anchors", "sessions_per_seat", "lease_chaining", "online_lease", "linger"}},
 	{"licenses", "license", []string{"id", "product", "items", "model", "seats", "owner", "valid_until", "active"}},
+	{"webhooks", "webhook", []string{"id", "url", "events", "retry_for"}},
 }
 
 var (

@@ -21,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/documents"
+	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/extauth"
 	"github.com/leasehold/leasehold/internal/gateway"
@@ -33,6 +34,7 @@ import (
 	"github.com/leasehold/leasehold/internal/store/sqlite"
 	"github.com/leasehold/leasehold/internal/tlsreload"
 	"github.com/leasehold/leasehold/internal/ui"
+	"github.com/leasehold/leasehold/internal/webhook"
 )
 
 // SweepEvery is how often expired leases, seats and sessions are cleaned up and the
@@ -59,6 +61,8 @@ type App struct {
 	// UI is the dashboard; Usage records the hourly usage it draws.
 	UI    *ui.Dashboard
 	Usage *ui.Recorder
+	// Webhooks writes and delivers webhook events (SPEC §9).
+	Webhooks *webhook.Outbox
 }
 
 // OpenStore opens the store a configuration names.
@@ -107,9 +111,14 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	usage := ui.NewRecorder(st, cat, ui.RecorderOptions{Logger: log})
 	// The gateways remember which item leases sessions hold; the engine tells them which end.
 	leases := gateway.NewLeases()
-	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met, Observers: []engine.Observer{usage, leases}})
+	// Webhooks: the engine's decisions and the sessions' starts and ends write their events
+	// in their own transactions (the outbox); refusals are written after the answer.
+	hooks := webhook.New(st, cat, webhook.NewMetrics(met.Registry()), log)
+	webhook.RegisterQueueDepth(met.Registry(), st)
+	eng := engine.New(st, cat, engine.Options{Geo: geo, Logger: log, Metrics: met,
+		Observers: []engine.Observer{usage, leases, hooks}, TxObservers: []engine.TxObserver{hooks}})
 	km := keys.New(st, cfg.Signing.Algorithm)
-	sess := session.NewManager(st, cat, eng)
+	sess := session.NewManager(hooks.SessionStore(st), cat, eng)
 	docs, err := documents.Open(cfg.Documents)
 	if err != nil {
 		return nil, err
@@ -145,7 +154,7 @@ func build(ctx context.Context, cfg *config.Config, st store.Store, log *slog.Lo
 	host, _ := os.Hostname()
 	return &App{
 		Config: cfg, Store: st, Catalog: cat, Engine: eng, Keys: km, Sessions: sess, Docs: docs, Server: srv, Gateways: gws, Log: log,
-		UI: dash, Usage: usage,
+		UI: dash, Usage: usage, Webhooks: hooks,
 		process: fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()),
 	}, nil
 }
@@ -271,6 +280,14 @@ func (a *App) background(ctx context.Context) {
 	go a.Engine.Run(ctx, a.process, SweepEvery)
 	go a.UI.Run(ctx)
 	go a.Usage.Run(ctx)
+	// Webhook attempts in flight at shutdown are cut off: their rows are claimed again
+	// (here after a restart, or by another process) once their claim ends.
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		a.Webhooks.Run(ctx)
+	}()
+	defer func() { <-hooksDone }()
 	gwDone := make(chan struct{})
 	go func() {
 		defer close(gwDone)
@@ -286,7 +303,7 @@ func (a *App) background(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := a.Sessions.Sweep(ctx, 500); err != nil && ctx.Err() == nil {
+			if _, err := a.Sessions.Sweep(domain.WithEndReason(ctx, domain.EndExpired), 500); err != nil && ctx.Err() == nil {
 				a.Log.Warn("session sweep failed", "err", err)
 			}
 			if n%60 == 0 {

@@ -439,6 +439,13 @@ func definitions(t *config.Tenant) ([]object, error) {
 			return nil, err
 		}
 	}
+	// A webhook's secret is the HMAC key, stored as given (a hash could not sign): it is
+	// part of the definition like any other field.
+	for _, e := range t.Webhooks {
+		if err := add(domain.KindWebhook, e.Spec.ID, e.Raw, e.Spec, "", "", plainSpec(e.Spec)); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -33,6 +33,7 @@ type Snapshot struct {
 	Models        map[string]*domain.LicenseModel
 	Licenses      map[string]*domain.License
 	Gateways      map[string]*domain.Gateway
+	Webhooks      map[string]*domain.Webhook
 	// byItem lists, in license id order, the licenses that cover an item (a product's
 	// license covers the product item and all its items).
 	byItem map[string][]*domain.License
@@ -57,6 +58,10 @@ func (s *Snapshot) Items(l *domain.License) []string {
 type Cache struct {
 	store store.Store
 	now   func() time.Time
+
+	// peeks holds each tenant's latest snapshot for Peek, which takes no lock: mu is held
+	// across a store read (Tenants), and Peek runs inside transactions holding row locks.
+	peeks sync.Map // tenant name → *Snapshot
 
 	mu           sync.Mutex
 	tenants      map[string]*entry
@@ -132,6 +137,7 @@ func (c *Cache) Get(ctx context.Context, tenant string) (*Snapshot, error) {
 		return nil, err
 	}
 	e.snap, e.checked = snap, c.now()
+	c.peeks.Store(tenant, snap)
 	return snap, nil
 }
 
@@ -149,6 +155,7 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		Models:        map[string]*domain.LicenseModel{},
 		Licenses:      map[string]*domain.License{},
 		Gateways:      map[string]*domain.Gateway{},
+		Webhooks:      map[string]*domain.Webhook{},
 		byItem:        map[string][]*domain.License{},
 	}
 	if err := json.Unmarshal(tobj.Spec, &s.Tenant); err != nil {
@@ -173,6 +180,9 @@ func load(ctx context.Context, tx store.Tx, tenant string, version int64) (*Snap
 		return nil, err
 	}
 	if err := loadKind(ctx, tx, tenant, domain.KindGateway, s.Gateways, func(o *domain.Gateway) string { return o.Name }); err != nil {
+		return nil, err
+	}
+	if err := loadKind(ctx, tx, tenant, domain.KindWebhook, s.Webhooks, func(o *domain.Webhook) string { return o.ID }); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, len(s.Licenses))

@@ -109,6 +109,7 @@ type Tenant struct {
 	Models        []Entry[domain.LicenseModel]
 	Licenses      []Entry[domain.License]
 	Gateways      []Entry[domain.Gateway]
+	Webhooks      []Entry[domain.Webhook]
 }
 
 // Name is the tenant's name.

@@ -22,6 +22,7 @@ var tenantLists = []struct {
 	{string(domain.KindModel), "name"},
 	{string(domain.KindLicense), "id"},
 	{string(domain.KindGateway), "name"},
+	{string(domain.KindWebhook), "id"},
 }
 
 // decodeTenants splits every tenant entry into the tenant's own fields and its object lists
@@ -87,6 +88,7 @@ func decodeTenants(raws []json.RawMessage, errs *errorList) []Tenant {
 		t.Models = decodeList[domain.LicenseModel](path, "models", "name", lists, errs)
 		t.Licenses = decodeList[domain.License](path, "licenses", "id", lists, errs)
 		t.Gateways = decodeList[domain.Gateway](path, "gateways", "name", lists, errs)
+		t.Webhooks = decodeList[domain.Webhook](path, "webhooks", "id", lists, errs)
 		out = append(out, t)
 	}
 	return out

@@ -313,6 +313,9 @@ func (v *validator) tenant(path string, t *Tenant) {
 			}
 			listens[g.Listen] = g.Name
 		})
+	eachObject(v, path, "webhooks", "webhook", t.Webhooks,
+		func(w *domain.Webhook) (string, string) { return "id", w.ID },
+		func(p string, w *domain.Webhook) { v.webhook(p, w) })
 }
 
 // gatewayListens refuses a gateway on the server's own address: one of the two could never

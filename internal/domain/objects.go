@@ -24,12 +24,13 @@ const (
 	KindModel        Kind = "models"
 	KindLicense      Kind = "licenses"
 	KindGateway      Kind = "gateways"
+	KindWebhook      Kind = "webhooks"
 )
 
 // TenantKinds are the kinds that live inside a tenant, in the order they must be applied
 // (a license names a model and a product; a user names an organization; a gateway's route
 // names a licensed item).
-var TenantKinds = []Kind{KindOrganization, KindUser, KindClient, KindProduct, KindModel, KindLicense, KindGateway}
+var TenantKinds = []Kind{KindOrganization, KindUser, KindClient, KindProduct, KindModel, KindLicense, KindGateway, KindWebhook}
 
 // Tenant is an isolated namespace. Its objects are stored separately (by kind).
 type Tenant struct {

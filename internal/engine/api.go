@@ -83,6 +83,10 @@ type Result struct {
 	// RefusedOn is, for a refusal, the license whose error is reported ("" when no license
 	// was a candidate), so that usage reports can count the refusal against it.
 	RefusedOn string
+	// seatsHeld and seatCap are, for a grant that took a new seat, the license's seat
+	// counter after it (an upper bound: it may include expired rows) and floor(seats ×
+	// overage), for the event (TxObserver: license.exhausted).
+	seatsHeld, seatCap int
 }
 
 // ReleaseResult is the answer for one lease id of a release.

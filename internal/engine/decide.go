@@ -20,8 +20,10 @@ func (e *Engine) decide(ctx context.Context, tx store.Tx, snap *catalog.Snapshot
 	if err != nil || dry || (req.Queue > 0 && res.Err != nil && res.Err.Code == domain.CodeQuotaExceeded) {
 		return res, err
 	}
-	if ev, ok := resultEvent(req.Tenant, res); ok {
-		e.report(tx, ev)
+	if ev, ok := resultEvent(req, res); ok {
+		if err := e.report(ctx, tx, ev); err != nil {
+			return Result{}, err
+		}
 	}
 	return res, nil
 }
@@ -305,7 +307,9 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 		if err := a.e.expireTx(a.ctx, a.tx, cur, a.now); err != nil {
 			return outcome{}, err
 		}
-		a.e.report(a.tx, endEvent(cur, domain.EventExpire))
+		if err := a.e.report(a.ctx, a.tx, endEvent(cur, domain.EventExpire)); err != nil {
+			return outcome{}, err
+		}
 	}
 	return a.grant(lic, cm, st, seatKey, sessKey)
 }

@@ -41,7 +41,9 @@ type Options struct {
 	Metrics Metrics
 	// Observers receive every decision after its commit (Event), beside Metrics.
 	Observers []Observer
-	Logger    *slog.Logger
+	// TxObservers receive every decision inside its transaction, before commit.
+	TxObservers []TxObserver
+	Logger      *slog.Logger
 	// HeartbeatPeriod is how often Run beats and sweeps (default 5s). Start treats the store
 	// as unattended when no other process beat for twice this long.
 	HeartbeatPeriod time.Duration

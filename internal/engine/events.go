@@ -27,6 +27,12 @@ type Event struct {
 	Renewal bool             // a grant that extends (or, within chain_grace, repeats) a lease
 	Overage bool             // a grant on a seat beyond the license's seats
 	Code    domain.ErrorCode // a refusal's license error
+	// User and Client made the refused request (a refusal only: a grant's are the lease's).
+	User, Client string
+	// SeatsHeld and SeatCap, for a grant that took a new seat (else 0): the license's seat
+	// counter after it, an upper bound of the seats held (it may count expired rows), and
+	// floor(seats × overage).
+	SeatsHeld, SeatCap int
 }
 
 // Observer receives what the engine decided, after commit. Observe is called on the
@@ -37,13 +43,31 @@ type Observer interface {
 	Observe(events []Event)
 }
 
-// report has events delivered once tx has committed (store.Tx.AfterCommit): never for a
-// transaction that rolls back or an attempt the store runs again.
-func (e *Engine) report(tx store.Tx, events ...Event) {
-	if len(e.observers) == 0 || len(events) == 0 {
-		return
+// TxObserver receives what the engine decided inside the transaction that decided it,
+// before commit, so that what it writes in tx (an outbox row) commits or rolls back with
+// the decision. An error fails the transaction. ObserveTx may run more than once for one
+// decision (a store may run a transaction again); it must not keep the slice.
+type TxObserver interface {
+	ObserveTx(ctx context.Context, tx store.Tx, events []Event) error
+}
+
+// report hands events to the TxObservers in tx, and has them delivered to the Observers
+// once tx has committed (store.Tx.AfterCommit): never for a transaction that rolls back or
+// an attempt the store runs again.
+func (e *Engine) report(ctx context.Context, tx store.Tx, events ...Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	for _, o := range e.opts.TxObservers {
+		if err := o.ObserveTx(ctx, tx, events); err != nil {
+			return err
+		}
+	}
+	if len(e.observers) == 0 {
+		return nil
 	}
 	tx.AfterCommit(func() { e.deliver(events) })
+	return nil
 }
 
 func (e *Engine) deliver(events []Event) {
@@ -66,18 +90,19 @@ func (e *Engine) ReportSeatRefusal(ctx context.Context, err error) {
 	if queuedSeat(ctx) && se.Err.Code == domain.CodeQuotaExceeded {
 		return
 	}
-	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, LicenseID: se.License, Item: se.Item, Code: se.Err.Code}})
+	e.deliver([]Event{{Kind: domain.EventDeny, Tenant: se.Tenant, LicenseID: se.License, Item: se.Item, Code: se.Err.Code, User: se.User}})
 }
 
 // resultEvent is the event of a consumption's answer; ok is false for a check (no lease).
-func resultEvent(tenant string, r Result) (Event, bool) {
+func resultEvent(req *Request, r Result) (Event, bool) {
 	switch {
 	case r.Err != nil:
-		return Event{Kind: domain.EventDeny, Tenant: tenant, LicenseID: r.RefusedOn, Item: r.Item, Code: r.Err.Code}, true
+		return Event{Kind: domain.EventDeny, Tenant: req.Tenant, LicenseID: r.RefusedOn, Item: r.Item, Code: r.Err.Code,
+			User: req.Caller.User, Client: req.Caller.Client}, true
 	case r.Lease != nil && r.License != nil:
 		return Event{
-			Kind: domain.EventGrant, Tenant: tenant, LicenseID: r.License.ID, Item: r.Item,
-			Lease: r.Lease, Renewal: r.Renewed, Overage: r.Lease.Overage,
+			Kind: domain.EventGrant, Tenant: req.Tenant, LicenseID: r.License.ID, Item: r.Item,
+			Lease: r.Lease, Renewal: r.Renewed, Overage: r.Lease.Overage, SeatsHeld: r.seatsHeld, SeatCap: r.seatCap,
 		}, true
 	}
 	return Event{}, false
@@ -103,3 +128,6 @@ func (o metricsObserver) Observe(events []Event) {
 		}
 	}
 }
+
+// SeatCap is the most seats license lic of model m may hold: floor(seats × overage).
+func SeatCap(lic *domain.License, m *domain.LicenseModel) int { return seatCap(lic, m) }

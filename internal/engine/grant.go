@@ -78,6 +78,7 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 		seat = nil
 	}
 	overage := false
+	held, limit := 0, 0 // of a new seat (Result.seatsHeld)
 	if seat != nil {
 		if m.SessionsPerSeat > 0 {
 			n, err := tx.CountLiveLeasesOnSeat(ctx, a.tenant, lic.ID, seatKey, now)
@@ -90,7 +91,7 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 		}
 		overage = seat.Overage
 	} else {
-		limit := seatCap(lic, m)
+		limit = seatCap(lic, m)
 		// Reserved users not holding a seat keep one free each.
 		need := 0
 		if len(lic.Reservations) > 0 && !contains(lic.Reservations, r.Caller.User) {
@@ -106,7 +107,7 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 				seen[u] = true
 			}
 		}
-		held := st.SeatsHeld
+		held = st.SeatsHeld
 		if held+need >= lic.Seats {
 			// The counter includes expired rows: make it exact before refusing or flagging.
 			if a.dry {
@@ -152,6 +153,7 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 	if seat == nil {
 		seat = &domain.Seat{Tenant: a.tenant, LicenseID: lic.ID, Key: seatKey, User: r.Caller.User, Overage: overage}
 		st.SeatsHeld++
+		held = st.SeatsHeld
 	}
 	// A reclaimed lingering seat keeps at least its linger: it was counted until then anyway.
 	seat.HeldUntil = maxTime(exp, seat.HeldUntil)
@@ -179,5 +181,5 @@ func (a *attempt) grant(lic *domain.License, cm *compiledModel, st *domain.Licen
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(lease, now, domain.EventGrant, d)}); err != nil {
 		return outcome{}, err
 	}
-	return outcome{res: Result{Lease: lease, License: lic}}, nil
+	return outcome{res: Result{Lease: lease, License: lic, seatsHeld: held, seatCap: limit}}, nil
 }

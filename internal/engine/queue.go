@@ -163,7 +163,7 @@ func (e *Engine) WaitForSeat(ctx context.Context, req Request, item ItemRequest,
 		}
 		if over {
 			// The last attempt committed already: its refusal is reported now.
-			if ev, ok := resultEvent(req.Tenant, last); ok {
+			if ev, ok := resultEvent(&req, last); ok {
 				e.deliver([]Event{ev})
 			}
 			return last, nil

@@ -150,7 +150,9 @@ func (e *Engine) ReleaseTx(ctx context.Context, tx store.Tx, snap *catalog.Snaps
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(cur, now, event, refund)}); err != nil {
 		return false, err
 	}
-	e.report(tx, endEvent(cur, event))
+	if err := e.report(ctx, tx, endEvent(cur, event)); err != nil {
+		return false, err
+	}
 	e.q.wake(cur.Tenant, cur.LicenseID)
 	return true, nil
 }
@@ -245,7 +247,9 @@ func (e *Engine) endCheckoutTx(ctx context.Context, tx store.Tx, l *domain.Lease
 	if err := tx.AppendUsage(ctx, []domain.UsageEvent{usage(cur, now, domain.EventEnd, 0)}); err != nil {
 		return false, time.Time{}, err
 	}
-	e.report(tx, endEvent(cur, domain.EventEnd))
+	if err := e.report(ctx, tx, endEvent(cur, domain.EventEnd)); err != nil {
+		return false, time.Time{}, err
+	}
 	return true, cur.ExpiresAt, nil
 }
 

@@ -83,7 +83,9 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 				events = append(events, endEvent(cur, domain.EventExpire))
 				expired++
 			}
-			e.report(tx, events...)
+			if err := e.report(ctx, tx, events...); err != nil {
+				return err
+			}
 			if reaped, err = tx.ReapSeats(ctx, r.tenant, r.license, now); err != nil {
 				return err
 			}

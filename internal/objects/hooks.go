@@ -46,6 +46,11 @@ func afterPut(ctx context.Context, tx store.Tx, tenant string, kind domain.Kind,
 
 // afterDelete runs the hooks of removing cur.
 func afterDelete(ctx context.Context, tx store.Tx, tenant string, kind domain.Kind, cur *store.Object) error {
+	if kind == domain.KindWebhook {
+		// SPEC §9: removing a webhook cancels its pending deliveries.
+		_, err := tx.CancelWebhookDeliveries(ctx, tenant, cur.ID)
+		return err
+	}
 	if kind == domain.KindClient {
 		// A client created again under the id must not inherit its tokens.
 		_, err := session.RevokeClientTokensTx(ctx, tx, tenant, cur.ID)

@@ -245,6 +245,8 @@ func (e *Edit) config(ctx context.Context) (*config.Tenant, error) {
 			err = lay(&ct.Licenses, c, func(o *domain.License) string { return o.ID })
 		case domain.KindGateway:
 			err = lay(&ct.Gateways, c, func(o *domain.Gateway) string { return o.Name })
+		case domain.KindWebhook:
+			err = lay(&ct.Webhooks, c, func(o *domain.Webhook) string { return o.ID })
 		}
 		if err != nil {
 			return nil, err
@@ -263,6 +265,7 @@ func (e *Edit) load(ctx context.Context, ct *config.Tenant) error {
 	ct.Models, err = loadKind[domain.LicenseModel](ctx, e, domain.KindModel, err)
 	ct.Licenses, err = loadKind[domain.License](ctx, e, domain.KindLicense, err)
 	ct.Gateways, err = loadKind[domain.Gateway](ctx, e, domain.KindGateway, err)
+	ct.Webhooks, err = loadKind[domain.Webhook](ctx, e, domain.KindWebhook, err)
 	return err
 }
 
@@ -293,6 +296,7 @@ func fromSnapshot(ct *config.Tenant, s *catalog.Snapshot) {
 	ct.Models = snapshotKind(s.Models)
 	ct.Licenses = snapshotKind(s.Licenses)
 	ct.Gateways = snapshotKind(s.Gateways)
+	ct.Webhooks = snapshotKind(s.Webhooks)
 }
 
 func snapshotKind[T any](m map[string]*T) []config.Entry[T] {

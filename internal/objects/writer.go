@@ -99,6 +99,11 @@ func (w *Writer) Write(ctx context.Context, op Op, tenant string, kind domain.Ki
 		} else if newID != id {
 			return refuse(BadRequest, "the body names another object than the path")
 		}
+		if kind == domain.KindWebhook {
+			if spec, err = keepWebhookSecret(cur, spec); err != nil {
+				return refuse(Invalid, "%s: %v", kind, err)
+			}
+		}
 		obj := store.Object{Tenant: tenant, Kind: kind, ID: newID, Spec: spec}
 		if cur != nil {
 			obj.FileHash = cur.FileHash
@@ -239,6 +244,8 @@ func decode(kind domain.Kind, body []byte, secrets map[string]string) (string, [
 		return decodeAs(body, func(o *domain.License) (string, error) { return o.ID, nil })
 	case domain.KindGateway:
 		return decodeAs(body, func(o *domain.Gateway) (string, error) { return o.Name, nil })
+	case domain.KindWebhook:
+		return decodeAs(body, func(o *domain.Webhook) (string, error) { return o.ID, nil })
 	}
 	return "", nil, fmt.Errorf("unknown kind %s", kind)
 }

@@ -33,6 +33,8 @@ func (s *Server) adminRoutes() {
 	m.Handle("DELETE /admin/v1/tenants/{tenant}/users/{id}/login-tokens", a(s.adminRevokeLoginTokens))
 	m.Handle("DELETE /admin/v1/tenants/{tenant}/users/{id}/login-tokens/{token}", a(s.adminRevokeLoginTokens))
 	m.Handle("POST /admin/v1/tenants/{tenant}/users/{id}/logout-all", a(s.adminLogoutAll))
+	m.Handle("GET /admin/v1/tenants/{tenant}/webhooks/deliveries", a(s.adminListDeliveries))
+	m.Handle("POST /admin/v1/tenants/{tenant}/webhooks/deliveries/{event}/retry", a(s.adminRetryDelivery))
 	m.Handle("GET /admin/v1/tenants/{tenant}/{kind}", a(s.adminListObjects))
 	m.Handle("POST /admin/v1/tenants/{tenant}/{kind}", a(s.adminWriteObject))
 	m.Handle("GET /admin/v1/tenants/{tenant}/{kind}/{id}", a(s.adminGetObject))
@@ -46,7 +48,7 @@ func (s *Server) adminRoutes() {
 var adminKinds = map[string]domain.Kind{
 	"organizations": domain.KindOrganization, "users": domain.KindUser, "clients": domain.KindClient,
 	"products": domain.KindProduct, "models": domain.KindModel, "licenses": domain.KindLicense,
-	"gateways": domain.KindGateway,
+	"gateways": domain.KindGateway, "webhooks": domain.KindWebhook,
 }
 
 // adminTenant resolves the {tenant} path value to an existing tenant's snapshot.

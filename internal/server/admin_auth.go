@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/throttle"
 )
 
@@ -19,7 +20,8 @@ func (s *Server) requireAdmin(h http.HandlerFunc) http.Handler {
 		if !s.checkAdminToken(w, r, "leasehold-admin", "a valid admin Bearer token is required") {
 			return
 		}
-		h(w, r)
+		// A session the admin API ends was ended by an administrator (session.ended).
+		h(w, r.WithContext(domain.WithEndReason(r.Context(), domain.EndAdmin)))
 	})
 }
 

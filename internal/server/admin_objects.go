@@ -19,7 +19,7 @@ import (
 
 // publicSpec removes secrets (even hashed) from an object before it is shown.
 func publicSpec(kind domain.Kind, spec json.RawMessage) json.RawMessage {
-	if kind != domain.KindUser && kind != domain.KindClient {
+	if kind != domain.KindUser && kind != domain.KindClient && kind != domain.KindWebhook {
 		return spec
 	}
 	var m map[string]any
@@ -28,6 +28,9 @@ func publicSpec(kind domain.Kind, spec json.RawMessage) json.RawMessage {
 	}
 	delete(m, "password")
 	delete(m, "client_secret")
+	if _, ok := m["secret"]; ok {
+		m["secret"] = "(set)"
+	}
 	if _, ok := m["password_hash"]; ok {
 		m["password_hash"] = "(set)"
 	}

@@ -25,7 +25,7 @@ func (s *Server) oauthRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// token_type_hint is only a hint (§2.1): every kind is looked up by its hash anyway.
-	err := s.deps.Sessions.Revoke(r.Context(), tenant, token, client.ClientID)
+	err := s.deps.Sessions.Revoke(domain.WithEndReason(r.Context(), domain.EndRevoked), tenant, token, client.ClientID)
 	if errors.Is(err, session.ErrForeignToken) {
 		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", err.Error())
 		return

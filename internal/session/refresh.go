@@ -170,7 +170,8 @@ func (m *Manager) refreshRotated(ctx context.Context, tx store.Tx, snap *catalog
 			return nil, false, "", err
 		}
 	}
-	ended, err = m.revokeFamilyTx(ctx, tx, snap, mk.Tenant, mk.SessionID, mk.FamilyID)
+	// A replayed refresh token revokes its family (session.ended: revoked).
+	ended, err = m.revokeFamilyTx(domain.WithEndReason(ctx, domain.EndRevoked), tx, snap, mk.Tenant, mk.SessionID, mk.FamilyID)
 	return nil, true, ended, err
 }
 

@@ -256,6 +256,43 @@ type Tx interface {
 	ListUsageHours(ctx context.Context, tenant string, from, to time.Time) ([]UsageHour, error)
 	// PruneUsageHours deletes every hour before before.
 	PruneUsageHours(ctx context.Context, before time.Time) (int, error)
+
+	// Webhooks (SPEC §9): the outbox, one row per event and webhook, written in the
+	// transaction of the change that caused the event, and the per-license markers that
+	// make license.exhausted, license.available and license.expiring once per transition.
+	//
+	// InsertWebhookDeliveries adds rows; a row whose Dedup is not "" is skipped when its
+	// webhook already has a row with that Dedup (coalescing). It returns how many it added.
+	InsertWebhookDeliveries(ctx context.Context, rows []WebhookDelivery) (int, error)
+	// ClaimWebhookDeliveries takes up to limit pending rows due at now (NextTry <= now),
+	// oldest first, counts an attempt on each and moves its NextTry to until, so that no
+	// other process takes it while this one delivers (PostgreSQL: FOR UPDATE SKIP LOCKED).
+	ClaimWebhookDeliveries(ctx context.Context, now, until time.Time, limit int) ([]WebhookDelivery, error)
+	// FinishWebhookDelivery records an attempt's outcome on the row (event id, webhook):
+	// Status, LastStatus, LastError, NextTry and FinishedAt are written. false when the
+	// row is gone (its webhook removed meanwhile).
+	FinishWebhookDelivery(ctx context.Context, d *WebhookDelivery) (bool, error)
+	// ListWebhookDeliveries lists a tenant's rows, newest first, at most limit.
+	ListWebhookDeliveries(ctx context.Context, tenant string, limit int) ([]WebhookDelivery, error)
+	// RetryWebhookDelivery makes every row of the event pending and due at now, with
+	// until as its new deadline; it reports how many rows it found.
+	RetryWebhookDelivery(ctx context.Context, tenant, eventID string, now, until time.Time) (int, error)
+	// CancelWebhookDeliveries deletes the webhook's pending rows (the webhook was removed).
+	CancelWebhookDeliveries(ctx context.Context, tenant, webhook string) (int, error)
+	// PruneWebhookDeliveries deletes up to limit finished rows (delivered or failed) with
+	// FinishedAt before before.
+	PruneWebhookDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
+	// CountPendingWebhookDeliveries counts the pending rows of every tenant (queue depth).
+	CountPendingWebhookDeliveries(ctx context.Context) (int, error)
+	// SetLicenseExhausted sets the license's exhausted marker and reports whether it
+	// changed (a conditional write: of two transactions setting it, one sees the change).
+	SetLicenseExhausted(ctx context.Context, tenant, licenseID string, exhausted bool) (bool, error)
+	// ExhaustedLicenses lists (up to limit) the licenses whose marker is set.
+	ExhaustedLicenses(ctx context.Context, limit int) ([][2]string, error) // (tenant, license)
+	// MarkLicenseExpiring records that license.expiring was written for validUntil under
+	// key (the license id, or any key naming what was notified: package webhook uses the
+	// license id and the webhook's); false when it already was for that very time.
+	MarkLicenseExpiring(ctx context.Context, tenant, key string, validUntil time.Time) (bool, error)
 }
 
 // UISession is a dashboard sign-in. Only the hash of the cookie's random value is stored,
@@ -276,10 +313,47 @@ type UsageHour struct {
 	Denials   int
 }
 
+// Webhook delivery states.
+const (
+	WebhookPending   = "pending"
+	WebhookDelivered = "delivered"
+	WebhookFailed    = "failed" // retry_for ran out
+)
+
+// WebhookDelivery is one event to deliver to one webhook.
+type WebhookDelivery struct {
+	EventID string
+	Tenant  string
+	Webhook string
+	Type    string
+	Body    []byte // the exact JSON posted
+	// Dedup, when not "", coalesces: one row per webhook and Dedup.
+	Dedup      string
+	Created    time.Time
+	Deadline   time.Time // retried until then
+	Status     string
+	Attempts   int
+	NextTry    time.Time
+	LastStatus int // HTTP status of the last attempt (0: none, or no answer)
+	LastError  string
+	FinishedAt time.Time // when delivered or failed (zero while pending)
+}
+
 // Read runs fn in a read-only transaction and returns what it read.
 func Read[T any](ctx context.Context, st Store, fn func(tx Tx) (T, error)) (T, error) {
 	var out T
 	err := st.View(ctx, func(tx Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+// Write runs fn in a read-write transaction and returns what it returned once committed.
+func Write[T any](ctx context.Context, st Store, fn func(tx Tx) (T, error)) (T, error) {
+	var out T
+	err := st.Update(ctx, func(tx Tx) error {
 		var err error
 		out, err = fn(tx)
 		return err

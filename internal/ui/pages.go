@@ -340,7 +340,7 @@ func (d *Dashboard) endLease(w http.ResponseWriter, r *http.Request) {
 	}
 	// The admin API's rule, from its one owner: a session's seat lease ends its sessions,
 	// any other lease ends alone.
-	res, err := d.deps.Sessions.EndLease(ctx, tenant, id, force)
+	res, err := d.deps.Sessions.EndLease(domain.WithEndReason(ctx, domain.EndAdmin), tenant, id, force)
 	if err != nil {
 		d.internalError(w, r, err)
 		return
@@ -419,7 +419,7 @@ func (d *Dashboard) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	tenant, id := snap.Tenant.Name, r.PathValue("id")
 	back := backTo(r, tenantPath(tenant)+"/sessions")
-	ended, err := d.deps.Sessions.End(r.Context(), tenant, id, false)
+	ended, err := d.deps.Sessions.End(domain.WithEndReason(r.Context(), domain.EndAdmin), tenant, id, false)
 	if err != nil {
 		d.internalError(w, r, err)
 		return

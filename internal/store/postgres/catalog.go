@@ -83,6 +83,7 @@ func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {
 	for _, table := range []string{
 		"objects", "signing_keys", "signing_key_guards", "license_state", "seats", "leases", "lease_chain",
 		"hw_locks", "usage_events", "sessions", "tokens", "usage_hours", "session_leases",
+		"webhook_deliveries", "webhook_license_state",
 	} {
 		b.Queue(`DELETE FROM `+table+` WHERE tenant = $1`, tenant)
 	}

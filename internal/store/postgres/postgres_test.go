@@ -830,6 +830,23 @@ func TestWritesAreNoted(t *testing.T) {
 			return tx.AddUsageHours(ctx, []store.UsageHour{{Tenant: "acme", LicenseID: "L", Hour: now, Denials: 1}})
 		},
 		"PruneUsageHours": func(tx store.Tx) error { _, err := tx.PruneUsageHours(ctx, now); return err },
+		"InsertWebhookDeliveries": func(tx store.Tx) error {
+			_, err := tx.InsertWebhookDeliveries(ctx, []store.WebhookDelivery{{EventID: "e", Tenant: "acme", Webhook: "w"}})
+			return err
+		},
+		"ClaimWebhookDeliveries": func(tx store.Tx) error { _, err := tx.ClaimWebhookDeliveries(ctx, now, now, 1); return err },
+		"FinishWebhookDelivery": func(tx store.Tx) error {
+			_, err := tx.FinishWebhookDelivery(ctx, &store.WebhookDelivery{EventID: "e", Webhook: "w"})
+			return err
+		},
+		"RetryWebhookDelivery": func(tx store.Tx) error {
+			_, err := tx.RetryWebhookDelivery(ctx, "acme", "e", now, now)
+			return err
+		},
+		"CancelWebhookDeliveries": func(tx store.Tx) error { _, err := tx.CancelWebhookDeliveries(ctx, "acme", "w"); return err },
+		"PruneWebhookDeliveries":  func(tx store.Tx) error { _, err := tx.PruneWebhookDeliveries(ctx, now, 1); return err },
+		"SetLicenseExhausted":     func(tx store.Tx) error { _, err := tx.SetLicenseExhausted(ctx, "acme", "L", true); return err },
+		"MarkLicenseExpiring":     func(tx store.Tx) error { _, err := tx.MarkLicenseExpiring(ctx, "acme", "L", now); return err },
 	}
 	reads := map[string]func(tx store.Tx) error{
 		// Nothing to reap: the transaction changed nothing (a refusal on a full license).
@@ -905,6 +922,12 @@ func TestWritesAreNoted(t *testing.T) {
 			return err
 		},
 		"ListUsageHours": func(tx store.Tx) error { _, err := tx.ListUsageHours(ctx, "acme", now, now); return err },
+		"ListWebhookDeliveries": func(tx store.Tx) error {
+			_, err := tx.ListWebhookDeliveries(ctx, "acme", 1)
+			return err
+		},
+		"CountPendingWebhookDeliveries": func(tx store.Tx) error { _, err := tx.CountPendingWebhookDeliveries(ctx); return err },
+		"ExhaustedLicenses":             func(tx store.Tx) error { _, err := tx.ExhaustedLicenses(ctx, 1); return err },
 	}
 	if !st.lazyCommit {
 		t.Error("lazyCommit is off on PostgreSQL")

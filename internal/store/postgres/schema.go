@@ -277,6 +277,45 @@ var migrations = [][]string{
 			value bytea NOT NULL
 		)`,
 	},
+	// Webhooks (SPEC §9): the outbox and the per-license transition markers.
+	9: {
+		`CREATE TABLE IF NOT EXISTS webhook_deliveries (
+			event_id    text NOT NULL,
+			webhook     text NOT NULL,
+			tenant      text NOT NULL,
+			type        text NOT NULL,
+			body        bytea NOT NULL,
+			dedup       text NOT NULL,
+			created     timestamptz NOT NULL,
+			deadline    timestamptz NOT NULL,
+			status      text NOT NULL,
+			attempts    integer NOT NULL,
+			next_try    timestamptz NOT NULL,
+			last_status integer NOT NULL,
+			last_error  text NOT NULL,
+			finished_at timestamptz,
+			PRIMARY KEY (event_id, webhook)
+		)`,
+		// InsertWebhookDeliveries (coalescing).
+		`CREATE UNIQUE INDEX IF NOT EXISTS webhook_deliveries_dedup ON webhook_deliveries (tenant, webhook, dedup) WHERE dedup <> ''`,
+		// CancelWebhookDeliveries.
+		`CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (tenant, webhook) WHERE status = 'pending'`,
+		// ClaimWebhookDeliveries, CountPendingWebhookDeliveries.
+		`CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_try) WHERE status = 'pending'`,
+		// ListWebhookDeliveries, DeleteTenantData.
+		`CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant ON webhook_deliveries (tenant, created)`,
+		// PruneWebhookDeliveries.
+		`CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending'`,
+		`CREATE TABLE IF NOT EXISTS webhook_license_state (
+			tenant       text NOT NULL,
+			license_id   text NOT NULL,
+			exhausted    boolean NOT NULL,
+			expiring_for timestamptz,
+			PRIMARY KEY (tenant, license_id)
+		)`,
+		// ExhaustedLicenses.
+		`CREATE INDEX IF NOT EXISTS webhook_license_exhausted ON webhook_license_state (tenant, license_id) WHERE exhausted`,
+	},
 }
 
 // dataMigrations run in Go right after the migration of the same version, in its

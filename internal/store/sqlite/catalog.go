@@ -100,7 +100,7 @@ func (t *tx) DeleteObject(ctx context.Context, tenant string, kind domain.Kind, 
 // before leases, tokens before sessions, so no cascade has to find them one by one).
 var tenantTables = []string{
 	"objects", "signing_keys", "license_state", "seats", "lease_ids", "leases", "hw_locks", "usage", "tokens",
-	"session_leases", "sessions", "usage_hours",
+	"session_leases", "sessions", "usage_hours", "webhook_deliveries", "webhook_license_state",
 }
 
 func (t *tx) DeleteTenantData(ctx context.Context, tenant string) error {

@@ -290,6 +290,46 @@ CREATE TABLE server_secrets (
 	value BLOB NOT NULL
 ) WITHOUT ROWID;
 `,
+	// Webhooks (SPEC §9): the outbox and the per-license transition markers. (IF NOT EXISTS:
+	// TestTokenKey replays the migrations after 10 on a database that has them.)
+	11: `
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+	event_id    TEXT NOT NULL,
+	webhook     TEXT NOT NULL,
+	tenant      TEXT NOT NULL,
+	type        TEXT NOT NULL,
+	body        BLOB NOT NULL,
+	dedup       TEXT NOT NULL,
+	created     INTEGER NOT NULL,
+	deadline    INTEGER NOT NULL,
+	status      TEXT NOT NULL,
+	attempts    INTEGER NOT NULL,
+	next_try    INTEGER NOT NULL,
+	last_status INTEGER NOT NULL,
+	last_error  TEXT NOT NULL,
+	finished_at INTEGER NOT NULL,
+	PRIMARY KEY (event_id, webhook)
+);
+-- InsertWebhookDeliveries (coalescing), CancelWebhookDeliveries
+CREATE UNIQUE INDEX IF NOT EXISTS webhook_deliveries_dedup ON webhook_deliveries (tenant, webhook, dedup) WHERE dedup <> '';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (tenant, webhook) WHERE status = 'pending';
+-- ClaimWebhookDeliveries, CountPendingWebhookDeliveries
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (next_try) WHERE status = 'pending';
+-- ListWebhookDeliveries, DeleteTenantData
+CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant ON webhook_deliveries (tenant, created);
+-- PruneWebhookDeliveries
+CREATE INDEX IF NOT EXISTS webhook_deliveries_finished ON webhook_deliveries (finished_at) WHERE status <> 'pending';
+
+CREATE TABLE IF NOT EXISTS webhook_license_state (
+	tenant       TEXT NOT NULL,
+	license_id   TEXT NOT NULL,
+	exhausted    INTEGER NOT NULL,
+	expiring_for INTEGER NOT NULL,
+	PRIMARY KEY (tenant, license_id)
+) WITHOUT ROWID;
+-- ExhaustedLicenses
+CREATE INDEX IF NOT EXISTS webhook_license_exhausted ON webhook_license_state (tenant, license_id) WHERE exhausted = 1;
+`,
 }
 
 // dataMigrations run in Go right after the migration of the same version, in its

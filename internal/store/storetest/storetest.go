@@ -33,6 +33,12 @@
 //   - AfterCommit hooks run once per committed Update (never for a rolled-back or retried
 //     attempt); LockKey serializes the Updates that take one key; ExtendSeat keeps the
 //     later time and writes only when it must (capabilities.go).
+//   - Webhook deliveries (webhooks.go): InsertWebhookDeliveries skips a row whose
+//     (tenant, webhook, Dedup) exists when Dedup is not ""; ClaimWebhookDeliveries takes due
+//     pending rows oldest first, counts an attempt and moves NextTry, and claims running at
+//     once never take one row twice; RetryWebhookDelivery works on every row of the event
+//     in its tenant; CancelWebhookDeliveries deletes pending rows only; SetLicenseExhausted
+//     and MarkLicenseExpiring report only changes.
 //   - Times come back in UTC with at least millisecond precision; durations are exact.
 //
 // open must return a new, empty store (several methods scan every tenant) and arrange for
@@ -92,6 +98,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UISessions", testUISessions},
 		{"HeldSeats", testHeldSeats},
 		{"UsageHours", testUsageHours},
+		{"WebhookOutbox", testWebhookOutbox},
+		{"WebhookClaimRace", testWebhookClaimRace},
+		{"WebhookLicenseMarkers", testWebhookLicenseMarkers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
