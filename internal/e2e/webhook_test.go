@@ -482,3 +482,44 @@ func TestWebhookTwoProcessesPostgres(t *testing.T) {
 	}
 	rc.checkClean(t)
 }
+
+// TestWebhookCodeReuseEndsRevoked: a reused authorization code ends the session it opened
+// (RFC 9700 §4.5); session.ended says revoked, not logout.
+func TestWebhookCodeReuseEndsRevoked(t *testing.T) {
+	rc := newReceiver(t, nil)
+	ts := start(t, strings.ReplaceAll(`
+listen: "{{LISTEN}}"
+public_url: "{{URL}}"
+store: "{{STORE}}"
+admin_token: test-admin
+documents: "{{DIR}}/documents"
+tenants:
+  - name: codes
+    default: true
+    users: [{username: alice, password: alice-pw}]
+    clients:
+      - client_id: tf-app
+        client_secret: tf-secret
+        redirect_uris: [https://oauth2testclient.example/]
+        grant_types: [authorization_code]
+        scopes: [read]
+    webhooks:
+      - {id: hook, url: "{{HOOK}}", secret: `+hookSecret+`, events: [session.started, session.ended]}
+`, "{{HOOK}}", rc.URL+"/hook"))
+	code := oaCode(t, nil, ts.URL, "codes", "alice", "alice-pw", "read")
+	if r := oaExchange(t, ts.URL, "codes", code); r.Status != http.StatusOK {
+		t.Fatalf("exchange: %d %s", r.Status, r.Body)
+	}
+	// Two sessions start, in either order: the sign-in page's and the code's (tf-app's).
+	var opened any
+	for _, ev := range waitEvents(t, rc, "codes", "session.started", 2, 5*time.Second) {
+		if ev.Data["client"] == "tf-app" {
+			opened = ev.Data["session"]
+		}
+	}
+	oaWantError(t, oaExchange(t, ts.URL, "codes", code), http.StatusBadRequest, "invalid_grant")
+	ended := waitEvents(t, rc, "codes", "session.ended", 1, 5*time.Second)
+	if ended[0].Data["reason"] != "revoked" || opened == nil || ended[0].Data["session"] != opened {
+		t.Fatalf("session.ended after a reused code: %v (the code's session %v)", ended[0].Data, opened)
+	}
+}

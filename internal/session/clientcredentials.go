@@ -83,7 +83,7 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 						return err
 					}
 				case err == nil:
-					if err := m.endTx(ctx, tx, snap, s, false); err != nil {
+					if err := m.endTx(domain.WithEndReason(ctx, domain.EndExpired), tx, snap, s, false); err != nil {
 						return err
 					}
 					fallthrough

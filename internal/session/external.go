@@ -119,7 +119,7 @@ func (m *Manager) External(ctx context.Context, tenant string, id ExternalIdenti
 				return nil
 			case err == nil:
 				// Expired, or the issuer now maps the subject to another user: a new session.
-				if err := m.endTx(ctx, tx, snap, cur, false); err != nil {
+				if err := m.endTx(domain.WithEndReason(ctx, domain.EndExpired), tx, snap, cur, false); err != nil {
 					return err
 				}
 				ended = cur

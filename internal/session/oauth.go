@@ -301,7 +301,7 @@ func (m *Manager) revokeCodeSession(ctx context.Context, tx store.Tx, snap *cata
 	if data.Session != "" {
 		s, err := tx.GetSession(ctx, tenant, data.Session)
 		if err == nil {
-			if err := m.endTx(ctx, tx, snap, s, true); err != nil {
+			if err := m.endTx(domain.WithEndReason(ctx, domain.EndRevoked), tx, snap, s, true); err != nil {
 				return false, "", err
 			}
 			ended = s.ID
