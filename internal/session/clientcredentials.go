@@ -117,23 +117,13 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 			return err
 		}
 	}
-	if queue <= 0 {
-		if err := open(ctx); err != nil {
-			return nil, err
-		}
-		return g, nil
+	seat := func() (engine.SessionSeat, bool) {
+		return engine.SessionSeat{Tenant: tenant, SessionID: id,
+			Caller: CallerFor(snap, &domain.Session{User: ClientUser(client), Client: client.ClientID, Scopes: scopes}),
+			Device: device, ClientIP: addr}, true
 	}
-	qctx := engine.WithQueuedSeat(ctx)
-	seat := engine.SessionSeat{Tenant: tenant, SessionID: id,
-		Caller: CallerFor(snap, &domain.Session{User: ClientUser(client), Client: client.ClientID, Scopes: scopes}),
-		Device: device, ClientIP: addr}
-	if err := m.eng.WaitSessionSeat(qctx, seat, queue, open(qctx), open); err != nil {
+	if err := m.openQueued(ctx, tenant, queue, open, seat, func() string { return id }); err != nil {
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		// The client went away while it waited: it holds no seat.
-		_, _ = m.End(context.WithoutCancel(ctx), tenant, id, false)
-		return nil, ctx.Err()
 	}
 	return g, nil
 }

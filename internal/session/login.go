@@ -224,22 +224,12 @@ func (m *Manager) openLogin(ctx context.Context, tenant, user, kind string, o Lo
 			return nil
 		})
 	}
-	if o.Queue <= 0 {
-		if err := open(ctx); err != nil {
-			return nil, err
-		}
-		return lg, nil
+	seat := func() (engine.SessionSeat, bool) {
+		return engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, &domain.Session{User: user, Scopes: scopes}),
+			Device: device, ClientIP: o.ClientIP}, true
 	}
-	qctx := engine.WithQueuedSeat(ctx)
-	seat := engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, &domain.Session{User: user, Scopes: scopes}),
-		Device: device, ClientIP: o.ClientIP}
-	if err := m.eng.WaitSessionSeat(qctx, seat, o.Queue, open(qctx), open); err != nil {
+	if err := m.openQueued(ctx, tenant, o.Queue, open, seat, func() string { return lg.Session.ID }); err != nil {
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		// The client went away while it waited: it holds no seat.
-		_, _ = m.End(context.WithoutCancel(ctx), tenant, lg.Session.ID, false)
-		return nil, ctx.Err()
 	}
 	return lg, nil
 }

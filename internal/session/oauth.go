@@ -254,28 +254,15 @@ func (m *Manager) ExchangeCode(ctx context.Context, tenant string, client *domai
 			return err
 		}
 	}
-	if x.Queue <= 0 {
-		if err := exchange(ctx); err != nil {
-			return nil, err
+	// The code names the user and device: the seat is known once the first attempt read it.
+	seat := func() (engine.SessionSeat, bool) {
+		if opened == nil {
+			return engine.SessionSeat{}, false
 		}
-		return g, nil
+		return engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, opened), Device: opened.Device, ClientIP: x.ClientIP}, true
 	}
-	qctx := engine.WithQueuedSeat(ctx)
-	err = exchange(qctx)
-	if opened == nil { // refused before its seat was tried: nothing to wait for
-		if err != nil {
-			return nil, err
-		}
-		return g, nil
-	}
-	seat := engine.SessionSeat{Tenant: tenant, Caller: CallerFor(snap, opened), Device: opened.Device, ClientIP: x.ClientIP}
-	if err := m.eng.WaitSessionSeat(qctx, seat, x.Queue, err, exchange); err != nil {
+	if err := m.openQueued(ctx, tenant, x.Queue, exchange, seat, func() string { return g.Session.ID }); err != nil {
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		// The client went away while it waited: it holds no seat.
-		_, _ = m.End(context.WithoutCancel(ctx), tenant, g.Session.ID, false)
-		return nil, ctx.Err()
 	}
 	return g, nil
 }
