@@ -6,7 +6,9 @@
 // transactions, so they hold across processes. Update runs fn again on a serialization
 // failure or deadlock (SQLSTATE 40001, 40P01). The clock is the database's now(), the
 // transaction's start, fetched in the same round trip as BEGIN, so processes with skewed
-// clocks agree on what has expired. Writes that answer nothing but success travel with the
+// clocks agree on what has expired. Concurrent Updates of one process share transactions
+// (batcher), so that one lock, one COMMIT and one WAL flush serve many. Writes that answer
+// nothing but success travel with the
 // transaction's next statement or its COMMIT, and a transaction that only read and locked
 // (a refused seat) commits without waiting for the disk (see tx).
 //
@@ -53,6 +55,8 @@ type Store struct {
 	tokenKey   []byte // see TokenKey
 	// sample is the database's clock as the latest transactions read it (see Now).
 	sample atomic.Pointer[clockSample]
+	// batches runs the Updates (nil: each in a transaction of its own).
+	batches *batcher
 	// stopAnalyze ends analyzeLoop, which closes analyzeDone (nil: no loop).
 	stopAnalyze context.CancelFunc
 	analyzeDone chan struct{}
@@ -86,6 +90,14 @@ type options struct {
 	pool   func(*pgxpool.Config) // tests: e.g. count round trips
 	// noAnalyze: no analyzeLoop (tests that count round trips).
 	noAnalyze bool
+	// noBatch: every Update in a transaction of its own (benchmarks: the A/B of batching).
+	noBatch bool
+}
+
+// WithoutBatching runs every Update in a transaction of its own instead of in batches
+// (see batcher): for comparing the two.
+func WithoutBatching() Option {
+	return func(o *options) { o.noBatch = true }
 }
 
 // WithClockOffset shifts the store clock (the database's now()) by d, so that tests can
@@ -163,22 +175,38 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.stopAnalyze, s.analyzeDone = cancel, make(chan struct{})
 		go s.analyzeLoop(actx)
 	}
+	if !o.noBatch {
+		s.batches = newBatcher(s)
+	}
 	return s, nil
 }
 
 // TokenKey implements store.Store.
 func (s *Store) TokenKey() []byte { return s.tokenKey }
 
-// Update runs fn in a READ COMMITTED read-write transaction and commits it. A serialization
-// failure or deadlock (SQLSTATE 40001, 40P01) runs fn again, up to maxAttempts times.
+// Update runs fn in a READ COMMITTED read-write transaction and commits it, in a batch
+// with the Updates that arrive meanwhile (see batcher) unless WithoutBatching. A
+// serialization failure or deadlock (SQLSTATE 40001, 40P01) runs fn again, up to
+// maxAttempts times.
 func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
-	return s.run(ctx, false, fn)
+	if s.batches != nil {
+		return s.batches.update(ctx, fn)
+	}
+	hooks, err := s.run(ctx, false, fn)
+	if err == nil {
+		runHooks(hooks)
+	}
+	return err
 }
 
 // View runs fn in a read-only transaction on one snapshot (REPEATABLE READ READ ONLY, which
 // PostgreSQL never aborts for serialization); a write method called from it fails.
 func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
-	return s.run(ctx, true, fn)
+	hooks, err := s.run(ctx, true, fn)
+	if err == nil {
+		runHooks(hooks)
+	}
+	return err
 }
 
 // Now is the database's clock. It costs no round trip while a transaction of the last
@@ -192,10 +220,8 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	if s.clock != nil {
 		return s.clock().UTC().Add(s.offset), nil
 	}
-	if c := s.sample.Load(); c != nil {
-		if age := time.Since(c.local); age >= c.rtt && age < sampleMaxAge {
-			return c.db.Add(age - c.rtt).UTC().Add(s.offset), nil
-		}
+	if now, ok := s.sampledNow(); ok {
+		return now, nil
 	}
 	var now time.Time
 	local := time.Now()
@@ -206,6 +232,16 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 	return now.UTC().Add(s.offset), nil
 }
 
+// sampledNow is Now from the latest clock reading, when one answers (see Now).
+func (s *Store) sampledNow() (time.Time, bool) {
+	if c := s.sample.Load(); c != nil {
+		if age := time.Since(c.local); age >= c.rtt && age < sampleMaxAge {
+			return c.db.Add(age - c.rtt).UTC().Add(s.offset), true
+		}
+	}
+	return time.Time{}, false
+}
+
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: ping: %w", err)
@@ -214,6 +250,9 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) Close() error {
+	if s.batches != nil {
+		s.batches.close()
+	}
 	if s.stopAnalyze != nil {
 		s.stopAnalyze()
 		<-s.analyzeDone
@@ -222,18 +261,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) error {
+func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) ([]func(), error) {
 	for attempt := 1; ; attempt++ {
-		err := s.attempt(ctx, readOnly, fn)
+		hooks, err := s.attempt(ctx, readOnly, fn)
 		if err == nil {
-			return nil
+			return hooks, nil
 		}
 		var r retryable
 		if !errors.As(err, &r) {
-			return err
+			return nil, err
 		}
 		if attempt >= maxAttempts || ctx.Err() != nil {
-			return r.err
+			return nil, r.err
 		}
 		// Jittered exponential backoff, so that the transactions that collided do not
 		// collide again in lock step.
@@ -242,9 +281,17 @@ func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx store.Tx) err
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return r.err
+			return nil, r.err
 		case <-t.C:
 		}
+	}
+}
+
+// runHooks runs what a committed transaction registered with AfterCommit: on the caller's
+// goroutine, after its connection went back to the pool, since a hook may use the store.
+func runHooks(hooks []func()) {
+	for _, fn := range hooks {
+		fn()
 	}
 }
 
@@ -254,15 +301,45 @@ type retryable struct{ err error }
 func (r retryable) Error() string { return r.err.Error() }
 func (r retryable) Unwrap() error { return r.err }
 
-func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) error {
+// attempt runs fn in one transaction and returns the hooks it registered.
+func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) ([]func(), error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: %w", err)
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	// Release destroys a connection still inside a transaction (a failed ROLLBACK), so a
 	// broken connection never returns to the pool.
 	defer conn.Release()
 
+	t, err := s.begin(ctx, conn, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	ferr := fn(t)
+	if ferr == nil && t.dbErr != nil {
+		// fn swallowed a database error: PostgreSQL has aborted the transaction, so nothing
+		// fn did after it happened; never report that as success.
+		ferr = t.dbErr
+	}
+	if ferr != nil {
+		s.rollback(conn)
+		if isRetryable(t.dbErr) {
+			return nil, retryable{ferr}
+		}
+		return nil, ferr
+	}
+	if err := t.commit(ctx); err != nil {
+		s.rollback(conn)
+		if isRetryable(t.dbErr) {
+			return nil, retryable{err}
+		}
+		return nil, err
+	}
+	return t.hooks, nil
+}
+
+// begin starts a transaction on conn. An error it returns has rolled back.
+func (s *Store) begin(ctx context.Context, conn *pgxpool.Conn, readOnly bool) (*tx, error) {
 	t := &tx{conn: conn, readOnly: readOnly, lazyCommit: s.lazyCommit}
 	begin := `BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE`
 	if readOnly {
@@ -278,7 +355,7 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 		t.now = s.clock()
 	}
 	br := conn.SendBatch(ctx, b)
-	_, err = br.Exec()
+	_, err := br.Exec()
 	if err == nil && s.clock == nil {
 		err = br.QueryRow().Scan(&t.now)
 	}
@@ -294,41 +371,15 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 		s.rollback(conn)
 		err = fmt.Errorf("postgres: begin: %w", err)
 		if retry || isRetryable(err) {
-			return retryable{err}
+			return nil, retryable{err}
 		}
-		return err
+		return nil, err
 	}
 	if s.clock == nil {
 		s.observe(t.now, sent, time.Since(sent))
 	}
 	t.now = t.now.UTC().Add(s.offset)
-
-	ferr := fn(t)
-	if ferr == nil && t.dbErr != nil {
-		// fn swallowed a database error: PostgreSQL has aborted the transaction, so nothing
-		// fn did after it happened; never report that as success.
-		ferr = t.dbErr
-	}
-	if ferr != nil {
-		s.rollback(conn)
-		if isRetryable(t.dbErr) {
-			return retryable{ferr}
-		}
-		return ferr
-	}
-	if err := t.commit(ctx); err != nil {
-		s.rollback(conn)
-		if isRetryable(t.dbErr) {
-			return retryable{err}
-		}
-		return err
-	}
-	// The connection goes back to the pool first: a hook may use the store.
-	conn.Release()
-	for _, fn := range t.hooks {
-		fn()
-	}
-	return nil
+	return t, nil
 }
 
 func (s *Store) rollback(conn *pgxpool.Conn) {

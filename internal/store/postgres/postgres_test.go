@@ -46,6 +46,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceUnbatched: the same without batches, the path of an Update that a batch
+// hands back (see batcher), and the one where Updates deadlock and are retried.
+func TestConformanceUnbatched(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return mustOpen(t, newDatabase(t), WithoutBatching())
+	})
+}
+
 // TestSeatRaceAcrossProcesses races 200 goroutines over three Stores (three pools, as three
 // server processes would have) for a 10-seat license: exactly 10 must win.
 func TestSeatRaceAcrossProcesses(t *testing.T) {

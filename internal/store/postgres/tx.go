@@ -42,6 +42,13 @@ type tx struct {
 	// common answer on a busy license, then holds the license's lock for no disk flush.
 	wrote      bool
 	lazyCommit bool
+	// writes counts the statements that may have changed data, so that a batch can tell
+	// whether one Update of it wrote anything (see batcher).
+	writes int
+	// stmtCtx, when set, carries every statement instead of the caller's context: the
+	// statements of a batch serve several callers, and one caller giving up must not break
+	// the connection under the others.
+	stmtCtx context.Context
 	// locked is set once the transaction holds a license or lease row lock (see GetSeat).
 	locked bool
 	// lockedLeases are the roots of the leases this transaction row-locked (LockLease) and
@@ -67,8 +74,29 @@ type tx struct {
 func (t *tx) note(sql string) {
 	if sql != insertLicenseState && sql != insertCatalogVersion && !strings.HasPrefix(sql, "SELECT") {
 		t.wrote = true
+		t.writes++
 		t.pre = nil
 	}
+}
+
+// ctx is the context a statement runs under (see stmtCtx).
+func (t *tx) ctx(caller context.Context) context.Context {
+	if t.stmtCtx != nil {
+		return t.stmtCtx
+	}
+	return caller
+}
+
+// nextUpdate readies the transaction for the next Update of a batch: what the locks and
+// reads of the previous one told this transaction (which leases it locked, what
+// LockLicense read ahead, whether a lock is held) describes that Update's decisions, not
+// this one's, whose lock order starts afresh. The locks themselves stay until COMMIT.
+func (t *tx) nextUpdate(now time.Time) {
+	t.now = now
+	t.locked = false
+	t.lockedLeases = nil
+	t.hint, t.pre = nil, nil
+	t.hooks = nil
 }
 
 func (t *tx) Now() time.Time { return t.now }
@@ -109,7 +137,7 @@ func (t *tx) send(ctx context.Context, op string, b *pgx.Batch, read func(pgx.Ba
 	pending, ops := t.pending, t.pendingOps
 	t.pending, t.pendingOps = nil, nil
 	all := &pgx.Batch{QueuedQueries: append(pending, b.QueuedQueries...)}
-	br := t.conn.SendBatch(ctx, all)
+	br := t.conn.SendBatch(t.ctx(ctx), all)
 	for i := range pending {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
@@ -142,7 +170,7 @@ func (t *tx) exec(ctx context.Context, op, sql string, args ...any) (pgconn.Comm
 		})
 		return tag, err
 	}
-	tag, err := t.conn.Exec(ctx, sql, args...)
+	tag, err := t.conn.Exec(t.ctx(ctx), sql, args...)
 	if err != nil {
 		return tag, t.fail(op, err)
 	}
@@ -159,7 +187,7 @@ func (t *tx) get(ctx context.Context, op, sql string, args []any, dest ...any) e
 			return notFound(br.QueryRow().Scan(dest...))
 		})
 	}
-	err := notFound(t.conn.QueryRow(ctx, sql, args...).Scan(dest...))
+	err := notFound(t.conn.QueryRow(t.ctx(ctx), sql, args...).Scan(dest...))
 	if err != nil && err != domain.ErrNotFound {
 		return t.fail(op, err)
 	}
@@ -197,7 +225,7 @@ func list[T any](ctx context.Context, t *tx, op, sql string, args []any, scan fu
 		err := t.send(ctx, op, b, func(br pgx.BatchResults) error { return collect(br.Query()) })
 		return out, err
 	}
-	if err := collect(t.conn.Query(ctx, sql, args...)); err != nil {
+	if err := collect(t.conn.Query(t.ctx(ctx), sql, args...)); err != nil {
 		return nil, t.fail(op, err)
 	}
 	return out, nil
