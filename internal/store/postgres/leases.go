@@ -189,9 +189,16 @@ func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKe
 
 // LockLease row-locks the session key's lease: a renewal holding it needs no license lock,
 // and it makes every later GetSeat of the transaction lock the seat too (see GetSeat).
+//
+// Right after a plain GetLeaseBySessionKey of the same key, with no lock held yet, this is
+// a renewal under its lease lock alone (engine: tryFast), which extends the seat next: the
+// same round trip then locks and reads the seat too (pre), in the order the renewal takes
+// those locks (lease, seat), for ExtendSeat and GetSeat.
 func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
+	wasLocked := t.locked
 	t.locked = true
-	if p := t.pre; p != nil && !p.leaseUsed && p.key == (leaseKey{tenant, licenseID, seatKey, sessionKey}) {
+	key := leaseKey{tenant, licenseID, seatKey, sessionKey}
+	if p := t.pre; p != nil && !p.leaseUsed && p.key == key {
 		p.leaseUsed = true
 		if p.lease == nil {
 			return nil, domain.ErrNotFound
@@ -199,11 +206,51 @@ func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionK
 		l := *p.lease
 		return &l, nil
 	}
+	if !wasLocked && !t.readOnly && t.hint != nil && *t.hint == key {
+		return t.lockLeaseAndSeat(ctx, key)
+	}
 	l, err := t.getLease(ctx, "lock lease", lockLease, tenant, licenseID, sessionKey, seatKey)
 	if err == nil && !t.readOnly {
 		t.lockedLeases = append(t.lockedLeases, l.Tenant+"\x00"+l.Root)
 	}
 	return l, err
+}
+
+// lockLeaseAndSeat is LockLease reading the seat ahead (see LockLease).
+func (t *tx) lockLeaseAndSeat(ctx context.Context, k leaseKey) (*domain.Lease, error) {
+	b := &pgx.Batch{}
+	b.Queue(lockLease, k.tenant, k.licenseID, k.sessionKey, k.seatKey)
+	b.Queue(lockSeat, k.tenant, k.licenseID, k.seatKey)
+	pre := &prefetched{key: k, leaseUsed: true}
+	err := t.batch(ctx, "lock lease", b, func(br pgx.BatchResults) error {
+		l, err := scanLease(br.QueryRow())
+		switch err = notFound(err); err {
+		case nil:
+			pre.lease = &l
+		case domain.ErrNotFound:
+		default:
+			return err
+		}
+		s, err := scanSeat(br.QueryRow())
+		switch err = notFound(err); err {
+		case nil:
+			pre.seat = &s
+		case domain.ErrNotFound:
+		default:
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.hint, t.pre = nil, pre
+	if pre.lease == nil {
+		return nil, domain.ErrNotFound
+	}
+	t.lockedLeases = append(t.lockedLeases, pre.lease.Tenant+"\x00"+pre.lease.Root)
+	l := *pre.lease
+	return &l, nil
 }
 
 const lockLease = `SELECT ` + leaseColumns + ` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4

@@ -232,3 +232,71 @@ func TestLockLicenseReadsAhead(t *testing.T) {
 		t.Fatal("committed")
 	}
 }
+
+// TestLockLeaseReadsSeatAhead: a renewal under its lease lock alone (a plain lookup, then
+// LockLease of the same key, no lock before) locks and reads the seat in LockLease's round
+// trip, and ExtendSeat answers from it and is held back: 4 round trips in all. What it
+// answers is what the UPDATE does.
+func TestLockLeaseReadsSeatAhead(t *testing.T) {
+	st, writes := openCounting(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	err := st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.PutSeat(ctx, &domain.Seat{Tenant: "acme", LicenseID: "L", Key: "seat", User: "u", HeldUntil: now.Add(time.Hour)}); err != nil {
+			return err
+		}
+		return tx.InsertLease(ctx, &domain.Lease{Tenant: "acme", Root: "r", ID: "r", LicenseID: "L", Item: "i", SeatKey: "seat",
+			SessionKey: "sk", IssuedAt: now, RenewedAt: now, ExpiresAt: now.Add(time.Hour), RefreshAt: now})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// renew extends the lease to until and reports what ExtendSeat answered.
+	renew := func(until time.Time) (bool, error) {
+		var extended bool
+		err := st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat", "sk"); err != nil {
+				return err
+			}
+			l, err := tx.LockLease(ctx, "acme", "L", "seat", "sk")
+			if err != nil {
+				return err
+			}
+			l.ExpiresAt = until
+			if err := tx.UpdateLease(ctx, l); err != nil {
+				return err
+			}
+			extended, err = tx.ExtendSeat(ctx, "acme", "L", "seat", until)
+			return err
+		})
+		return extended, err
+	}
+	if _, err := renew(now.Add(61 * time.Minute)); err != nil { // prepares the statements
+		t.Fatal(err)
+	}
+	before := writes.Load()
+	extended, err := renew(now.Add(2 * time.Hour))
+	if err != nil || !extended {
+		t.Fatalf("renewal: extended %v, %v", extended, err)
+	}
+	if got := writes.Load() - before; got != 4 {
+		t.Errorf("a renewal cost %d round trips, want 4", got)
+	}
+	seat := func() *domain.Seat {
+		var s *domain.Seat
+		if err := st.View(ctx, func(tx store.Tx) (err error) { s, err = tx.GetSeat(ctx, "acme", "L", "seat"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := seat(); !s.HeldUntil.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("seat held until %v after the renewal, want %v", s.HeldUntil, now.Add(2*time.Hour))
+	}
+	// A seat that already holds long enough is not extended, as the UPDATE would not.
+	if extended, err := renew(now.Add(90 * time.Minute)); err != nil || extended {
+		t.Errorf("renewal within the seat's hold: extended %v, %v; want false", extended, err)
+	}
+	if s := seat(); !s.HeldUntil.Equal(now.Add(2 * time.Hour)) {
+		t.Errorf("seat held until %v, want it kept at %v", s.HeldUntil, now.Add(2*time.Hour))
+	}
+}

@@ -169,13 +169,24 @@ func (t *tx) PutSeat(ctx context.Context, s *domain.Seat) error {
 // ExtendSeat implements store.Tx. The UPDATE row-locks the seat as GetSeat would; a
 // concurrent writer's extension is waited for and then re-read (READ COMMITTED), so the
 // seat keeps the later of the two.
+//
+// After LockLease read the seat ahead (pre), the seat has been row-locked by this
+// transaction since that read, so the UPDATE's outcome is known without running it: it is
+// held back like a write that answers nothing but success (a renewal: one round trip fewer).
 func (t *tx) ExtendSeat(ctx context.Context, tenant, licenseID, key string, until time.Time) (bool, error) {
-	tag, err := t.exec(ctx, "extend seat",
-		`UPDATE seats SET held_until = GREATEST(held_until, $4), lingering = false
-		WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 AND (held_until < $4 OR lingering)`,
-		tenant, licenseID, key, ts(until))
+	args := []any{tenant, licenseID, key, ts(until)}
+	if p := t.pre; p != nil && !p.seatUsed && p.key.tenant == tenant && p.key.licenseID == licenseID && p.key.seatKey == key {
+		if p.seat == nil || !p.seat.HeldUntil.Before(until) && !p.seat.Lingering {
+			return false, nil
+		}
+		return true, t.write(ctx, "extend seat", extendSeat, args...)
+	}
+	tag, err := t.exec(ctx, "extend seat", extendSeat, args...)
 	return err == nil && tag.RowsAffected() > 0, err
 }
+
+const extendSeat = `UPDATE seats SET held_until = GREATEST(held_until, $4), lingering = false
+	WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 AND (held_until < $4 OR lingering)`
 
 func (t *tx) DeleteSeat(ctx context.Context, tenant, licenseID, key string) (bool, error) {
 	tag, err := t.exec(ctx, "delete seat",

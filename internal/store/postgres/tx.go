@@ -70,12 +70,17 @@ type tx struct {
 // counts as neither: losing it in a crash loses nothing, and it is written again on demand.
 // Anything not starting with SELECT counts as a write, so a new statement errs on the safe
 // side.
-// Every such statement also drops what LockLicense read ahead (pre): it may have changed it.
+// Every such statement also drops what was read ahead (pre): it may have changed it. An
+// UpdateLease changes no seat, so the seat read ahead stays (a renewal extends it next).
 func (t *tx) note(sql string) {
 	if sql != insertLicenseState && sql != insertCatalogVersion && !strings.HasPrefix(sql, "SELECT") {
 		t.wrote = true
 		t.writes++
-		t.pre = nil
+		if sql == updateLease && t.pre != nil {
+			t.pre.leaseUsed = true
+		} else {
+			t.pre = nil
+		}
 	}
 }
 
