@@ -17,9 +17,11 @@ import (
 // in its first minute. So the store checks the tables it keeps hot every analyzeEvery and
 // ANALYZEs those that changed by more than analyzeMinRows + 10 % since their last analysis.
 // ANALYZE samples at most 30,000 rows per table and takes a lock that blocks neither reads
-// nor writes. PostgreSQL only (lazyCommit): other servers keep their own statistics.
+// nor writes. PostgreSQL only (lazyCommit): other servers keep their own statistics. The
+// check itself is one catalog query, so it runs often: on a fresh database every second of
+// the first ten without statistics, grants were measured 30–40 % slower than after.
 const (
-	analyzeEvery   = 10 * time.Second
+	analyzeEvery   = 2 * time.Second
 	analyzeMinRows = 500
 )
 
