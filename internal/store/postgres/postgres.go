@@ -8,15 +8,15 @@
 // transaction's start, fetched in the same round trip as BEGIN, so processes with skewed
 // clocks agree on what has expired. Concurrent Updates of one process share transactions
 // (batcher), so that one lock, one COMMIT and one WAL flush serve many. Writes that answer
-// nothing but success travel with the
-// transaction's next statement or its COMMIT, and a transaction that only read and locked
-// (a refused seat) commits without waiting for the disk (see tx).
+// nothing but success travel with the transaction's next statement or its COMMIT, and a
+// transaction that only read and locked (a refused seat) commits without waiting for the
+// disk (see tx).
 //
 // The SQL keeps to what CockroachDB and YugabyteDB also accept where that costs nothing:
 // plain tables, B-tree indexes, INSERT … ON CONFLICT, SELECT … FOR UPDATE, data-modifying
-// CTEs, text[] and bytea columns, bigserial. PostgreSQL-specific is only the
-// pg_advisory_xact_lock around migrations, skipped where the function is missing (the
-// migration statements are idempotent and retried on a serialization failure).
+// CTEs, text[] and bytea columns, bigserial, set_config('lock_timeout'). PostgreSQL-specific
+// is only the pg_advisory_xact_lock around migrations, skipped where the function is missing
+// (the migration statements are idempotent and retried on a serialization failure).
 package postgres
 
 import (
