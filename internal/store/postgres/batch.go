@@ -68,8 +68,10 @@ type request struct {
 	err   error
 	panic any
 	hooks []func()
-	// alone: the batch could not answer it; the caller runs it in a transaction of its own.
-	alone bool
+	// alone: the batch could not answer it; the caller runs it in a transaction of its own,
+	// with InsertLease answering at once when plain (a held-back insert of the batch
+	// conflicted, and which Update's it was is not known).
+	alone, plain bool
 	done  chan struct{}
 }
 
@@ -121,7 +123,7 @@ func (b *batcher) update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if r.alone {
 		b.alone.Add(1)
-		hooks, err := b.s.run(ctx, false, fn)
+		hooks, err := b.s.run(ctx, false, !r.plain, fn)
 		if err == nil {
 			runHooks(hooks)
 		}
@@ -178,10 +180,12 @@ func (b *batcher) runBatch(first *request) {
 			r.done <- struct{}{}
 		}
 	}()
+	var t *tx
 	handBack := func() {
+		plain := t != nil && errors.Is(t.dbErr, errHeldBackConflict)
 		for _, r := range batch {
 			if r.panic == nil {
-				r.alone, r.err, r.hooks = true, nil, nil
+				r.alone, r.plain, r.err, r.hooks = true, plain, nil, nil
 			}
 		}
 	}
@@ -195,12 +199,12 @@ func (b *batcher) runBatch(first *request) {
 		return
 	}
 	defer conn.Release()
-	t, err := s.begin(ctx, conn, false)
+	t, err = s.begin(ctx, conn, false)
 	if err != nil {
 		handBack()
 		return
 	}
-	t.stmtCtx = ctx
+	t.stmtCtx, t.holdInserts = ctx, true
 	start, batchNow := time.Now(), t.now
 	for i := 0; ; i++ {
 		r := batch[i]
@@ -244,6 +248,9 @@ func (b *batcher) runOne(t *tx, r *request) (ok bool) {
 		}
 	}()
 	err := r.fn(t)
+	if err != nil {
+		t.sendHeldInserts(t.stmtCtx) // see attempt
+	}
 	if t.dbErr != nil || (err != nil && t.writes > writes) {
 		return false
 	}

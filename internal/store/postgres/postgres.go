@@ -192,7 +192,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	if s.batches != nil {
 		return s.batches.update(ctx, fn)
 	}
-	hooks, err := s.run(ctx, false, fn)
+	hooks, err := s.run(ctx, false, true, fn)
 	if err == nil {
 		runHooks(hooks)
 	}
@@ -202,7 +202,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 // View runs fn in a read-only transaction on one snapshot (REPEATABLE READ READ ONLY, which
 // PostgreSQL never aborts for serialization); a write method called from it fails.
 func (s *Store) View(ctx context.Context, fn func(tx store.Tx) error) error {
-	hooks, err := s.run(ctx, true, fn)
+	hooks, err := s.run(ctx, true, false, fn)
 	if err == nil {
 		runHooks(hooks)
 	}
@@ -261,11 +261,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
-func (s *Store) run(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) ([]func(), error) {
+func (s *Store) run(ctx context.Context, readOnly, hold bool, fn func(tx store.Tx) error) ([]func(), error) {
 	for attempt := 1; ; attempt++ {
-		hooks, err := s.attempt(ctx, readOnly, fn)
+		hooks, err := s.attempt(ctx, readOnly, hold, fn)
 		if err == nil {
 			return hooks, nil
+		}
+		if hold && errors.Is(err, errHeldBackConflict) {
+			hold = false // once more, with InsertLease answering at once
+			attempt--
+			continue
 		}
 		var r retryable
 		if !errors.As(err, &r) {
@@ -302,7 +307,7 @@ func (r retryable) Error() string { return r.err.Error() }
 func (r retryable) Unwrap() error { return r.err }
 
 // attempt runs fn in one transaction and returns the hooks it registered.
-func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx) error) ([]func(), error) {
+func (s *Store) attempt(ctx context.Context, readOnly, holdInserts bool, fn func(tx store.Tx) error) ([]func(), error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -315,7 +320,16 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 	if err != nil {
 		return nil, err
 	}
+	t.holdInserts = holdInserts
 	ferr := fn(t)
+	if ferr != nil {
+		// fn may have failed because an InsertLease did not conflict: only the database
+		// knows yet (see InsertLease).
+		t.sendHeldInserts(ctx)
+	}
+	if errors.Is(t.dbErr, errHeldBackConflict) {
+		ferr = t.dbErr // whatever fn made of it
+	}
 	if ferr == nil && t.dbErr != nil {
 		// fn swallowed a database error: PostgreSQL has aborted the transaction, so nothing
 		// fn did after it happened; never report that as success.
@@ -332,6 +346,9 @@ func (s *Store) attempt(ctx context.Context, readOnly bool, fn func(tx store.Tx)
 		s.rollback(conn)
 		if isRetryable(t.dbErr) {
 			return nil, retryable{err}
+		}
+		if errors.Is(t.dbErr, errHeldBackConflict) {
+			return nil, t.dbErr
 		}
 		return nil, err
 	}

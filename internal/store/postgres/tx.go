@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type tx struct {
 	// writes counts the statements that may have changed data, so that a batch can tell
 	// whether one Update of it wrote anything (see batcher).
 	writes int
+	// holdInserts: InsertLease is held back (see InsertLease); off when the Update runs
+	// again after such an insert conflicted.
+	holdInserts bool
 	// stmtCtx, when set, carries every statement instead of the caller's context: the
 	// statements of a batch serve several callers, and one caller giving up must not break
 	// the connection under the others.
@@ -113,13 +117,31 @@ func (t *tx) AfterCommit(fn func()) { t.hooks = append(t.hooks, fn) }
 // read may change before it locks it.
 func (t *tx) Serial() bool { return false }
 
-// fail records a database error (not "no rows", which is an answer) and wraps it.
+// fail records a database error (not "no rows", which is an answer) and wraps it. A
+// held-back InsertLease that conflicted is errHeldBackConflict.
 func (t *tx) fail(op string, err error) error {
+	var pe *pgconn.PgError
+	if op == opInsertLeaseHeld && errors.As(err, &pe) && pe.Code == "23505" {
+		err = fmt.Errorf("%w: %w", errHeldBackConflict, err)
+	}
 	if t.dbErr == nil {
 		t.dbErr = err
 	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
 }
+
+// sendHeldInserts sends the held-back writes when an InsertLease is among them, so that
+// its conflict, if any, is known (t.dbErr).
+func (t *tx) sendHeldInserts(ctx context.Context) {
+	if t.dbErr != nil || !slices.Contains(t.pendingOps, opInsertLeaseHeld) {
+		return
+	}
+	_ = t.send(ctx, "held-back writes", &pgx.Batch{}, func(pgx.BatchResults) error { return nil })
+}
+
+// errHeldBackConflict: an InsertLease held back conflicted; the Update runs again with
+// InsertLease answering at once (see InsertLease).
+var errHeldBackConflict = errors.New("postgres: a held-back lease insert conflicted")
 
 // write holds a write back until the next round trip (see tx).
 func (t *tx) write(ctx context.Context, op, sql string, args ...any) error {
