@@ -72,7 +72,7 @@ type request struct {
 	// with InsertLease answering at once when plain (a held-back insert of the batch
 	// conflicted, and which Update's it was is not known).
 	alone, plain bool
-	done  chan struct{}
+	done         chan struct{}
 }
 
 const (
