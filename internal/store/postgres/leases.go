@@ -202,9 +202,27 @@ func (t *tx) FindLease(ctx context.Context, tenant, id string) (*domain.Lease, e
 // GetLeaseBySessionKey returns the session key's lease: a point lookup on the unique index
 // (a session key has one lease at most); the seat key is checked on the row, as SQLite's
 // index of a seat's leases checks it.
+//
+// Once the transaction holds the license's lock (an earlier Update of its batch took it),
+// the lookup locks the lease and its seat at once, in the order a decision takes them
+// (license, lease, seat), and they serve the LockLease and GetSeat that follow (pre): the
+// LockLicense after it then costs no round trip (see LockLicense).
 func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	if !t.readOnly {
 		t.hint = &leaseKey{tenant: tenant, licenseID: licenseID, seatKey: seatKey, sessionKey: sessionKey}
+		if t.holds(tenant, licenseID) {
+			t.locked = true
+			pre, err := t.readAhead(ctx, *t.hint)
+			if err != nil {
+				return nil, err
+			}
+			pre.leaseUsed = false
+			if pre.lease == nil {
+				return nil, domain.ErrNotFound
+			}
+			l := *pre.lease
+			return &l, nil
+		}
 	}
 	return t.getLease(ctx, "get lease by session key",
 		`SELECT `+leaseColumns+` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4`,
@@ -242,39 +260,32 @@ func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionK
 
 // lockLeaseAndSeat is LockLease reading the seat ahead (see LockLease).
 func (t *tx) lockLeaseAndSeat(ctx context.Context, k leaseKey) (*domain.Lease, error) {
+	pre, err := t.readAhead(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if pre.lease == nil {
+		return nil, domain.ErrNotFound
+	}
+	l := *pre.lease
+	return &l, nil
+}
+
+// readAhead locks and reads the lease of k and its seat in one round trip, in that order,
+// for the LockLease (taken: leaseUsed), GetSeat and ExtendSeat that follow (pre).
+func (t *tx) readAhead(ctx context.Context, k leaseKey) (*prefetched, error) {
 	b := &pgx.Batch{}
 	b.Queue(lockLease, k.tenant, k.licenseID, k.sessionKey, k.seatKey)
 	b.Queue(lockSeat, k.tenant, k.licenseID, k.seatKey)
 	pre := &prefetched{key: k, leaseUsed: true}
-	err := t.batch(ctx, "lock lease", b, func(br pgx.BatchResults) error {
-		l, err := scanLease(br.QueryRow())
-		switch err = notFound(err); err {
-		case nil:
-			pre.lease = &l
-		case domain.ErrNotFound:
-		default:
-			return err
-		}
-		s, err := scanSeat(br.QueryRow())
-		switch err = notFound(err); err {
-		case nil:
-			pre.seat = &s
-		case domain.ErrNotFound:
-		default:
-			return err
-		}
-		return nil
-	})
-	if err != nil {
+	if err := t.batch(ctx, "lock lease", b, pre.scan); err != nil {
 		return nil, err
 	}
 	t.hint, t.pre = nil, pre
-	if pre.lease == nil {
-		return nil, domain.ErrNotFound
+	if pre.lease != nil {
+		t.lockedLeases = append(t.lockedLeases, pre.lease.Tenant+"\x00"+pre.lease.Root)
 	}
-	t.lockedLeases = append(t.lockedLeases, pre.lease.Tenant+"\x00"+pre.lease.Root)
-	l := *pre.lease
-	return &l, nil
+	return pre, nil
 }
 
 const lockLease = `SELECT ` + leaseColumns + ` FROM leases WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -346,5 +347,83 @@ func TestHeldBackInsertConflict(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestBatchHeldLicense: in a batch, a license an earlier Update locked is held by the
+// transaction: a later Update's lookup of a lease there locks and reads the lease and seat
+// at once, and its LockLicense answers from what the batch read and saved, with no round
+// trip; a state changed but not saved is not taken for saved.
+func TestBatchHeldLicense(t *testing.T) {
+	var writes atomic.Int64
+	st := mustOpen(t, newDatabase(t), func(o *options) {
+		o.noAnalyze = true
+		o.pool = func(cfg *pgxpool.Config) {
+			cfg.MaxConns = 1 // every batch on the connection that prepared the statements
+			dial := cfg.ConnConfig.DialFunc
+			cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dial(ctx, network, addr)
+				return countingConn{c, &writes}, err
+			}
+		}
+	})
+	ctx := context.Background()
+	grant := func(n int) func(store.Tx) error {
+		return func(tx store.Tx) error {
+			ls, err := tx.LockLicense(ctx, "acme", "L")
+			if err != nil {
+				return err
+			}
+			ls.SeatsHeld = n
+			return tx.SaveLicenseState(ctx, ls)
+		}
+	}
+	var costs []int64
+	later := func(tx store.Tx) error {
+		before := writes.Load()
+		if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat", "sk"); !errors.Is(err, domain.ErrNotFound) {
+			return fmt.Errorf("GetLeaseBySessionKey: %v, want ErrNotFound", err)
+		}
+		ls, err := tx.LockLicense(ctx, "acme", "L")
+		if err != nil {
+			return err
+		}
+		if ls.SeatsHeld != 7 {
+			return fmt.Errorf("LockLicense of the held license: %d seats held, want the 7 saved", ls.SeatsHeld)
+		}
+		ls.SeatsHeld = 99 // not saved
+		if _, err := tx.LockLease(ctx, "acme", "L", "seat", "sk"); !errors.Is(err, domain.ErrNotFound) {
+			return fmt.Errorf("LockLease: %v, want ErrNotFound", err)
+		}
+		if _, err := tx.GetSeat(ctx, "acme", "L", "seat"); !errors.Is(err, domain.ErrNotFound) {
+			return fmt.Errorf("GetSeat: %v, want ErrNotFound", err)
+		}
+		costs = append(costs, writes.Load()-before)
+		return nil
+	}
+	check := func(tx store.Tx) error {
+		ls, err := tx.LockLicense(ctx, "acme", "L")
+		if err != nil {
+			return err
+		}
+		if ls.SeatsHeld != 7 {
+			return fmt.Errorf("after an unsaved change: %d seats held, want 7", ls.SeatsHeld)
+		}
+		return nil
+	}
+	for range 2 { // the first prepares the statements
+		costs = nil
+		errs, b := batchOf(t, st, grant(7), later, check)
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("Update %d: %v", i, err)
+			}
+		}
+		if b.batches.Load() != 1 || b.updates.Load() != 3 {
+			t.Fatalf("%d batches of %d Updates, want one of 3", b.batches.Load(), b.updates.Load())
+		}
+	}
+	if len(costs) != 1 || costs[0] != 1 {
+		t.Errorf("the later Update cost %v round trips, want 1 (the lookup with the lease and seat)", costs)
 	}
 }

@@ -24,7 +24,20 @@ const insertLicenseState = `INSERT INTO license_state (tenant, license_id) VALUE
 // lock, in the order those calls take their locks (license, lease, seat). Their answers
 // (pre) serve those calls, once, unless a statement that may write runs first. That saves
 // two round trips while the license lock is held.
+//
+// A license this transaction has locked already (an earlier Update of its batch) is
+// answered from what it read and saved since (held): no one else can have changed the row.
 func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) {
+	if st, ok := t.held[tenant+"\x00"+licenseID]; ok && !t.readOnly {
+		t.locked = true
+		if k := t.hint; k != nil && k.tenant == tenant && k.licenseID == licenseID {
+			if _, err := t.readAhead(ctx, *k); err != nil {
+				return nil, err
+			}
+			t.pre.leaseUsed = false
+		}
+		return &st, nil
+	}
 	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}
 	var useTime int64
 	b := &pgx.Batch{}
@@ -49,23 +62,7 @@ func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain
 			return nil
 		}
 		pre = &prefetched{key: *k}
-		l, err := scanLease(br.QueryRow())
-		switch err = notFound(err); err {
-		case nil:
-			pre.lease = &l
-		case domain.ErrNotFound:
-		default:
-			return err
-		}
-		s, err := scanSeat(br.QueryRow())
-		switch err = notFound(err); err {
-		case nil:
-			pre.seat = &s
-		case domain.ErrNotFound:
-		default:
-			return err
-		}
-		return nil
+		return pre.scan(br)
 	})
 	if err != nil {
 		return nil, err
@@ -78,7 +75,24 @@ func (t *tx) LockLicense(ctx context.Context, tenant, licenseID string) (*domain
 		}
 	}
 	st.UseTime = time.Duration(useTime)
+	if !t.readOnly {
+		t.hold(*st)
+	}
 	return st, nil
+}
+
+// hold records st as the state of a license this transaction has locked (see LockLicense).
+func (t *tx) hold(st domain.LicenseState) {
+	if t.held == nil {
+		t.held = map[string]domain.LicenseState{}
+	}
+	t.held[st.Tenant+"\x00"+st.LicenseID] = st
+}
+
+// holds reports whether this transaction has locked the license's state row.
+func (t *tx) holds(tenant, licenseID string) bool {
+	_, ok := t.held[tenant+"\x00"+licenseID]
+	return ok
 }
 
 // leaseKey names a lease by its session key.
@@ -93,15 +107,40 @@ type prefetched struct {
 	leaseUsed, seatUsed bool
 }
 
+// scan reads the lease and the seat of a read ahead, in that order; none is nil.
+func (p *prefetched) scan(br pgx.BatchResults) error {
+	l, err := scanLease(br.QueryRow())
+	switch err = notFound(err); err {
+	case nil:
+		p.lease = &l
+	case domain.ErrNotFound:
+	default:
+		return err
+	}
+	s, err := scanSeat(br.QueryRow())
+	switch err = notFound(err); err {
+	case nil:
+		p.seat = &s
+	case domain.ErrNotFound:
+	default:
+		return err
+	}
+	return nil
+}
+
 const lockSeat = `SELECT ` + seatColumns + ` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 FOR UPDATE`
 
 func (t *tx) SaveLicenseState(ctx context.Context, st *domain.LicenseState) error {
-	return t.write(ctx, "save license state",
-		`INSERT INTO license_state (tenant, license_id, seats_held, use_count, use_time) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (tenant, license_id) DO UPDATE
-		SET seats_held = excluded.seats_held, use_count = excluded.use_count, use_time = excluded.use_time`,
-		st.Tenant, st.LicenseID, st.SeatsHeld, st.UseCount, int64(st.UseTime))
+	err := t.write(ctx, "save license state", saveLicenseState, st.Tenant, st.LicenseID, st.SeatsHeld, st.UseCount, int64(st.UseTime))
+	if err == nil && t.holds(st.Tenant, st.LicenseID) {
+		t.hold(*st)
+	}
+	return err
 }
+
+const saveLicenseState = `INSERT INTO license_state (tenant, license_id, seats_held, use_count, use_time) VALUES ($1, $2, $3, $4, $5)
+	ON CONFLICT (tenant, license_id) DO UPDATE
+	SET seats_held = excluded.seats_held, use_count = excluded.use_count, use_time = excluded.use_time`
 
 func (t *tx) GetLicenseState(ctx context.Context, tenant, licenseID string) (*domain.LicenseState, error) {
 	st := &domain.LicenseState{Tenant: tenant, LicenseID: licenseID}

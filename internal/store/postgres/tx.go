@@ -65,6 +65,10 @@ type tx struct {
 	// grant or a refusal (see LockLicense).
 	hint *leaseKey
 	pre  *prefetched
+	// held are the licenses whose state row this transaction has locked, keyed tenant NUL
+	// license, with the state as last read or saved (see LockLicense). Unlike the fields
+	// above it outlives an Update of a batch: the locks stay until COMMIT.
+	held map[string]domain.LicenseState
 	// hooks run after COMMIT succeeded (attempt); a retried attempt's tx is dropped with
 	// its hooks.
 	hooks []func()
@@ -84,6 +88,9 @@ func (t *tx) note(sql string) {
 			t.pre.leaseUsed = true
 		} else {
 			t.pre = nil
+		}
+		if sql != saveLicenseState && strings.Contains(sql, "license_state") {
+			t.held = nil // still locked, but what it holds must be read again
 		}
 	}
 }
