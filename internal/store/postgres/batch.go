@@ -22,11 +22,11 @@ import (
 //
 // What stays as it was: each Update's fn runs alone, in call order, and sees the writes of
 // those before it in the batch, as it would see them committed; every caller is answered
-// only after the batch's COMMIT. What a batch cannot answer it hands back: when an Update
-// fails after writing (there is nothing to roll back to but the whole batch), when the
-// database reports an error, or when COMMIT fails, the batch is rolled back and each of its
-// Updates runs again in a transaction of its own, on its caller's goroutine (fns may run
-// more than once: store.Store.Update).
+// only after the batch's COMMIT. What a batch cannot answer it hands back, to run again in
+// a transaction of its own on its caller's goroutine (fns may run more than once:
+// store.Store.Update): an Update that fails after writing (there is nothing to roll back to
+// but the whole batch; those before it run again in a new batch), and every Update of a
+// batch that hit a database error, a panic or a failed COMMIT.
 //
 // Locks: the Updates of one batch hold their locks together until COMMIT, in no order
 // common to all batches, so two batches (of two processes) could each wait for the other.
@@ -174,7 +174,17 @@ func (b *batcher) runBatch(first *request) {
 	if !first.state.CompareAndSwap(queued, taken) {
 		return
 	}
-	batch := []*request{first}
+	for again := []*request{first}; len(again) > 0; {
+		again = b.runOnce(again)
+	}
+}
+
+// runOnce runs the requests of seed, then those that arrive meanwhile, in one transaction,
+// and answers them; except when one of them failed after writing, the one request whose
+// own doing broke the batch: it is handed back, and runOnce returns those before it
+// (unanswered) to run again in a new batch, rather than hand them back too.
+func (b *batcher) runOnce(seed []*request) (again []*request) {
+	batch := seed
 	defer func() {
 		for _, r := range batch {
 			r.done <- struct{}{}
@@ -196,13 +206,13 @@ func (b *batcher) runBatch(first *request) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		handBack()
-		return
+		return nil
 	}
 	defer conn.Release()
 	t, err = s.begin(ctx, conn, false)
 	if err != nil {
 		handBack()
-		return
+		return nil
 	}
 	t.stmtCtx, t.holdInserts = ctx, true
 	start, batchNow := time.Now(), t.now
@@ -215,12 +225,22 @@ func (b *batcher) runBatch(first *request) {
 				_ = t.write(ctx, "lock wait", `SELECT set_config('lock_timeout', '`+lockWait+`', true)`)
 			}
 		}
-		if !b.runOne(t, r) {
+		switch b.runOne(t, r) {
+		case ranOK:
+		case wroteAndFailed:
+			s.rollback(conn)
+			again, batch = batch[:i:i], batch[i:]
+			handBack()
+			return again
+		default:
 			s.rollback(conn)
 			handBack()
-			return
+			return nil
 		}
-		if len(batch) == maxBatch || time.Since(start) > b.maxTime {
+		if i+1 < len(batch) {
+			continue // a request of seed
+		}
+		if len(batch) >= maxBatch || time.Since(start) > b.maxTime {
 			break
 		}
 		r = b.next()
@@ -232,30 +252,43 @@ func (b *batcher) runBatch(first *request) {
 	if err := t.commit(ctx); err != nil {
 		s.rollback(conn)
 		handBack()
-		return
+		return nil
 	}
 	b.batches.Add(1)
 	b.updates.Add(int64(len(batch)))
+	return nil
 }
 
-// runOne runs r's fn in the batch's transaction. false: the batch cannot answer it (see
-// batcher) and must be rolled back.
-func (b *batcher) runOne(t *tx, r *request) (ok bool) {
+// How runOne went.
+type ranAs int
+
+const (
+	ranOK          ranAs = iota
+	wroteAndFailed       // fn returned an error after writing: nothing to roll back to
+	broke                // a database error or a panic
+)
+
+// runOne runs r's fn in the batch's transaction; unless ranOK the batch cannot answer it
+// (see batcher) and must be rolled back.
+func (b *batcher) runOne(t *tx, r *request) (how ranAs) {
 	writes := t.writes
 	defer func() {
 		if p := recover(); p != nil {
-			r.panic, ok = p, false
+			r.panic, how = p, broke
 		}
 	}()
 	err := r.fn(t)
 	if err != nil {
 		t.sendHeldInserts(t.stmtCtx) // see attempt
 	}
-	if t.dbErr != nil || (err != nil && t.writes > writes) {
-		return false
+	switch {
+	case t.dbErr != nil:
+		return broke
+	case err != nil && t.writes > writes:
+		return wroteAndFailed
 	}
 	r.err, r.hooks = err, t.hooks
-	return true
+	return ranOK
 }
 
 // updateNow is the clock of a batch's later Update: the store's reading of the database's

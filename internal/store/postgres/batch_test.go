@@ -106,8 +106,9 @@ func TestBatchGroupsUpdates(t *testing.T) {
 }
 
 // TestBatchHandsBackFailedWriter: an Update that fails after writing cannot be undone
-// inside the batch, so the batch is rolled back and every Update of it runs alone: the
-// others commit, the failed one leaves nothing, and only the committed ones' hooks run.
+// inside the batch, so the batch is rolled back; that Update runs alone, and those before
+// it in a new batch: they commit, the failed one leaves nothing, and only the committed
+// ones' hooks run.
 func TestBatchHandsBackFailedWriter(t *testing.T) {
 	s := mustOpen(t, newDatabase(t))
 	errBoom := errors.New("boom")
@@ -134,8 +135,11 @@ func TestBatchHandsBackFailedWriter(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], errBoom) {
 		t.Fatalf("errors %v, want nil, nil, boom", errs)
 	}
-	if got := b.alone.Load(); got != 3 {
-		t.Errorf("%d Updates ran alone, want 3 (the whole batch)", got)
+	if got := b.alone.Load(); got != 1 {
+		t.Errorf("%d Updates ran alone, want 1 (the failed one)", got)
+	}
+	if b.batches.Load() != 1 || b.updates.Load() != 2 {
+		t.Errorf("%d batches of %d Updates committed, want one of the 2 before the failed one", b.batches.Load(), b.updates.Load())
 	}
 	for key, want := range map[string]bool{"a": true, "b": false, "c": true} {
 		if got := seatExists(t, s, key); got != want {
