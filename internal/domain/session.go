@@ -44,6 +44,10 @@ type Session struct {
 	HardExpiry time.Time
 }
 
+// Live reports whether the session is in force at time now (a row past its deadline may
+// wait for the sweep).
+func (s *Session) Live(now time.Time) bool { return now.Before(s.ExpiresAt) }
+
 // Token kinds.
 const (
 	TokenAccess  = "access"

@@ -124,13 +124,11 @@ func refreshPoint(s *domain.Session) time.Time {
 func (m *Manager) extend(ctx context.Context, snap *catalog.Snapshot, p *Principal, addr netip.Addr) error {
 	return m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
-		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
+		s, err := liveSession(ctx, tx, p.Tenant, p.Session.ID, now)
+		if err != nil {
 			return err
 		}
-		if !now.Before(s.ExpiresAt) {
+		if s == nil {
 			return ErrInvalidToken
 		}
 		if !pastRefresh(s, now) {
@@ -157,14 +155,25 @@ func liveToken(ctx context.Context, tx store.Tx, hash string, now time.Time, kin
 	if !slices.Contains(kinds, t.Kind) || !now.Before(t.ExpiresAt) {
 		return nil, nil, nil
 	}
-	s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil, nil, nil
-	} else if err != nil {
+	s, err := liveSession(ctx, tx, t.Tenant, t.SessionID, now)
+	if s == nil || err != nil {
 		return nil, nil, err
 	}
-	if !now.Before(s.ExpiresAt) {
-		return nil, nil, nil
-	}
 	return t, s, nil
+}
+
+// liveSession reads a session that is live at now: the one place that says so. It answers
+// nil (and no error) for a session that has ended, whether its row is gone or its
+// deadline has passed and no sweep has removed it yet.
+func liveSession(ctx context.Context, tx store.Tx, tenant, id string, now time.Time) (*domain.Session, error) {
+	s, err := tx.GetSession(ctx, tenant, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if !s.Live(now) {
+		return nil, nil
+	}
+	return s, nil
 }

@@ -63,12 +63,12 @@ func (m *Manager) ClientCredentialsQueued(ctx context.Context, tenant string, cl
 				now := tx.Now()
 				s, err := tx.GetSession(ctx, tenant, id)
 				switch {
-				case err == nil && now.Before(s.ExpiresAt) && rejoinsAsIs(policy, s, scopes, withRefresh, now):
+				case err == nil && s.Live(now) && rejoinsAsIs(policy, s, scopes, withRefresh, now):
 					// Use before the refresh point: the session and its seat lease stay as they
 					// are (SPEC §1: written only once past rfr), and the new tokens end by the
 					// session's current deadline at the latest (issue caps them).
 					*onlyAdded = true
-				case err == nil && now.Before(s.ExpiresAt):
+				case err == nil && s.Live(now):
 					// Rejoin: the same session (and seat), a new token family. Scopes follow the
 					// latest grant, but a free-scope session cannot become licensed without a seat.
 					// (takeSeat reads the new scopes; the seat's hw is the session's device, as

@@ -35,13 +35,11 @@ func (m *Manager) HoldItem(ctx context.Context, p *Principal, item string, addr 
 	err = m.st.Update(ctx, func(tx store.Tx) error {
 		out = ItemLease{}
 		now := tx.Now()
-		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
-		if errors.Is(err, domain.ErrNotFound) {
-			return ErrInvalidToken
-		} else if err != nil {
+		s, err := liveSession(ctx, tx, p.Tenant, p.Session.ID, now)
+		if err != nil {
 			return err
 		}
-		if !now.Before(s.ExpiresAt) {
+		if s == nil {
 			return ErrInvalidToken
 		}
 		held, err := tx.ListSessionLeases(ctx, s.Tenant, s.ID)

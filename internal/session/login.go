@@ -246,7 +246,7 @@ func (m *Manager) checkSessionLimit(ctx context.Context, tx store.Tx, snap *cata
 	}
 	live := 0
 	for _, s := range list {
-		if now.Before(s.ExpiresAt) {
+		if s.Live(now) {
 			live++
 		}
 	}

@@ -242,11 +242,12 @@ func (m *Manager) CreateLoginToken(ctx context.Context, p *Principal, r LoginTok
 	err = m.update(ctx, func(tx store.Tx) error {
 		now := tx.Now()
 		exp = now.Add(r.Lifetime)
-		s, err := tx.GetSession(ctx, p.Tenant, p.Session.ID)
-		if errors.Is(err, domain.ErrNotFound) || (err == nil && !now.Before(s.ExpiresAt)) {
-			return ErrInvalidToken
-		} else if err != nil {
+		s, err := liveSession(ctx, tx, p.Tenant, p.Session.ID, now)
+		if err != nil {
 			return err
+		}
+		if s == nil {
+			return ErrInvalidToken
 		}
 		if !mayMintLoginToken(s.Kind) {
 			return fmt.Errorf("%w: this session may not make login tokens", ErrNotAllowed)

@@ -178,13 +178,11 @@ func (m *Manager) refreshRotated(ctx context.Context, tx store.Tx, snap *catalog
 // refreshableSession loads the live session of refresh token t and checks that its client
 // and user may still use it.
 func (m *Manager) refreshableSession(ctx context.Context, tx store.Tx, snap *catalog.Snapshot, t *domain.Token) (*domain.Session, error) {
-	s, err := tx.GetSession(ctx, t.Tenant, t.SessionID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return nil, invalidGrant("the session of this refresh token has ended")
-	} else if err != nil {
+	s, err := liveSession(ctx, tx, t.Tenant, t.SessionID, tx.Now())
+	if err != nil {
 		return nil, err
 	}
-	if !tx.Now().Before(s.ExpiresAt) {
+	if s == nil {
 		return nil, invalidGrant("the session of this refresh token has ended")
 	}
 	if !principalAllowed(snap, t, s) {

@@ -377,7 +377,7 @@ func (d *Dashboard) sessionsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Capped = len(list) == maxSessionsShown
 		for _, s := range list {
-			if !s.ExpiresAt.After(now) {
+			if !s.Live(now) {
 				continue // the sweeper has not reached it yet; it holds nothing
 			}
 			seat := Cell{T: "no seat"}
