@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +58,13 @@ tenants:
 // echoUpstream answers every request with what it received, as JSON.
 func echoUpstream(t *testing.T) *httptest.Server {
 	t.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewServer(echoHandler())
+	t.Cleanup(up.Close)
+	return up
+}
+
+func echoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/stream") {
 			// A stream that lasts until the client (the gateway) goes away.
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -74,9 +81,7 @@ func echoUpstream(t *testing.T) *httptest.Server {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"method": r.Method, "path": r.URL.Path, "query": r.URL.RawQuery, "header": r.Header, "body": string(body),
 		})
-	}))
-	t.Cleanup(up.Close)
-	return up
+	})
 }
 
 func freeAddr(t *testing.T) string {
@@ -366,7 +371,20 @@ func TestGatewayLoginContentionLogout(t *testing.T) {
 }
 
 func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
-	ts, _, up := startGateway(t)
+	ts, _, _ := startGateway(t)
+	// An upstream of its own, which counts the connections the gateway keeps open to it.
+	var open atomic.Int32
+	up := httptest.NewUnstartedServer(echoHandler())
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	up.Start()
+	defer up.Close()
 	A := ts.URL + "/admin/v1/tenants/gw/gateways"
 	addr := freeAddr(t)
 	body := `{"name":"late","listen":"` + addr + `","upstream":"` + up.URL + `","routes":[{"path":"/","access":"public"}]}`
@@ -394,6 +412,12 @@ func TestGatewayLifecycleThroughAdminAPI(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the changed routes did not apply within 1 s")
+		}
+	}
+	// The connection kept for the old configuration is closed with it.
+	for deadline := time.Now().Add(time.Second); open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d upstream connections still open after the change", open.Load())
 		}
 	}
 

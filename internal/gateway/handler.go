@@ -74,6 +74,16 @@ func newGateway(tenant string, snap *catalog.Snapshot, spec *domain.Gateway, log
 	return g, nil
 }
 
+// closeIdle closes the upstream connections kept for reuse, when the configuration is
+// replaced or stopped.
+func (g *gateway) closeIdle() {
+	if g.proxy != nil {
+		if t, ok := g.proxy.Transport.(interface{ CloseIdleConnections() }); ok {
+			t.CloseIdleConnections()
+		}
+	}
+}
+
 // handler serves one gateway's listener.
 type handler struct {
 	deps Deps

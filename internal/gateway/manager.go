@@ -172,8 +172,9 @@ func (m *Manager) sync(ctx context.Context) {
 			continue
 		}
 		if l != nil {
-			// In-flight requests finish with the configuration they started with.
-			l.h.cur.Store(g)
+			// In-flight requests finish with the configuration they started with; the
+			// connections they give back are closed by the old transport's idle sweep.
+			l.h.cur.Swap(g).closeIdle()
 			l.spec = w.raw
 			m.deps.Log.Info("gateway changed", "gateway", key)
 			continue
@@ -251,6 +252,7 @@ func (m *Manager) stop(key string, l *listener) {
 		if err := l.srv.Shutdown(ctx); err != nil {
 			l.srv.Close()
 		}
+		l.h.cur.Load().closeIdle()
 	}()
 	m.deps.Log.Info("gateway stopped", "gateway", key)
 }
@@ -274,6 +276,7 @@ func (m *Manager) stopAll() {
 				l.srv.Close()
 			}
 			<-l.done
+			l.h.cur.Load().closeIdle()
 		}()
 	}
 	wg.Wait()

@@ -55,8 +55,16 @@ func newProxy(upstream *url.URL, timeout time.Duration, log *slog.Logger) *httpu
 	// The client's Accept-Encoding goes to the upstream as it is, and the body comes back as
 	// the upstream sent it: the transport neither asks for gzip on its own nor unpacks it.
 	transport.DisableCompression = true
+	var rt http.RoundTripper = transport
+	if upstream.Scheme == "http" {
+		port := upstream.Port()
+		if port == "" {
+			port = "80"
+		}
+		rt = newDirectTransport(transport, net.JoinHostPort(upstream.Hostname(), port), timeout)
+	}
 	return &httputil.ReverseProxy{
-		Transport:  transport,
+		Transport:  rt,
 		BufferPool: &bufferPool{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			a, _ := pr.In.Context().Value(admissionKey{}).(*admission)

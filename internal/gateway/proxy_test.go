@@ -272,3 +272,44 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		t.Fatalf("upstream down: %d, want 502 JSON", resp.StatusCode)
 	}
 }
+
+// BenchmarkProxyGET is an admitted GET through the proxy to a trivial upstream, client and
+// upstream in the same process: direct is the gateway's transport, net/http the
+// http.Transport it falls back to for everything else.
+func BenchmarkProxyGET(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	for _, variant := range []string{"direct", "net/http"} {
+		b.Run(variant, func(b *testing.B) {
+			rp := newProxy(u, time.Minute, slog.New(slog.DiscardHandler))
+			if variant == "net/http" {
+				rp.Transport = rp.Transport.(*directTransport).next
+			}
+			a := &admission{path: "/", proto: "http", identity: Identity{Tenant: "acme", User: "alice", Session: "s1"}}
+			gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rp.ServeHTTP(w, r.WithContext(withAdmission(r.Context(), a)))
+			}))
+			defer gw.Close()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer client.CloseIdleConnections()
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := client.Get(gw.URL + "/")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
+}
