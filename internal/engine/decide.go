@@ -246,6 +246,11 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 		return a.tryFast(lic, cm, seatKey, sessKey)
 	}
 
+	if !a.dry {
+		if o, ok, err := a.refuseUnlocked(lic, cm, seatKey, sessKey); err != nil || ok {
+			return o, err
+		}
+	}
 	var st *domain.LicenseState
 	var err error
 	if a.dry {
@@ -261,6 +266,9 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	if !a.dry {
+		a.e.full.note(a.tenant, lic.ID, a.now, &o)
+	}
 	// Housekeeping (reaped seats) changes the state even when the answer is a refusal.
 	if !a.dry && *st != saved {
 		if err := a.tx.SaveLicenseState(a.ctx, st); err != nil {
@@ -268,6 +276,34 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 		}
 	}
 	return o, nil
+}
+
+// refuseUnlocked answers, without the license lock, a request on a license this process
+// refused for want of a seat within fullFor: the same decision (tryLocked) runs as a check
+// on what the store holds now, and when that is a refusal for want of a seat, no
+// decision under the lock could have answered otherwise at that instant (every seat was
+// held by a live lease of someone else, and nothing was there to reap), so it is the
+// answer. Anything else (a grant, another refusal, housekeeping to do) is decided under
+// the lock as usual (ok false). Refusals of a full license thus stop taking turns on its
+// lock with the grants and renewals that free and take its seats, across processes too.
+// A serial store (one writer) holds no lock to spare, and gains nothing.
+func (a *attempt) refuseUnlocked(lic *domain.License, cm *compiledModel, seatKey, sessKey string) (o outcome, ok bool, err error) {
+	if a.tx.Serial() || !a.e.full.recent(a.tenant, lic.ID, a.now) {
+		return outcome{}, false, nil
+	}
+	st, err := a.tx.GetLicenseState(a.ctx, a.tenant, lic.ID)
+	if err != nil {
+		return outcome{}, false, err
+	}
+	saved := *st
+	a.dry = true
+	o, err = a.tryLocked(lic, cm, st, seatKey, sessKey)
+	a.dry = false
+	if err != nil || o.err == nil || o.err.Code != domain.CodeQuotaExceeded || o.final || *st != saved {
+		return outcome{}, false, err
+	}
+	a.e.full.note(a.tenant, lic.ID, a.now, &o)
+	return o, true, nil
 }
 
 func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.LicenseState, seatKey, sessKey string) (outcome, error) {

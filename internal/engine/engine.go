@@ -67,6 +67,8 @@ type Engine struct {
 	compiled map[string]*compiled // by tenant
 
 	q *queue
+	// full: licenses recently refused for want of a seat (refusals without the lock).
+	full fullLicenses
 	// drained is closed by Drain: every wait for a seat ends at once.
 	drained   chan struct{}
 	drainOnce sync.Once

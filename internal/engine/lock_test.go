@@ -11,10 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/leasehold/leasehold/internal/catalog"
 	"github.com/leasehold/leasehold/internal/domain"
 	"github.com/leasehold/leasehold/internal/engine"
 	"github.com/leasehold/leasehold/internal/store"
+	"github.com/leasehold/leasehold/internal/store/postgres"
+	"github.com/leasehold/leasehold/internal/store/postgres/pgtest"
 	"github.com/leasehold/leasehold/internal/store/sqlite"
 )
 
@@ -149,4 +153,79 @@ func putObject(ctx context.Context, st store.Store, tenant string, kind domain.K
 	return st.Update(ctx, func(tx store.Tx) error {
 		return tx.PutObject(ctx, store.Object{Tenant: tenant, Kind: kind, ID: id, Spec: spec})
 	})
+}
+
+// TestFullLicenseRefusesWithoutItsLock: on PostgreSQL, once a license has refused for want
+// of a seat, the next refusals there are answered while another transaction holds its
+// lock; a seat freed since is still granted (the hint never refuses by itself).
+func TestFullLicenseRefusesWithoutItsLock(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.FreshDatabase(t, "leasehold_engine_")
+	st, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(tenant string, kind domain.Kind, id string, v any) {
+		if err := putObject(ctx, st, tenant, kind, id, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("", domain.KindTenant, "acme", domain.Tenant{Name: "acme", Session: domain.DefaultSessionPolicy()})
+	put("acme", domain.KindOrganization, "org-1", domain.Organization{ID: "org-1", Name: "Acme"})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		put("acme", domain.KindUser, u, domain.User{Username: u, Organization: "org-1", Enabled: true})
+	}
+	put("acme", domain.KindProduct, "App", domain.Product{Name: "App", Items: []string{"FeatA"}})
+	m := domain.DefaultLicenseModel()
+	m.Name, m.Anchors, m.Linger = "m", []string{"user"}, 0
+	put("acme", domain.KindModel, m.Name, m)
+	put("acme", domain.KindLicense, "L1", domain.License{ID: "L1", Product: "App", Model: "m", Seats: 1,
+		Owner: domain.Owner{Organization: "org-1"}, Active: true})
+	eng := engine.New(st, catalog.New(st), engine.Options{})
+	consume := func(ctx context.Context, user string) (engine.Result, error) {
+		res, err := eng.Consume(ctx, engine.Request{Tenant: "acme", DoConsume: true,
+			Caller: engine.Caller{User: user, Organization: "org-1", Licensed: true}, Items: []engine.ItemRequest{{Name: "FeatA"}}})
+		if err != nil {
+			return engine.Result{}, err
+		}
+		return res[0], nil
+	}
+	held, err := consume(ctx, "alice")
+	if err != nil || held.Lease == nil {
+		t.Fatalf("alice: %+v %v", held, err)
+	}
+	if r, err := consume(ctx, "bob"); err != nil || r.Err == nil || r.Err.Code != domain.CodeQuotaExceeded {
+		t.Fatalf("bob, license full: %+v %v", r, err)
+	}
+
+	// Another connection holds the license's lock, as a long decision would.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	lock, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM license_state WHERE tenant = 'acme' AND license_id = 'L1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 3*time.Second)
+	r, err := consume(wait, "carol")
+	cancel()
+	if err != nil || r.Err == nil || r.Err.Code != domain.CodeQuotaExceeded {
+		t.Fatalf("carol, license full and locked elsewhere: %+v %v; want a refusal without waiting for the lock", r, err)
+	}
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := eng.Release(ctx, "acme", engine.Caller{User: "alice", Organization: "org-1", Licensed: true}, []string{held.Lease.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := consume(ctx, "carol"); err != nil || r.Lease == nil {
+		t.Fatalf("carol, a seat free again: %+v %v", r, err)
+	}
 }
