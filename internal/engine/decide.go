@@ -81,7 +81,7 @@ func (e *Engine) decideItem(ctx context.Context, tx store.Tx, snap *catalog.Snap
 		if err != nil {
 			return Result{}, err
 		}
-		if !dry && tx.Serial() {
+		if !dry {
 			a.seen = append(a.seen, seenLease{licenseID: lic.ID, seatKey: seatKey, sessKey: sessKey, lease: l})
 		}
 		if l != nil && l.Live(a.now) {
@@ -280,10 +280,11 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 
 // refuseUnlocked answers, without the license lock, a request on a license this process
 // refused for want of a seat within fullFor: the same decision (tryLocked) runs as a check
-// on what the store holds now, and when that is a refusal for want of a seat, no
-// decision under the lock could have answered otherwise at that instant (every seat was
-// held by a live lease of someone else, and nothing was there to reap), so it is the
-// answer. Anything else (a grant, another refusal, housekeeping to do) is decided under
+// on what the store holds now (the lease decide looked up under the request's key, then
+// the license's state, the caller's seat and a count of the live seats), and when that is
+// a refusal for want of a seat, it is the answer: the license's live seats, counted while
+// the request was being decided, left none for a caller that held no live lease or seat
+// there. The counter's expired rows are left to the sweeper. Anything else (a grant, another refusal, housekeeping to do) is decided under
 // the lock as usual (ok false). Refusals of a full license thus stop taking turns on its
 // lock with the grants and renewals that free and take its seats, across processes too.
 // A serial store (one writer) holds no lock to spare, and gains nothing.
@@ -321,7 +322,9 @@ func (a *attempt) tryLocked(lic *domain.License, cm *compiledModel, st *domain.L
 	}
 	var cur *domain.Lease
 	var err error
-	if a.dry {
+	if l, ok := a.seenLease(lic.ID, seatKey, sessKey); ok && a.dry {
+		cur = l // a check without the lock (refuseUnlocked) takes what decide read
+	} else if a.dry {
 		cur, err = leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, seatKey, sessKey)
 	} else {
 		// Locked, so that a renewal under the lease lock alone (tryFast) and this decision
@@ -389,21 +392,34 @@ func (a *attempt) tryFast(lic *domain.License, cm *compiledModel, seatKey, sessK
 	return o, nil
 }
 
-// lockLease is the package's lockLease, except that what decide saw under the key (a.seen)
-// answers for itself, once: until this attempt locks a lease of the license it writes none
-// there (only the license lock, LockLicense, may have come in between, and trying another
-// license writes nothing to this one's leases), and no other writer runs.
+// lockLease is the package's lockLease, except that on a serial store what decide saw
+// under the key (a.seen) answers for itself, once: until this attempt locks a lease of the
+// license it writes none there (only the license lock, LockLicense, may have come in
+// between, and trying another license writes nothing to this one's leases), and no other
+// writer runs.
 func (a *attempt) lockLease(licenseID, seatKey, sessKey string) (*domain.Lease, error) {
-	for i, s := range a.seen {
-		if s.licenseID == licenseID {
-			a.seen = append(a.seen[:i], a.seen[i+1:]...)
-			if s.seatKey == seatKey && s.sessKey == sessKey {
-				return s.lease, nil
+	if a.tx.Serial() {
+		for i, s := range a.seen {
+			if s.licenseID == licenseID {
+				a.seen = append(a.seen[:i], a.seen[i+1:]...)
+				if s.seatKey == seatKey && s.sessKey == sessKey {
+					return s.lease, nil
+				}
+				break
 			}
-			break
 		}
 	}
 	return lockLease(a.ctx, a.tx, a.tenant, licenseID, seatKey, sessKey)
+}
+
+// seenLease is what decide read under the key of license licenseID, if it did.
+func (a *attempt) seenLease(licenseID, seatKey, sessKey string) (*domain.Lease, bool) {
+	for _, s := range a.seen {
+		if s.licenseID == licenseID && s.seatKey == seatKey && s.sessKey == sessKey {
+			return s.lease, true
+		}
+	}
+	return nil, false
 }
 
 // leaseLength is the duration a grant or renewal may have, before max_use_time.
