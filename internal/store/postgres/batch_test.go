@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,5 +255,48 @@ func TestBatchIgnoresCallerContext(t *testing.T) {
 		if !seatExists(t, s, key) {
 			t.Errorf("seat %s missing", key)
 		}
+	}
+}
+
+// TestBatchWorkersSetting: batch_workers in the connection string sets how many batches run
+// at once (0: none) and is not sent to the server, which would refuse it as an unknown
+// parameter; a bad value is refused at Open without echoing the connection string.
+func TestBatchWorkersSetting(t *testing.T) {
+	dsn := newDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		t.Skip("the test DSN is not a URL")
+	}
+	with := func(v string) string {
+		q := u.Query()
+		q.Set("batch_workers", v)
+		w := *u
+		w.RawQuery = q.Encode()
+		return w.String()
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		dsn     string
+		workers int // 0: no batcher
+	}{
+		{dsn, batchWorkers},
+		{with("1"), 1},
+		{with("0"), 0},
+		{fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable batch_workers=2", u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/")), 2},
+	} {
+		s := mustOpen(t, c.dsn)
+		switch {
+		case c.workers == 0 && s.batches != nil:
+			t.Errorf("%s: batches run, want none", c.dsn)
+		case c.workers > 0 && (s.batches == nil || s.batches.workers != c.workers):
+			t.Errorf("%s: want %d batch workers", c.dsn, c.workers)
+		}
+		if err := s.Update(ctx, putSeat("k-"+strconv.Itoa(c.workers))); err != nil {
+			t.Errorf("%s: Update: %v", c.dsn, err)
+		}
+	}
+	withSecret := strings.Replace(with("many"), "://"+u.User.Username()+"@", "://"+u.User.Username()+":hunter2@", 1)
+	if _, err := Open(ctx, withSecret); err == nil || !strings.Contains(err.Error(), "batch_workers") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("batch_workers=many: %v; want an error naming the setting, without the password", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -139,6 +140,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		// pgx's parse errors quote the whole connection string, password included.
 		return nil, errors.New("postgres: invalid connection string (see https://pkg.go.dev/github.com/jackc/pgx/v5/pgconn#ParseConfig)")
 	}
+	workers, err := batchWorkersOf(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// An Update holds its connection while it waits for a license's row lock, so a
 		// handful of requests queued on one busy license must not starve all the others.
@@ -175,10 +180,30 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.stopAnalyze, s.analyzeDone = cancel, make(chan struct{})
 		go s.analyzeLoop(actx)
 	}
-	if !o.noBatch {
-		s.batches = newBatcher(s)
+	if !o.noBatch && workers > 0 {
+		s.batches = newBatcher(s, workers)
 	}
 	return s, nil
+}
+
+// batchWorkersSetting is the connection-string setting of how many batches a process runs
+// at once (see batcher); Open takes it out before pgx would send it to the server as a
+// run-time parameter.
+const batchWorkersSetting = "batch_workers"
+
+// batchWorkersOf reads batch_workers (default batchWorkers; 0: no batches, every Update a
+// transaction of its own) from the parsed connection string, and removes it there.
+func batchWorkersOf(cfg *pgxpool.Config) (int, error) {
+	v, ok := cfg.ConnConfig.RuntimeParams[batchWorkersSetting]
+	if !ok {
+		return batchWorkers, nil
+	}
+	delete(cfg.ConnConfig.RuntimeParams, batchWorkersSetting)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxBatchWorkers {
+		return 0, fmt.Errorf("postgres: %s: want a whole number from 0 to %d, got %q", batchWorkersSetting, maxBatchWorkers, v)
+	}
+	return n, nil
 }
 
 // TokenKey implements store.Store.
