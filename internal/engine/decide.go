@@ -77,7 +77,7 @@ func (e *Engine) decideItem(ctx context.Context, tx store.Tx, snap *catalog.Snap
 		if missing != "" {
 			continue
 		}
-		l, err := leaseBySessionKey(ctx, tx, a.tenant, lic.ID, seatKey, sessKey)
+		l, err := a.lookupLease(lic, seatKey, sessKey)
 		if err != nil {
 			return Result{}, err
 		}
@@ -410,6 +410,22 @@ func (a *attempt) lockLease(licenseID, seatKey, sessKey string) (*domain.Lease, 
 		}
 	}
 	return lockLease(a.ctx, a.tx, a.tenant, licenseID, seatKey, sessKey)
+}
+
+// lookupLease finds the lease of the request's key on a candidate license. When a live
+// one there would be renewed under its own lock (tryFast), on a store whose writers run in
+// parallel, the lookup takes that lock at once (LockLiveLease: with the seat, in one round
+// trip), so the renewal that follows reads nothing again; it locks nothing when it finds no
+// live lease, and an expired one is left for the decision under the license lock to find.
+func (a *attempt) lookupLease(lic *domain.License, seatKey, sessKey string) (*domain.Lease, error) {
+	if a.fast && !a.tx.Serial() && fastRenewable(a.comp.model(lic).m, a.req, lic.ID) {
+		l, err := a.tx.LockLiveLease(a.ctx, a.tenant, lic.ID, seatKey, sessKey, a.now)
+		if notFound(err) {
+			return nil, nil
+		}
+		return l, err
+	}
+	return leaseBySessionKey(a.ctx, a.tx, a.tenant, lic.ID, seatKey, sessKey)
 }
 
 // seenLease is what decide read under the key of license licenseID, if it did.

@@ -187,6 +187,13 @@ type Tx interface {
 	// transaction ends (PostgreSQL: FOR UPDATE). A renewal that changes no counter holds it
 	// instead of the license lock; every change of a lease found by its session key takes it.
 	LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) // domain.ErrNotFound
+	// LockLiveLease is LockLease for a lease live at now only: when the session key has no
+	// lease, or an expired one, it locks nothing and answers domain.ErrNotFound. A
+	// renewal's first lookup (the engine, on a store whose writers run in parallel): a
+	// live lease it finds is renewed under that lock alone, and on finding none the
+	// decision takes the license lock with no lease lock held (the lock order stays
+	// license, lease, seat). PostgreSQL locks and reads the seat in the same round trip.
+	LockLiveLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string, now time.Time) (*domain.Lease, error) // domain.ErrNotFound
 	CountLiveLeasesOnSeat(ctx context.Context, tenant, licenseID, seatKey string, now time.Time) (int, error)
 	// CountLiveLeasesByHolder counts live leases on the license held by user (when client is
 	// "") or by client (when user is "").

@@ -40,20 +40,35 @@ func chainKey(l *domain.Lease) []byte {
 func needsChainRow(l *domain.Lease) bool { return l.ID != l.Root && !l.DerivedChainID(l.ID) }
 
 func scanLease(r pgx.Row) (domain.Lease, error) {
-	var l domain.Lease
-	var prevUntil *time.Time
-	var reserved int64
-	err := r.Scan(&l.Tenant, &l.Root, &l.ID, &l.LicenseID, &l.Item, &l.SeatKey, &l.SessionKey,
+	var ls leaseScan
+	err := r.Scan(ls.dest()...)
+	return ls.lease(), err
+}
+
+// leaseScan receives a lease's columns (leaseColumns, in order).
+type leaseScan struct {
+	l         domain.Lease
+	prevUntil *time.Time
+	reserved  int64
+}
+
+func (ls *leaseScan) dest() []any {
+	l := &ls.l
+	return []any{&l.Tenant, &l.Root, &l.ID, &l.LicenseID, &l.Item, &l.SeatKey, &l.SessionKey,
 		&l.User, &l.Client, &l.HW, &l.HWName, &l.Process, &l.ProcessName, &l.Version,
-		&l.Mode, &l.IssuedAt, &l.RenewedAt, &l.ExpiresAt, &l.RefreshAt, &l.PrevID, &prevUntil,
-		&l.Overage, &reserved, &l.SessionID, &l.ChainSeq, &l.ChainKey)
+		&l.Mode, &l.IssuedAt, &l.RenewedAt, &l.ExpiresAt, &l.RefreshAt, &l.PrevID, &ls.prevUntil,
+		&l.Overage, &ls.reserved, &l.SessionID, &l.ChainSeq, &l.ChainKey}
+}
+
+func (ls *leaseScan) lease() domain.Lease {
+	l := ls.l
 	l.IssuedAt, l.RenewedAt, l.ExpiresAt, l.RefreshAt = l.IssuedAt.UTC(), l.RenewedAt.UTC(), l.ExpiresAt.UTC(), l.RefreshAt.UTC()
-	l.PrevUntil = fromNull(prevUntil)
-	l.UseTimeReserved = time.Duration(reserved)
+	l.PrevUntil = fromNull(ls.prevUntil)
+	l.UseTimeReserved = time.Duration(ls.reserved)
 	if len(l.ChainKey) == 0 {
 		l.ChainKey = nil
 	}
-	return l, err
+	return l
 }
 
 func (t *tx) getLease(ctx context.Context, op, sql string, args ...any) (*domain.Lease, error) {
@@ -257,6 +272,44 @@ func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionK
 	}
 	return l, err
 }
+
+// LockLiveLease locks the live lease of the key and then its seat, in one statement and in
+// that order (the seat only when there is a live lease), and keeps both for the LockLease,
+// GetSeat and ExtendSeat of the renewal that follows (pre). Finding none, it locks nothing
+// and leaves the key as a hint for LockLicense's read-ahead, as a plain lookup does.
+func (t *tx) LockLiveLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string, now time.Time) (*domain.Lease, error) {
+	if t.readOnly || t.holds(tenant, licenseID) {
+		// Under the license lock the lease and seat are read ahead as for any lookup.
+		l, err := t.GetLeaseBySessionKey(ctx, tenant, licenseID, seatKey, sessionKey)
+		if err == nil && !l.Live(now) {
+			return nil, domain.ErrNotFound
+		}
+		return l, err
+	}
+	k := leaseKey{tenant, licenseID, seatKey, sessionKey}
+	pre := &prefetched{key: k}
+	b := &pgx.Batch{}
+	b.Queue(lockLiveLease, tenant, licenseID, sessionKey, seatKey, ts(now))
+	err := t.batch(ctx, "lock live lease", b, func(br pgx.BatchResults) error { return pre.scanJoined(br.QueryRow()) })
+	if err != nil {
+		return nil, err
+	}
+	if pre.lease == nil {
+		t.hint = &k
+		return nil, domain.ErrNotFound
+	}
+	t.locked, t.hint, t.pre = true, nil, pre
+	t.lockedLeases = append(t.lockedLeases, pre.lease.Tenant+"\x00"+pre.lease.Root)
+	l := *pre.lease
+	return &l, nil
+}
+
+// lockLiveLease locks a live lease, then its seat: the seat's sub-select is LATERAL, run
+// for each lease found, so it locks after the lease and never without one.
+const lockLiveLease = `SELECT l.*, s.* FROM (SELECT ` + leaseColumns + ` FROM leases
+	WHERE tenant = $1 AND license_id = $2 AND session_key = $3 AND seat_key = $4 AND expires_at > $5 FOR UPDATE) l
+	LEFT JOIN LATERAL (SELECT ` + seatColumns + ` FROM seats
+	WHERE tenant = l.tenant AND license_id = l.license_id AND seat_key = l.seat_key FOR UPDATE) s ON true`
 
 // lockLeaseAndSeat is LockLease reading the seat ahead (see LockLease).
 func (t *tx) lockLeaseAndSeat(ctx context.Context, k leaseKey) (*domain.Lease, error) {

@@ -893,6 +893,10 @@ func TestWritesAreNoted(t *testing.T) {
 			return err
 		},
 		"LockLease": func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L", "seat", "sk"); return err },
+		"LockLiveLease": func(tx store.Tx) error {
+			_, err := tx.LockLiveLease(ctx, "acme", "L", "seat", "sk", now)
+			return err
+		},
 		"CountLiveLeasesOnSeat": func(tx store.Tx) error {
 			_, err := tx.CountLiveLeasesOnSeat(ctx, "acme", "L", "k", now)
 			return err

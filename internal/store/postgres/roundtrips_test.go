@@ -293,12 +293,46 @@ func TestLockLeaseReadsSeatAhead(t *testing.T) {
 	if s := seat(); !s.HeldUntil.Equal(now.Add(2 * time.Hour)) {
 		t.Errorf("seat held until %v after the renewal, want %v", s.HeldUntil, now.Add(2*time.Hour))
 	}
+
 	// A seat that already holds long enough is not extended, as the UPDATE would not.
 	if extended, err := renew(now.Add(90 * time.Minute)); err != nil || extended {
 		t.Errorf("renewal within the seat's hold: extended %v, %v; want false", extended, err)
 	}
 	if s := seat(); !s.HeldUntil.Equal(now.Add(2 * time.Hour)) {
 		t.Errorf("seat held until %v, want it kept at %v", s.HeldUntil, now.Add(2*time.Hour))
+	}
+
+	// The engine's first lookup of a renewal locks the live lease and its seat at once
+	// (LockLiveLease): the LockLease and ExtendSeat after it cost no round trip.
+	renewLive := func(until time.Time) error {
+		return st.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.LockLiveLease(ctx, "acme", "L", "seat", "sk", now); err != nil {
+				return err
+			}
+			l, err := tx.LockLease(ctx, "acme", "L", "seat", "sk")
+			if err != nil {
+				return err
+			}
+			l.ExpiresAt = until
+			if err := tx.UpdateLease(ctx, l); err != nil {
+				return err
+			}
+			_, err = tx.ExtendSeat(ctx, "acme", "L", "seat", until)
+			return err
+		})
+	}
+	if err := renewLive(now.Add(150 * time.Minute)); err != nil { // prepares the statement
+		t.Fatal(err)
+	}
+	before = writes.Load()
+	if err := renewLive(now.Add(3 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Load() - before; got != 3 {
+		t.Errorf("a renewal found by LockLiveLease cost %d round trips, want 3 (BEGIN, the lock, COMMIT)", got)
+	}
+	if s := seat(); !s.HeldUntil.Equal(now.Add(3 * time.Hour)) {
+		t.Errorf("seat held until %v after the renewal, want %v", s.HeldUntil, now.Add(3*time.Hour))
 	}
 }
 

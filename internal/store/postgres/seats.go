@@ -128,6 +128,28 @@ func (p *prefetched) scan(br pgx.BatchResults) error {
 	return nil
 }
 
+// scanJoined reads a lease and its seat from one row of lockLiveLease, where the seat's
+// columns are NULL when it has none; no row is no lease.
+func (p *prefetched) scanJoined(r pgx.Row) error {
+	var ls leaseScan
+	var tenant, licenseID, key, user *string
+	var heldUntil *time.Time
+	var lingering, overage *bool
+	err := r.Scan(append(ls.dest(), &tenant, &licenseID, &key, &user, &heldUntil, &lingering, &overage)...)
+	if err = notFound(err); err == domain.ErrNotFound {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	l := ls.lease()
+	p.lease = &l
+	if key != nil {
+		p.seat = &domain.Seat{Tenant: *tenant, LicenseID: *licenseID, Key: *key, User: *user,
+			HeldUntil: heldUntil.UTC(), Lingering: *lingering, Overage: *overage}
+	}
+	return nil
+}
+
 const lockSeat = `SELECT ` + seatColumns + ` FROM seats WHERE tenant = $1 AND license_id = $2 AND seat_key = $3 FOR UPDATE`
 
 func (t *tx) SaveLicenseState(ctx context.Context, st *domain.LicenseState) error {

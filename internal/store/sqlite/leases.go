@@ -161,6 +161,15 @@ func (t *tx) GetLeaseBySessionKey(ctx context.Context, tenant, licenseID, seatKe
 	return &l, nil
 }
 
+// LockLiveLease needs no lock on SQLite either.
+func (t *tx) LockLiveLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string, now time.Time) (*domain.Lease, error) {
+	l, err := t.LockLease(ctx, tenant, licenseID, seatKey, sessionKey)
+	if err == nil && !l.Live(now) {
+		return nil, domain.ErrNotFound
+	}
+	return l, err
+}
+
 // LockLease needs no lock on SQLite: the writer's transaction excludes every other writer.
 func (t *tx) LockLease(ctx context.Context, tenant, licenseID, seatKey, sessionKey string) (*domain.Lease, error) {
 	if err := t.writable(ctx); err != nil {

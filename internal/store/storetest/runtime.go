@@ -593,6 +593,41 @@ func testLeaseSessionKeyUnique(t *testing.T, s store.Store) {
 	same(t, "LockLease", *locked, *got)
 	err = s.Update(ctx, func(tx store.Tx) error { _, err := tx.LockLease(ctx, "acme", "L1", old.SeatKey, "nope"); return err })
 	wantNotFound(t, "LockLease of an unknown key", err)
+
+	// LockLiveLease answers a live lease as LockLease does, and nothing for an expired one
+	// or none; the GetSeat after it answers the seat (PostgreSQL reads it ahead), or none.
+	lockLive := func(sessKey string, now time.Time) (*domain.Lease, *domain.Seat, error) {
+		var l *domain.Lease
+		var seat *domain.Seat
+		err := s.Update(ctx, func(tx store.Tx) (err error) {
+			if l, err = tx.LockLiveLease(ctx, "acme", "L1", old.SeatKey, sessKey, now); err != nil {
+				return err
+			}
+			seat, err = tx.GetSeat(ctx, "acme", "L1", old.SeatKey)
+			if errors.Is(err, domain.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+		return l, seat, err
+	}
+	l, seat, err := lockLive(old.SessionKey, base)
+	if err != nil {
+		t.Fatalf("LockLiveLease: %v", err)
+	}
+	same(t, "LockLiveLease", *l, *got)
+	if seat != nil {
+		t.Errorf("LockLiveLease of a lease with no seat row, then GetSeat: %+v, want none", seat)
+	}
+	held := domain.Seat{Tenant: "acme", LicenseID: "L1", Key: old.SeatKey, User: "alice", HeldUntil: got.ExpiresAt, Overage: true}
+	update(t, s, func(tx store.Tx) error { c := held; return tx.PutSeat(ctx, &c) })
+	if _, seat, err = lockLive(old.SessionKey, base); err != nil || seat == nil || !reflect.DeepEqual(*seat, held) {
+		t.Errorf("LockLiveLease, then GetSeat: %+v, %v; want %+v", seat, err, held)
+	}
+	_, _, err = lockLive(old.SessionKey, got.ExpiresAt)
+	wantNotFound(t, "LockLiveLease at the lease's expiry", err)
+	_, _, err = lockLive("nope", base)
+	wantNotFound(t, "LockLiveLease of an unknown key", err)
 }
 
 func leaseIDs(ls []domain.Lease) []string {
