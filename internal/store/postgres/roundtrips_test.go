@@ -252,11 +252,12 @@ func TestLockLeaseReadsSeatAhead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// renew extends the lease to until and reports what ExtendSeat answered.
-	renew := func(until time.Time) (bool, error) {
+	// renewAfter extends the lease to until after the first lookup, and reports what
+	// ExtendSeat answered; renew's first lookup is the plain one.
+	renewAfter := func(lookup func(tx store.Tx) (*domain.Lease, error), until time.Time) (bool, error) {
 		var extended bool
 		err := st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat", "sk"); err != nil {
+			if _, err := lookup(tx); err != nil {
 				return err
 			}
 			l, err := tx.LockLease(ctx, "acme", "L", "seat", "sk")
@@ -271,6 +272,11 @@ func TestLockLeaseReadsSeatAhead(t *testing.T) {
 			return err
 		})
 		return extended, err
+	}
+	renew := func(until time.Time) (bool, error) {
+		return renewAfter(func(tx store.Tx) (*domain.Lease, error) {
+			return tx.GetLeaseBySessionKey(ctx, "acme", "L", "seat", "sk")
+		}, until)
 	}
 	if _, err := renew(now.Add(61 * time.Minute)); err != nil { // prepares the statements
 		t.Fatal(err)
@@ -305,21 +311,10 @@ func TestLockLeaseReadsSeatAhead(t *testing.T) {
 	// The engine's first lookup of a renewal locks the live lease and its seat at once
 	// (LockLiveLease): the LockLease and ExtendSeat after it cost no round trip.
 	renewLive := func(until time.Time) error {
-		return st.Update(ctx, func(tx store.Tx) error {
-			if _, err := tx.LockLiveLease(ctx, "acme", "L", "seat", "sk", now); err != nil {
-				return err
-			}
-			l, err := tx.LockLease(ctx, "acme", "L", "seat", "sk")
-			if err != nil {
-				return err
-			}
-			l.ExpiresAt = until
-			if err := tx.UpdateLease(ctx, l); err != nil {
-				return err
-			}
-			_, err = tx.ExtendSeat(ctx, "acme", "L", "seat", until)
-			return err
-		})
+		_, err := renewAfter(func(tx store.Tx) (*domain.Lease, error) {
+			return tx.LockLiveLease(ctx, "acme", "L", "seat", "sk", now)
+		}, until)
+		return err
 	}
 	if err := renewLive(now.Add(150 * time.Minute)); err != nil { // prepares the statement
 		t.Fatal(err)
