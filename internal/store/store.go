@@ -102,8 +102,9 @@ type Tx interface {
 	// LockKey holds a lock on an arbitrary key until the transaction ends, so that Updates
 	// about one thing that has no row to lock yet (a refresh token and its rotation
 	// record, a client's session) run one after the other where Updates may run side by
-	// side (PostgreSQL: a transaction-scoped advisory lock). On a Serial store it does
-	// nothing: no other Update can run before this one commits.
+	// side (PostgreSQL: a transaction-scoped advisory lock, taken with the Update's next
+	// statement at the latest, so before anything it reads next). On a Serial store it
+	// does nothing: no other Update can run before this one commits.
 	LockKey(ctx context.Context, key string) error
 
 	// Catalog: configurable objects. Every write bumps the tenant's catalog version so that

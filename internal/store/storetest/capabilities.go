@@ -137,6 +137,10 @@ func testAfterCommitRetried(t *testing.T, s store.Store) {
 				if err := tx.LockKey(ctx, "retry:"+keys[0]); err != nil {
 					return err
 				}
+				// A lock is taken by the next statement at the latest (LockKey).
+				if _, err := tx.GetLicenseState(ctx, "acme", "L1"); err != nil {
+					return err
+				}
 				if runs.Load() <= 2 && !tx.Serial() {
 					// Let the other take its first key (bounded: it may have committed).
 					time.Sleep(200 * time.Millisecond)
