@@ -284,10 +284,11 @@ func (a *attempt) try(lic *domain.License) (outcome, error) {
 // the license's state, the caller's seat and a count of the live seats), and when that is
 // a refusal for want of a seat, it is the answer: the license's live seats, counted while
 // the request was being decided, left none for a caller that held no live lease or seat
-// there. The counter's expired rows are left to the sweeper. Anything else (a grant, another refusal, housekeeping to do) is decided under
-// the lock as usual (ok false). Refusals of a full license thus stop taking turns on its
-// lock with the grants and renewals that free and take its seats, across processes too.
-// A serial store (one writer) holds no lock to spare, and gains nothing.
+// there. The counter's expired rows are left to the sweeper. Anything else (a grant,
+// another refusal, housekeeping to do) is decided under the lock as usual (ok false).
+// Refusals of a full license thus stop taking turns on its lock with the grants and
+// renewals that free and take its seats, across processes too. A serial store (one
+// writer) holds no lock to spare, and gains nothing.
 func (a *attempt) refuseUnlocked(lic *domain.License, cm *compiledModel, seatKey, sessKey string) (o outcome, ok bool, err error) {
 	if a.tx.Serial() || !a.e.full.recent(a.tenant, lic.ID, a.now) {
 		return outcome{}, false, nil
