@@ -456,3 +456,32 @@ func TestBatchHeldLicense(t *testing.T) {
 		t.Errorf("the later Update cost %v round trips, want 1 (the lookup with the lease and seat)", costs)
 	}
 }
+
+// TestLockKeyRidesWithNextStatement: a key lock costs no round trip of its own; it is taken
+// by the statement after it, whose read runs under it.
+func TestLockKeyRidesWithNextStatement(t *testing.T) {
+	st, writes := openCounting(t)
+	ctx := context.Background()
+	lockAndRead := func() error {
+		return st.Update(ctx, func(tx store.Tx) error {
+			if err := tx.LockKey(ctx, "session:s"); err != nil {
+				return err
+			}
+			_, err := tx.GetSession(ctx, "acme", "s")
+			if errors.Is(err, domain.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+	}
+	if err := lockAndRead(); err != nil { // prepares the statements
+		t.Fatal(err)
+	}
+	before := writes.Load()
+	if err := lockAndRead(); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes.Load() - before; got != 3 {
+		t.Errorf("a key lock and a read cost %d round trips, want 3 (BEGIN, lock with read, COMMIT)", got)
+	}
+}
