@@ -38,6 +38,10 @@ const (
 	idleConnTimeout = 90 * time.Second
 	// max1xx bounds the informational answers read before the final one (as net/http does).
 	max1xx = 5
+	// maxResponseHeaderBytes bounds what is read of an answer's headers (its informational
+	// answers included): an upstream that sends headers without end costs the gateway that
+	// much memory at most, then a 502.
+	maxResponseHeaderBytes = 1 << 20
 )
 
 type upstreamConn struct {
@@ -45,6 +49,36 @@ type upstreamConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	// headerLeft is what may still be read while an answer's headers are (-1: no bound,
+	// the body streams).
+	headerLeft int64
+}
+
+func newUpstreamConn(conn net.Conn) *upstreamConn {
+	c := &upstreamConn{Conn: conn, bw: bufio.NewWriterSize(conn, 4<<10), headerLeft: -1}
+	c.br = bufio.NewReaderSize(headerLimited{c}, 4<<10)
+	return c
+}
+
+// headerLimited is the connection as its reader reads it, within headerLeft.
+type headerLimited struct{ c *upstreamConn }
+
+var errHeadersTooLarge = errors.New("gateway: the upstream's response headers are too large")
+
+func (h headerLimited) Read(p []byte) (int, error) {
+	c := h.c
+	if c.headerLeft < 0 {
+		return c.Conn.Read(p)
+	}
+	if c.headerLeft == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > c.headerLeft {
+		p = p[:c.headerLeft]
+	}
+	n, err := c.Conn.Read(p)
+	c.headerLeft -= int64(n)
+	return n, err
 }
 
 func newDirectTransport(next *http.Transport, addr string, timeout time.Duration) *directTransport {
@@ -72,7 +106,7 @@ func (t *directTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			if err != nil {
 				return nil, err
 			}
-			c = &upstreamConn{Conn: conn, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}
+			c = newUpstreamConn(conn)
 		}
 		resp, err := t.exchange(c, r)
 		if err == nil {
@@ -80,7 +114,8 @@ func (t *directTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		c.Close()
 		// A kept connection may have been closed by the upstream while it was idle: the
-		// request then failed before it was read, and goes once more on a new one.
+		// request then failed before any answer came, and (idempotent) goes once more on
+		// a new one, as http.Transport sends it again.
 		if !reused || r.Context().Err() != nil || !closedByPeer(err) {
 			return nil, err
 		}
@@ -120,17 +155,21 @@ func (t *directTransport) writeAndRead(c *upstreamConn, r *http.Request) (*http.
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
+	c.headerLeft = maxResponseHeaderBytes
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(c.br, r)
 		if err != nil {
 			return nil, err
 		}
 		if resp.StatusCode >= 200 {
+			c.headerLeft = -1
 			return resp, nil
 		}
-		if resp.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
-			resp.Body.Close()
-			return nil, errors.New("gateway: the upstream answered " + resp.Status + " to a request that asked for no upgrade")
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("gateway: the upstream switched protocols on a request that asked for no upgrade")
+		case n == max1xx:
+			return nil, errors.New("gateway: the upstream sent too many informational answers")
 		}
 		// Informational answers (103 Early Hints) pass on to the client as ReverseProxy
 		// passes them from http.Transport.

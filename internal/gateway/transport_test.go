@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -262,5 +263,36 @@ func TestDirectTransportClosesExpiredConnections(t *testing.T) {
 	}
 	if n := idleConns(tr); n != 1 {
 		t.Fatalf("%d idle after the sweep, want 1", n)
+	}
+}
+
+// An upstream whose headers do not end costs the gateway a bounded read, then an error
+// (a 502 through the proxy), not memory without end.
+func TestDirectTransportBoundsResponseHeaders(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = conn.Read(make([]byte, 4<<10))
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nX-Endless: ")
+		chunk := []byte(strings.Repeat("a", 64<<10))
+		for range 4 * maxResponseHeaderBytes / len(chunk) {
+			if _, err := conn.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	tr := newDirectTransport(http.DefaultTransport.(*http.Transport).Clone(), ln.Addr().String(), time.Minute)
+	defer tr.CloseIdleConnections()
+	_, err = get(t, tr, context.Background(), http.MethodGet, "http://"+ln.Addr().String()+"/")
+	if !errors.Is(err, errHeadersTooLarge) {
+		t.Fatalf("endless headers: %v, want errHeadersTooLarge", err)
 	}
 }
