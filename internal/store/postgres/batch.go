@@ -32,7 +32,10 @@ import (
 // common to all batches, so two batches (of two processes) could each wait for the other.
 // From its second Update on, a batch waits at most lockWait for any lock; past that it
 // gives up and its Updates run alone, as before batching. The first Update waits as long as
-// it takes: the batch holds nothing yet that another could be waiting for.
+// it takes: the batch holds nothing yet that another could be waiting for. Until a second
+// joins it, though, the first is the batch's only caller, so its context still ends its
+// statements, as outside a batch: a lock held elsewhere for minutes does not keep a caller
+// whose deadline has passed.
 type batcher struct {
 	s     *Store
 	queue chan *request // unbuffered: a request is either taken or its caller is still waiting to send it
@@ -69,6 +72,7 @@ const (
 )
 
 type request struct {
+	ctx   context.Context // its caller's: see batcher
 	fn    func(store.Tx) error
 	state atomic.Int32
 	err   error
@@ -107,7 +111,7 @@ var errClosed = errors.New("postgres: store closed")
 
 // update is Store.Update through the batcher.
 func (b *batcher) update(ctx context.Context, fn func(store.Tx) error) error {
-	r := &request{fn: fn, done: make(chan struct{}, 1)}
+	r := &request{ctx: ctx, fn: fn, done: make(chan struct{}, 1)}
 	select {
 	case b.queue <- r:
 	case <-ctx.Done():
@@ -209,6 +213,12 @@ func (b *batcher) runOnce(seed []*request) (again []*request) {
 	// The batch's statements serve several callers: none of their contexts may end them.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Until a second Update joins, the batch serves one caller only (see batcher).
+	unbind := func() bool { return true }
+	if len(seed) == 1 {
+		unbind = context.AfterFunc(seed[0].ctx, cancel)
+	}
+	defer unbind()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		handBack()
@@ -245,6 +255,13 @@ func (b *batcher) runOnce(seed []*request) (again []*request) {
 		}
 		if i+1 < len(batch) {
 			continue // a request of seed
+		}
+		if i == 0 && !unbind() {
+			// Its caller gave up while it ran: the batch's statements may have been cut
+			// short, so it commits nothing, and the caller is told its context's end.
+			s.rollback(conn)
+			handBack()
+			return nil
 		}
 		if len(batch) >= maxBatch || time.Since(start) > b.maxTime {
 			break

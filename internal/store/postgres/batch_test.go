@@ -300,3 +300,52 @@ func TestBatchWorkersSetting(t *testing.T) {
 		t.Errorf("batch_workers=many: %v; want an error naming the setting, without the password", err)
 	}
 }
+
+// TestBatchFirstUpdateKeepsCallerDeadline: the first Update of a batch, waiting for a lock
+// that another transaction holds, still ends at its caller's deadline, as it would outside
+// a batch, rather than wait as long as the lock is held.
+func TestBatchFirstUpdateKeepsCallerDeadline(t *testing.T) {
+	dsn := newDatabase(t)
+	s, other := mustOpen(t, dsn), mustOpen(t, dsn, WithoutBatching())
+	held, release := make(chan struct{}), make(chan struct{})
+	var holder sync.WaitGroup
+	holder.Go(func() {
+		err := other.Update(context.Background(), func(tx store.Tx) error {
+			if _, err := tx.LockLicense(context.Background(), "acme", "busy"); err != nil {
+				return err
+			}
+			close(held)
+			<-release
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	defer holder.Wait()
+	// Held for long enough that a wait for it shows, and no longer than the test needs.
+	freeLater := time.AfterFunc(8*time.Second, func() { close(release) })
+	defer func() {
+		if freeLater.Stop() {
+			close(release)
+		}
+	}()
+	<-held
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.LockLicense(ctx, "acme", "busy")
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Update returned %v, want the deadline's error", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("Update returned after %v, long past its caller's deadline", d)
+	}
+	// The batcher is not stuck behind it.
+	if err := s.Update(t.Context(), putSeat("after")); err != nil {
+		t.Fatal(err)
+	}
+}
