@@ -88,9 +88,6 @@ func (e *Engine) consumeItem(ctx context.Context, snap *catalog.Snapshot, req *R
 
 func (e *Engine) consumeOnce(ctx context.Context, snap *catalog.Snapshot, req *Request, item ItemRequest) (Result, error) {
 	var res Result
-	if lock := e.grantLock(snap, req, item); lock != "" {
-		ctx = store.WithLockHint(ctx, lock)
-	}
 	// The first try may renew under the lease's lock alone; when that turns out to need
 	// the license lock it rolls back (errSlowPath) and the decision runs again under it.
 	for _, fast := range []bool{true, false} {
@@ -104,24 +101,6 @@ func (e *Engine) consumeOnce(ctx context.Context, snap *catalog.Snapshot, req *R
 		}
 	}
 	return Result{}, errors.New("engine: a renewal asked for the license lock while holding it")
-}
-
-// grantLock names the license lock a consumption will wait for, when that is known before
-// its transaction (store.WithLockHint): no lease named and none of a session's, on a first
-// candidate license whose model chains leases, so that the request cannot be a renewal by
-// session key (those run under their lease's lock alone, side by side), and which has not
-// refused for want of a seat of late (refusals there are decided without the lock). It is a
-// hint for grouping Updates: it decides nothing, and a wrong one costs only speed.
-func (e *Engine) grantLock(snap *catalog.Snapshot, req *Request, item ItemRequest) string {
-	if req.LeaseID != "" || item.LeaseID != "" || req.SessionID != "" {
-		return ""
-	}
-	cands := candidates(snap, req, item)
-	if len(cands) == 0 || !e.compiledFor(req.Tenant, snap).model(cands[0]).m.LeaseChaining ||
-		e.full.recentHere(req.Tenant, cands[0].ID) {
-		return ""
-	}
-	return store.LicenseLock(req.Tenant, cands[0].ID)
 }
 
 // errSlowPath rolls back a renewal tried under its lease lock alone that needs the

@@ -16,26 +16,14 @@ const fullFor = time.Second
 // read-only decision, never a wrong answer.
 type fullLicenses struct {
 	mu sync.Mutex
-	at map[[2]string]refusal // by tenant, license: the last refusal
+	at map[[2]string]time.Time // by tenant, license: the last refusal
 }
-
-// refusal is when the last refusal was, on the store's clock and on this process's.
-type refusal struct{ at, here time.Time }
 
 func (f *fullLicenses) recent(tenant, licenseID string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r, ok := f.at[[2]string{tenant, licenseID}]
-	return ok && now.Sub(r.at) < fullFor
-}
-
-// recentHere is recent on this process's clock, for use before a transaction, which
-// reads the store's (Engine.grantLock).
-func (f *fullLicenses) recentHere(tenant, licenseID string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.at[[2]string{tenant, licenseID}]
-	return ok && time.Since(r.here) < fullFor
+	at, ok := f.at[[2]string{tenant, licenseID}]
+	return ok && now.Sub(at) < fullFor
 }
 
 // note records what a decision on the license answered: a refusal for want of a seat
@@ -53,16 +41,16 @@ func (f *fullLicenses) note(tenant, licenseID string, now time.Time, o *outcome)
 		return
 	}
 	if f.at == nil {
-		f.at = map[[2]string]refusal{}
+		f.at = map[[2]string]time.Time{}
 	}
 	// Entries of licenses no longer refused are dropped as others are written, so the
 	// map holds about the licenses full now.
 	if len(f.at) >= 1024 {
-		for k, r := range f.at {
-			if now.Sub(r.at) >= fullFor {
+		for k, at := range f.at {
+			if now.Sub(at) >= fullFor {
 				delete(f.at, k)
 			}
 		}
 	}
-	f.at[k] = refusal{at: now, here: time.Now()}
+	f.at[k] = now
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"hash/maphash"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -29,13 +28,6 @@ import (
 // but the whole batch; those before it run again in a new batch), and every Update of a
 // batch that hit a database error, a panic or a failed COMMIT.
 //
-// Updates naming the lock they will wait for (store.WithLockHint: the license of a grant)
-// go to one batcher worker by that name, so that they form one batch, one after the other,
-// instead of each worker's batch waiting for the others' commits to take the same lock:
-// grants of one license took turns that way, each batch holding the lock through its
-// round trips and its flush (BENCHMARKS.md, fourth round). Should that worker be held up
-// (a lock held elsewhere for long), past hintWait any worker takes them.
-//
 // Locks: the Updates of one batch hold their locks together until COMMIT, in no order
 // common to all batches, so two batches (of two processes) could each wait for the other.
 // From its second Update on, a batch waits at most lockWait for any lock; past that it
@@ -47,13 +39,8 @@ import (
 type batcher struct {
 	s     *Store
 	queue chan *request // unbuffered: a request is either taken or its caller is still waiting to send it
-	// hinted are the workers' own queues (by lock hint); unbuffered too.
-	hinted []chan *request
-	seed   maphash.Seed
 	// maxTime ends the gathering of a batch (maxBatchTime; tests lengthen it).
-	maxTime time.Duration
-	// hintWait: how long an Update waits for the worker of its lock hint (see send).
-	hintWait  time.Duration
+	maxTime   time.Duration
 	stop      chan struct{}
 	closeOnce sync.Once
 	done      chan struct{}
@@ -82,9 +69,6 @@ const (
 	batchWorkers = 4
 	// maxBatchWorkers bounds batch_workers.
 	maxBatchWorkers = 64
-	// hintWait is how long an Update with a lock hint waits for its worker before any
-	// worker will do: longer than a batch takes to gather and commit (maxBatchTime).
-	hintWait = 100 * time.Millisecond
 )
 
 type request struct {
@@ -108,13 +92,10 @@ const (
 )
 
 func newBatcher(s *Store, workers int) *batcher {
-	b := &batcher{s: s, queue: make(chan *request), seed: maphash.MakeSeed(), maxTime: maxBatchTime, hintWait: hintWait, stop: make(chan struct{}), done: make(chan struct{}), workers: workers}
-	for range workers {
-		b.hinted = append(b.hinted, make(chan *request))
-	}
+	b := &batcher{s: s, queue: make(chan *request), maxTime: maxBatchTime, stop: make(chan struct{}), done: make(chan struct{}), workers: workers}
 	var wg sync.WaitGroup
-	for _, own := range b.hinted {
-		wg.Go(func() { b.loop(own) })
+	for range workers {
+		wg.Go(b.loop)
 	}
 	go func() { wg.Wait(); close(b.done) }()
 	return b
@@ -131,8 +112,12 @@ var errClosed = errors.New("postgres: store closed")
 // update is Store.Update through the batcher.
 func (b *batcher) update(ctx context.Context, fn func(store.Tx) error) error {
 	r := &request{ctx: ctx, fn: fn, done: make(chan struct{}, 1)}
-	if err := b.send(ctx, r); err != nil {
-		return err
+	select {
+	case b.queue <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.stop:
+		return errClosed
 	}
 	select {
 	case <-r.done:
@@ -160,77 +145,34 @@ func (b *batcher) update(ctx context.Context, fn func(store.Tx) error) error {
 	return r.err
 }
 
-// send hands r to a worker: the one of its lock hint, if any, and the hint's worker is
-// free within hintWait (see batcher); otherwise the first free.
-func (b *batcher) send(ctx context.Context, r *request) error {
-	var own chan *request // nil: no hint, never ready
-	if lock := store.LockHint(ctx); lock != "" && len(b.hinted) > 0 {
-		own = b.hinted[maphash.String(b.seed, lock)%uint64(len(b.hinted))]
-		select {
-		case own <- r:
-			return nil
-		default:
-		}
-		wait := time.NewTimer(b.hintWait)
-		defer wait.Stop()
-		select {
-		case own <- r:
-			return nil
-		case <-wait.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-b.stop:
-			return errClosed
-		}
-	}
-	select {
-	case own <- r:
-		return nil
-	case b.queue <- r:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.stop:
-		return errClosed
-	}
-}
-
-// loop runs the batches of one worker, whose own queue is own (nil: none).
-func (b *batcher) loop(own chan *request) {
+func (b *batcher) loop() {
 	for {
 		select {
 		case r := <-b.queue:
-			b.runBatch(r, own)
-		case r := <-own:
-			b.runBatch(r, own)
+			b.runBatch(r)
 		case <-b.stop:
 			return
 		}
 	}
 }
 
-// next takes a waiting request, if any, from the worker's own queue or the common one,
-// letting the goroutines that are runnable (requests on their way) run once first: alone
-// on the machine the yield returns at once.
-func (b *batcher) next(own chan *request) *request {
+// next takes a waiting request, if any, letting the goroutines that are runnable (requests
+// on their way) run once first: alone on the machine the yield returns at once.
+func (b *batcher) next() *request {
 	for _, yield := range []bool{false, true} {
 		if yield {
 			runtime.Gosched()
 		}
 		for {
-			var r *request
 			select {
-			case r = <-own:
-			case r = <-b.queue:
+			case r := <-b.queue:
+				if r.state.CompareAndSwap(queued, taken) {
+					return r
+				}
+				continue // abandoned by its caller
 			default:
 			}
-			if r == nil {
-				break
-			}
-			if r.state.CompareAndSwap(queued, taken) {
-				return r
-			}
-			// Abandoned by its caller: look again.
+			break
 		}
 	}
 	return nil
@@ -238,12 +180,12 @@ func (b *batcher) next(own chan *request) *request {
 
 // runBatch runs first and the requests that arrive meanwhile in one transaction, then
 // answers them all.
-func (b *batcher) runBatch(first *request, own chan *request) {
+func (b *batcher) runBatch(first *request) {
 	if !first.state.CompareAndSwap(queued, taken) {
 		return
 	}
 	for again := []*request{first}; len(again) > 0; {
-		again = b.runOnce(again, own)
+		again = b.runOnce(again)
 	}
 }
 
@@ -251,7 +193,7 @@ func (b *batcher) runBatch(first *request, own chan *request) {
 // and answers them; except when one of them failed after writing, the one request whose
 // own doing broke the batch: it is handed back, and runOnce returns those before it
 // (unanswered) to run again in a new batch, rather than hand them back too.
-func (b *batcher) runOnce(seed []*request, own chan *request) (again []*request) {
+func (b *batcher) runOnce(seed []*request) (again []*request) {
 	batch := seed
 	defer func() {
 		for _, r := range batch {
@@ -324,7 +266,7 @@ func (b *batcher) runOnce(seed []*request, own chan *request) (again []*request)
 		if len(batch) >= maxBatch || time.Since(start) > b.maxTime {
 			break
 		}
-		r = b.next(own)
+		r = b.next()
 		if r == nil {
 			break
 		}

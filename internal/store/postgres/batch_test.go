@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net/url"
 	"strconv"
 	"strings"
@@ -39,9 +38,9 @@ func batchOf(t *testing.T, s *Store, fns ...func(store.Tx) error) ([]error, *bat
 		})
 		time.Sleep(2 * time.Millisecond) // queued in order
 	}
-	b.runBatch(<-b.queue, nil)
+	b.runBatch(<-b.queue)
 	// Those the batch did not take (it ended early) get batches of their own.
-	go func() { b.loop(nil); close(b.done) }()
+	go func() { b.loop(); close(b.done) }()
 	wg.Wait()
 	b.close()
 	for i, p := range panics {
@@ -348,105 +347,5 @@ func TestBatchFirstUpdateKeepsCallerDeadline(t *testing.T) {
 	// The batcher is not stuck behind it.
 	if err := s.Update(t.Context(), putSeat("after")); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestBatchGroupsByLockHint: Updates naming one lock (store.WithLockHint) run in the
-// batches of one worker, one batch after another, although the batcher has several.
-func TestBatchGroupsByLockHint(t *testing.T) {
-	s := mustOpen(t, newDatabase(t))
-	if s.batches == nil || s.batches.workers < 2 {
-		t.Fatal("want a batcher of several workers")
-	}
-	s.batches.hintWait = time.Minute // no falling back to another worker here
-	ctx := store.WithLockHint(t.Context(), store.LicenseLock("acme", "L1"))
-	var mu sync.Mutex
-	running, most := 0, 0
-	var wg sync.WaitGroup
-	for i := range 12 {
-		wg.Go(func() {
-			err := s.Update(ctx, func(tx store.Tx) error {
-				mu.Lock()
-				running++
-				most = max(most, running)
-				mu.Unlock()
-				time.Sleep(3 * time.Millisecond)
-				mu.Lock()
-				running--
-				mu.Unlock()
-				return putSeat(fmt.Sprint("s", i))(tx)
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	if most > 1 {
-		t.Errorf("%d Updates naming one lock ran at once: they ran in batches side by side", most)
-	}
-	for i := range 12 {
-		if !seatExists(t, s, fmt.Sprint("s", i)) {
-			t.Errorf("seat s%d missing", i)
-		}
-	}
-}
-
-// TestBatchHintFallsBack: an Update whose lock hint's worker is held up (its batch waits
-// for a lock held elsewhere) is taken by another worker after hintWait.
-func TestBatchHintFallsBack(t *testing.T) {
-	dsn := newDatabase(t)
-	s, other := mustOpen(t, dsn), mustOpen(t, dsn, WithoutBatching())
-	b := s.batches
-	b.hintWait = 50 * time.Millisecond
-	// Two locks whose Updates go to the same worker.
-	worker := func(lock string) uint64 { return maphash.String(b.seed, lock) % uint64(len(b.hinted)) }
-	busy, free := store.LicenseLock("acme", "busy"), ""
-	for i := 0; free == ""; i++ {
-		if l := store.LicenseLock("acme", fmt.Sprint("free", i)); worker(l) == worker(busy) {
-			free = l
-		}
-	}
-	held, release := make(chan struct{}), make(chan struct{})
-	var holder sync.WaitGroup
-	holder.Go(func() {
-		err := other.Update(context.Background(), func(tx store.Tx) error {
-			if _, err := tx.LockLicense(context.Background(), "acme", "busy"); err != nil {
-				return err
-			}
-			close(held)
-			<-release
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
-	// Held for long enough that a wait for it shows, and no longer than the test needs.
-	freeLater := time.AfterFunc(5*time.Second, func() { close(release) })
-	<-held
-	waiting := make(chan error, 1)
-	go func() {
-		waiting <- s.Update(store.WithLockHint(t.Context(), busy), func(tx store.Tx) error {
-			_, err := tx.LockLicense(t.Context(), "acme", "busy")
-			return err
-		})
-	}()
-	time.Sleep(100 * time.Millisecond) // its worker's batch is waiting for the lock by now
-	began := time.Now()
-	err := s.Update(store.WithLockHint(t.Context(), free), putSeat("free"))
-	took := time.Since(began)
-	if freeLater.Stop() {
-		close(release)
-	}
-	holder.Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took > 2*time.Second {
-		t.Errorf("the Update waited %v behind another lock's batch", took)
-	}
-	if err := <-waiting; err != nil {
-		t.Error(err)
 	}
 }
