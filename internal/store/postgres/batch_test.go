@@ -196,23 +196,8 @@ func TestBatchDatabaseErrorAndPanic(t *testing.T) {
 // lockWait (two batches could be waiting for each other); the batch then runs alone.
 func TestBatchLockWait(t *testing.T) {
 	dsn := newDatabase(t)
-	s, other := mustOpen(t, dsn), mustOpen(t, dsn, WithoutBatching())
-	held, release := make(chan struct{}), make(chan struct{})
-	go func() {
-		err := other.Update(context.Background(), func(tx store.Tx) error {
-			if _, err := tx.LockLicense(context.Background(), "acme", "busy"); err != nil {
-				return err
-			}
-			close(held)
-			<-release
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	}()
-	<-held
-	time.AfterFunc(300*time.Millisecond, func() { close(release) })
+	s := mustOpen(t, dsn)
+	holdLicense(t, mustOpen(t, dsn, WithoutBatching()), "busy", 300*time.Millisecond)
 	lock := func(license string) func(store.Tx) error {
 		return func(tx store.Tx) error {
 			_, err := tx.LockLicense(context.Background(), "acme", license)
@@ -306,31 +291,9 @@ func TestBatchWorkersSetting(t *testing.T) {
 // a batch, rather than wait as long as the lock is held.
 func TestBatchFirstUpdateKeepsCallerDeadline(t *testing.T) {
 	dsn := newDatabase(t)
-	s, other := mustOpen(t, dsn), mustOpen(t, dsn, WithoutBatching())
-	held, release := make(chan struct{}), make(chan struct{})
-	var holder sync.WaitGroup
-	holder.Go(func() {
-		err := other.Update(context.Background(), func(tx store.Tx) error {
-			if _, err := tx.LockLicense(context.Background(), "acme", "busy"); err != nil {
-				return err
-			}
-			close(held)
-			<-release
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
-	})
-	defer holder.Wait()
+	s := mustOpen(t, dsn)
 	// Held for long enough that a wait for it shows, and no longer than the test needs.
-	freeLater := time.AfterFunc(8*time.Second, func() { close(release) })
-	defer func() {
-		if freeLater.Stop() {
-			close(release)
-		}
-	}()
-	<-held
+	defer holdLicense(t, mustOpen(t, dsn, WithoutBatching()), "busy", 8*time.Second)()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	began := time.Now()
@@ -348,4 +311,34 @@ func TestBatchFirstUpdateKeepsCallerDeadline(t *testing.T) {
 	if err := s.Update(t.Context(), putSeat("after")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdLicense locks license of tenant acme in a transaction of other and keeps it for d,
+// or until the returned function is called, which also waits for that transaction's end.
+func holdLicense(t *testing.T, other *Store, license string, d time.Duration) (release func()) {
+	t.Helper()
+	held, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := make(chan struct{})
+	release = func() {
+		once.Do(func() { close(free) })
+		<-done
+	}
+	go func() {
+		defer close(done)
+		err := other.Update(context.Background(), func(tx store.Tx) error {
+			if _, err := tx.LockLicense(context.Background(), "acme", license); err != nil {
+				return err
+			}
+			close(held)
+			<-free
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	<-held
+	time.AfterFunc(d, func() { once.Do(func() { close(free) }) })
+	return release
 }
