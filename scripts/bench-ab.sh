@@ -30,6 +30,7 @@ dbcpu() {
 # CPU microseconds of this shell's finished children, from bash's times (user and system),
 # which must run in this shell itself, not in a $(…) subshell that has no children yet.
 timesf=$(mktemp)
+trap 'rm -f "$timesf" "$timesf.1"' EXIT
 childcpu() {
   sed -n 2p "$timesf" | awk '{
     t = 0
@@ -55,7 +56,7 @@ for round in $(seq 1 "$rounds"); do
     env -u GOGC "${env[@]}" "$bin" bench serve --pprof 127.0.0.1:0 --config "$cfg" "${store[@]}" >/tmp/leasehold-bench-ab.log 2>&1 &
     pid=$!
     # A run that fails (set -e) must not leave its server holding the port for the next.
-    trap 'kill "$pid" 2>/dev/null || true' EXIT
+    trap 'kill "$pid" 2>/dev/null || true; rm -f "$timesf" "$timesf.1"' EXIT
     sleep 1.5
     "$bin" bench --scenario "$scenario" --duration 2s --connections 64 --url "$url" >/dev/null 2>&1
     t0=$(awk '{print $14 + $15}' "/proc/$pid/stat") db0=$(dbcpu)
@@ -66,7 +67,7 @@ for round in $(seq 1 "$rounds"); do
     lg0=$(childcpu) && mv "$timesf.1" "$timesf" && lg1=$(childcpu)
     rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    trap - EXIT
+    trap 'rm -f "$timesf" "$timesf.1"' EXIT
     ops=$(sed -n 's/.*requests *\([0-9]*\) .*/\1/p' <<<"$out" | head -1)
     okps=$(sed -n 's/.*(\([0-9]*\) ok\/s).*/\1/p' <<<"$out")
     p99=$(sed -n 's/.* p99 \([0-9.]*\).*/\1/p' <<<"$out")
@@ -77,4 +78,3 @@ for round in $(seq 1 "$rounds"); do
     echo "$line"
   done
 done
-rm -f "$timesf"
