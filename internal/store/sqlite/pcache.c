@@ -46,6 +46,8 @@ int sqlite3_config(int, ...);
 static sqlite3_pcache_methods2 inner;
 
 // lh_cache is what SQLite holds as a cache: the inner cache and what is known of its keys.
+// A cache belongs to one connection's pager, whose mutex SQLite holds around every call, so
+// its fields need no lock of their own; only truncatesSkipped is shared, hence atomic.
 typedef struct lh_cache {
 	sqlite3_pcache *inner;
 	unsigned lockPage; // the page holding PENDING_BYTE, never a real page of the file

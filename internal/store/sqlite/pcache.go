@@ -14,9 +14,9 @@ import "C"
 // end of the file: with the writer's 64 MiB cache, 16,384 slots and as many cache misses,
 // in most commits of a load that inserts into random places of an index (a new seat does,
 // in two: the seat's key and the lease's seat-and-session key). Profiled, the scan was 8 %
-// of the server's CPU for new seats and an eighth of the single writer's time; the writer
-// is what sets the pace of new seats, so without the scan they are about 1.1× as fast
-// (BENCHMARKS.md, "The SQLite page-cache wrapper, again"). pcache.c wraps the default cache
+// of the server's CPU for new seats and an eighth of the single writer's time. Without it
+// a new seat costs the server 0.96× the CPU and a token grant 0.88× (medians of alternating
+// runs, BENCHMARKS.md, "The SQLite page-cache wrapper, again"). pcache.c wraps the default cache
 // and lets a truncation through only when a page can be past its limit; the default cache
 // does all the rest. The cgo-free driver (driver_nocgo.go) has no such hook and keeps the
 // scan.
