@@ -55,6 +55,9 @@ func newProxy(upstream *url.URL, timeout time.Duration, log *slog.Logger) *httpu
 	// The client's Accept-Encoding goes to the upstream as it is, and the body comes back as
 	// the upstream sent it: the transport neither asks for gzip on its own nor unpacks it.
 	transport.DisableCompression = true
+	// One bound on an answer's headers whichever transport carries the request (the
+	// default would be 10 MB here and 1 MiB on the direct transport).
+	transport.MaxResponseHeaderBytes = maxResponseHeaderBytes
 	var rt http.RoundTripper = transport
 	if upstream.Scheme == "http" {
 		port := upstream.Port()

@@ -273,6 +273,30 @@ func TestProxyUpstreamFailures(t *testing.T) {
 	}
 }
 
+// An answer whose headers pass the bound is a 502 on both of the proxy's transports: the
+// direct one (a GET) and http.Transport (a POST, which has a body).
+func TestProxyBoundsResponseHeaders(t *testing.T) {
+	big := strings.Repeat("a", maxResponseHeaderBytes+1)
+	gw, _ := proxyTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Big", big)
+	}), time.Minute)
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		req, _ := http.NewRequest(method, gw.URL+"/big", strings.NewReader("body"))
+		if method == http.MethodGet {
+			req.Body, req.ContentLength = nil, 0
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%s with %d bytes of headers: %d, want 502", method, len(big), resp.StatusCode)
+		}
+	}
+}
+
 // BenchmarkProxyGET is an admitted GET through the proxy to a trivial upstream, client and
 // upstream in the same process: direct is the gateway's transport, net/http the
 // http.Transport it falls back to for everything else.
